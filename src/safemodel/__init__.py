@@ -1,0 +1,89 @@
+"""safemodel: deployment-safe model packaging.
+
+A :class:`ModelBundle` holds a trained estimator, its input contract, a policy for
+unseen categories and missing values, and golden outputs; :func:`load` re-runs the
+golden inputs and refuses a model whose scores changed.
+
+>>> import safemodel as sm
+>>> bundle = sm.ModelBundle.from_training(pipe, X_train, name="churn")  # doctest: +SKIP
+>>> bundle.save("churn-0.1.0.safemodel")                                # doctest: +SKIP
+>>> sm.load("churn-0.1.0.safemodel").predict_proba(records)             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+from typing import Any
+
+from ._pickle_audit import DEFAULT_ALLOWED_MODULES
+from .archive import inspect, load
+from .bundle import ModelBundle, Scored
+from .contract import ColumnSpec, Contract
+from .errors import (
+    BundleFormatError,
+    ContractViolation,
+    GoldenMismatchError,
+    IntegrityError,
+    SafeModelError,
+    ScoringError,
+    StoreError,
+)
+from .golden import Golden, VerificationReport
+from .manifest import BundleInfo
+from .policy import ColumnPolicy, Policy, PolicyReport, Prepared
+
+try:
+    __version__ = _version("safemodel")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "DEFAULT_ALLOWED_MODULES",
+    "BundleFormatError",
+    "BundleInfo",
+    "BundleStore",
+    "ColumnPolicy",
+    "ColumnSpec",
+    "Contract",
+    "ContractViolation",
+    "DriftReport",
+    "Golden",
+    "GoldenMismatchError",
+    "IntegrityError",
+    "ModelBundle",
+    "Monitor",
+    "Policy",
+    "PolicyReport",
+    "Prepared",
+    "SafeModelError",
+    "Scored",
+    "ScoringError",
+    "StoreError",
+    "VerificationReport",
+    "__version__",
+    "inspect",
+    "load",
+    "testing",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Heavier or optional parts load on first use, so `import safemodel` stays light.
+    if name == "BundleStore":
+        from .store import BundleStore
+
+        return BundleStore
+    if name == "Monitor":
+        from .monitor import Monitor
+
+        return Monitor
+    if name == "DriftReport":
+        from .drift import DriftReport
+
+        return DriftReport
+    if name == "testing":
+        from . import testing
+
+        return testing
+    raise AttributeError(f"module 'safemodel' has no attribute {name!r}")

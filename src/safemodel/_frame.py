@@ -1,0 +1,65 @@
+"""Turn the input shapes a caller may send into one DataFrame."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from .errors import ContractViolation, Failure
+
+__all__ = ["Input", "as_frame"]
+
+Input = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
+
+
+def as_frame(X: Any) -> pd.DataFrame:
+    """Return ``X`` as a DataFrame without copying a DataFrame.
+
+    Accepted: a DataFrame; a list of dict records (a JSON request body); a dict of
+    lists (columns); one dict of scalars (one row). Anything else is a
+    :class:`ContractViolation`.
+    """
+    if isinstance(X, pd.DataFrame):
+        return X
+    if isinstance(X, Mapping):
+        if not X:
+            return pd.DataFrame()
+        values = list(X.values())
+        if all(_is_column(v) for v in values):
+            lengths = {len(v) for v in values}
+            if len(lengths) > 1:
+                raise ContractViolation(
+                    [Failure("*", "column_lengths", sorted(lengths))],
+                    "A dict of lists must have lists of equal length; found lengths "
+                    f"{sorted(lengths)}. Send one list per column, all of the same length.",
+                )
+            return pd.DataFrame(dict(X))
+        if any(_is_column(v) for v in values):
+            raise ContractViolation(
+                [Failure("*", "input_shape", "mixed")],
+                "A dict input must be either one record (every value a scalar) or columns "
+                "(every value a list); found a mix of both.",
+            )
+        return pd.DataFrame([dict(X)])
+    if isinstance(X, Sequence) and not isinstance(X, str | bytes):
+        if not all(isinstance(r, Mapping) for r in X):
+            bad = next(i for i, r in enumerate(X) if not isinstance(r, Mapping))
+            raise ContractViolation(
+                [Failure("*", "record_type", type(X[bad]).__name__, bad)],
+                f"A list input must hold dict records; row {bad} is a "
+                f"{type(X[bad]).__name__}. Send a list of {{column: value}} objects.",
+            )
+        return pd.DataFrame(list(X)) if X else pd.DataFrame()
+    raise ContractViolation(
+        [Failure("*", "input_type", type(X).__name__)],
+        f"Expected a DataFrame, a list of dict records, a dict of lists or one dict; "
+        f"got {type(X).__name__}.",
+    )
+
+
+def _is_column(v: Any) -> bool:
+    return (isinstance(v, Sequence | pd.Series | pd.Index) and not isinstance(v, str | bytes)) or (
+        hasattr(v, "ndim") and getattr(v, "ndim", 0) == 1
+    )

@@ -1,0 +1,481 @@
+"""Reading and writing bundle files (the only module that touches them).
+
+A bundle is one zip file. ``manifest.json`` comes first and lists the SHA-256 and size
+of every other member. Loading checks, in order: that the file is a zip with safe,
+unique member names; the manifest and its format version; every member's size and
+hash; the signature (when a key is given); the pickle's references (when an
+allow-list is given); and only then unpickles the estimator and re-runs the golden
+inputs. Nothing is unpickled before its bytes are verified. See ``docs/format.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal
+
+from . import _codec
+from ._pickle_audit import disallowed_references, pickle_references
+from ._signing import resolve_key, sign_manifest, verify_manifest
+from .bundle import ModelBundle
+from .contract import Contract
+from .errors import BundleFormatError, GoldenMismatchError, IntegrityError, SafeModelError
+from .golden import Golden
+from .manifest import (
+    BundleInfo,
+    Manifest,
+    MemberInfo,
+    environment_diff,
+    fingerprint_of,
+    parse_version,
+)
+from .policy import Policy
+
+__all__ = ["inspect", "load", "save"]
+
+logger = logging.getLogger("safemodel")
+
+MANIFEST = "manifest.json"
+SIGNATURE = "signature.json"
+ESTIMATOR = "estimator.pkl"
+REQUIRED = ("bundle.json", ESTIMATOR, "contract.json", "policy.json", "golden/inputs.json",
+            "golden/golden.json", "metadata.json")
+MAX_MANIFEST_BYTES = 16 * 2**20
+MAX_MEMBERS = 256
+# A zip header may declare anything; we never read more than the manifest declares,
+# and never trust a declaration above this.
+MAX_MEMBER_BYTES = 8 * 2**30
+
+Environment = Literal["warn", "strict", "ignore"]
+_MODEL_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas")
+
+
+# ------------------------------------------------------------------------ save
+
+
+def save(
+    bundle: ModelBundle,
+    path: str | PathLike[str],
+    *,
+    overwrite: bool = False,
+    signing_key: Any = None,
+) -> None:
+    """Write ``bundle`` to ``path`` atomically (see :meth:`ModelBundle.save`)."""
+    target = Path(path)
+    if target.is_dir():
+        raise SafeModelError(f"{str(target)!r} is a folder; give a file path to save to.")
+    if target.exists() and not overwrite:
+        raise SafeModelError(
+            f"{str(target)!r} already exists; pass overwrite=True to replace it."
+        )
+    members = bundle._members()
+    hashes = {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}
+    manifest = Manifest(
+        name=bundle.name,
+        version=str(bundle.version),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        methods=bundle.methods,
+        environment=bundle.environment,
+        members={n: MemberInfo(hashes[n], len(members[n])) for n in members},
+        fingerprint=fingerprint_of(hashes),
+        pickle_references=tuple(pickle_references(members[ESTIMATOR])),
+    )
+    manifest_bytes = json.dumps(manifest.to_dict(), indent=1).encode()
+    key = resolve_key(signing_key)
+    signature = sign_manifest(manifest_bytes, key) if key is not None else None
+
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise SafeModelError(f"Folder {str(folder)!r} does not exist; create it first.")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with zipfile.ZipFile(fh, "w") as zf:
+                _write(zf, MANIFEST, manifest_bytes)
+                if signature is not None:
+                    _write(zf, SIGNATURE, signature)
+                for name, data in members.items():
+                    _write(zf, name, data, stored=(name == ESTIMATOR))
+            fh.flush()
+            os.fsync(fh.fileno())
+        _publish(tmp, target, overwrite)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(folder)
+
+
+def _write(zf: zipfile.ZipFile, name: str, data: bytes, stored: bool = False) -> None:
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    zf.writestr(info, data)
+
+
+def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Move the finished temporary file into place, never exposing a partial file."""
+    if overwrite:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)  # atomic and refuses to clobber a file created meanwhile
+    except FileExistsError:
+        raise SafeModelError(
+            f"{str(target)!r} already exists; pass overwrite=True to replace it."
+        ) from None
+    except OSError:  # file systems without hard links
+        if target.exists():
+            raise SafeModelError(
+                f"{str(target)!r} already exists; pass overwrite=True to replace it."
+            ) from None
+        os.replace(tmp, target)
+        return
+    tmp.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# ------------------------------------------------------------------------ read
+
+
+@dataclass(frozen=True)
+class _Archive:
+    manifest: Manifest
+    manifest_bytes: bytes
+    signature: bytes | None
+    members: dict[str, bytes]
+
+
+def _open(path: str | PathLike[str]) -> zipfile.ZipFile:
+    p = Path(path)
+    if not p.exists():
+        raise BundleFormatError(f"No bundle at {str(p)!r}: the file does not exist.")
+    if p.is_dir():
+        raise BundleFormatError(f"{str(p)!r} is a folder, not a bundle file.")
+    try:
+        return zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise BundleFormatError(
+            f"{str(p)!r} is not a safemodel bundle: it is not a readable zip archive "
+            f"({type(exc).__name__}: {exc}). It may be truncated or another kind of file; "
+            "save it again with ModelBundle.save.", found=type(exc).__name__,
+        ) from None
+
+
+def _check_names(infos: list[zipfile.ZipInfo]) -> None:
+    if len(infos) > MAX_MEMBERS:
+        raise BundleFormatError(f"The archive has {len(infos)} members; a bundle has at "
+                                f"most {MAX_MEMBERS}.", found=len(infos))
+    seen: set[str] = set()
+    for info in infos:
+        name = info.filename
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
+            raise BundleFormatError(f"Unsafe member name {name!r} in the archive: bundles "
+                                    "never hold absolute or parent-relative paths.",
+                                    member=name)
+        if name in seen:
+            raise BundleFormatError(f"Member {name!r} appears twice in the archive; the "
+                                    "file was tampered with or badly written.", member=name)
+        seen.add(name)
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """Read at most ``limit`` bytes; more means the member is not what was declared."""
+    if info.file_size > limit:
+        raise IntegrityError(
+            f"Member {info.filename!r} declares {info.file_size} bytes; expected at most "
+            f"{limit}.", member=info.filename, expected=limit, found=info.file_size,
+        )
+    try:
+        with zf.open(info) as fh:
+            data = fh.read(limit + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
+            RuntimeError) as exc:
+        raise IntegrityError(
+            f"Member {info.filename!r} cannot be read ({type(exc).__name__}: {exc}); the "
+            "file is damaged.", member=info.filename,
+        ) from None
+    except Exception as exc:  # zlib.error and friends
+        raise IntegrityError(
+            f"Member {info.filename!r} cannot be decompressed ({type(exc).__name__}); the "
+            "file is damaged.", member=info.filename,
+        ) from None
+    if len(data) > limit:
+        raise IntegrityError(f"Member {info.filename!r} is larger than declared.",
+                             member=info.filename, expected=limit)
+    return data
+
+
+def _read(path: str | PathLike[str], *, skip: Iterable[str] = ()) -> _Archive:
+    skipped = set(skip)
+    with _open(path) as zf:
+        infos = zf.infolist()
+        _check_names(infos)
+        by_name = {i.filename: i for i in infos}
+        if MANIFEST not in by_name:
+            raise BundleFormatError(
+                f"{str(path)!r} is a zip file but not a safemodel bundle: it has no "
+                f"{MANIFEST}.", member=MANIFEST,
+            )
+        manifest_bytes = _read_member(zf, by_name[MANIFEST], MAX_MANIFEST_BYTES)
+        try:
+            raw = json.loads(manifest_bytes)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BundleFormatError(f"{MANIFEST} is not valid JSON ({exc}).",
+                                    member=MANIFEST) from None
+        manifest = Manifest.from_dict(raw)
+        declared = set(manifest.members)
+        present = set(by_name) - {MANIFEST, SIGNATURE}
+        if present - declared:
+            extra = sorted(present - declared)
+            raise IntegrityError(f"The archive holds members the manifest does not list: "
+                                 f"{extra}; it was modified after saving.",
+                                 member=extra[0], found=extra)
+        absent = sorted(declared - present)
+        if absent:
+            raise IntegrityError(f"Members listed in the manifest are missing: {absent}.",
+                                 member=absent[0], expected=absent)
+        missing_required = [m for m in REQUIRED if m not in declared]
+        if missing_required:
+            raise BundleFormatError(f"The bundle lacks required members {missing_required}.",
+                                    member=missing_required[0])
+        members: dict[str, bytes] = {}
+        for name, info in manifest.members.items():
+            if name in skipped:
+                continue
+            data = _read_member(zf, by_name[name], min(info.size, MAX_MEMBER_BYTES))
+            digest = hashlib.sha256(data).hexdigest()
+            if len(data) != info.size or digest != info.sha256:
+                raise IntegrityError(
+                    f"Member {name!r} does not match its recorded SHA-256: the bundle was "
+                    "modified or damaged after saving. Do not use it; rebuild or re-download "
+                    "it.", member=name, expected=info.sha256, found=digest,
+                )
+            members[name] = data
+        fp = fingerprint_of({n: i.sha256 for n, i in manifest.members.items()})
+        if fp != manifest.fingerprint:
+            raise IntegrityError("The manifest's fingerprint does not match its members.",
+                                 member=MANIFEST, expected=manifest.fingerprint, found=fp)
+        signature = (_read_member(zf, by_name[SIGNATURE], 64 * 2**10)
+                     if SIGNATURE in by_name else None)
+    return _Archive(manifest, manifest_bytes, signature, members)
+
+
+def _json_member(archive: _Archive, name: str) -> Any:
+    try:
+        return json.loads(archive.members[name])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleFormatError(f"Member {name!r} is not valid JSON ({exc}).",
+                                member=name) from None
+
+
+def _golden(archive: _Archive) -> Golden:
+    inputs = _codec.decode_frame(_json_member(archive, "golden/inputs.json"))
+    meta = _json_member(archive, "golden/golden.json")
+    if not isinstance(meta, dict):
+        raise BundleFormatError("golden/golden.json must hold an object.",
+                                member="golden/golden.json")
+    outputs = {}
+    for name, data in archive.members.items():
+        if name.startswith("golden/outputs/"):
+            stem, dot, suffix = name.rpartition(".")
+            method = stem.rsplit("/", 1)[-1]
+            outputs[method] = _codec.decode_array(dot + suffix, data, name)
+    return Golden.from_parts(meta, inputs, outputs)
+
+
+def _mapping(value: Any, member: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise BundleFormatError(f"Member {member!r} must hold a JSON object.", member=member)
+    return value
+
+
+def load(
+    path: str | PathLike[str],
+    *,
+    verify: bool = True,
+    signing_key: Any = None,
+    allowed_modules: Iterable[str] | None = None,
+    environment: Environment = "warn",
+) -> ModelBundle:
+    """Load a bundle, checking everything before and after unpickling.
+
+    Parameters
+    ----------
+    path : str or path-like
+    verify : bool, default True
+        Re-run the golden inputs and refuse the bundle if outputs changed. ``False``
+        skips this (logged as a warning).
+    signing_key : str, bytes or Ed25519 key, optional
+        Require a valid signature (defaults to ``SAFEMODEL_SIGNING_KEY``). An unsigned
+        bundle or a wrong signature is refused before anything is unpickled.
+    allowed_modules : iterable of str, optional
+        Refuse, before unpickling, a pickle that references any global outside these
+        module prefixes (see ``safemodel.DEFAULT_ALLOWED_MODULES``).
+    environment : {"warn", "strict", "ignore"}, default "warn"
+        ``"warn"``: log one INFO line when package versions differ but outputs still
+        reproduce. ``"strict"``: refuse any major/minor difference in scikit-learn,
+        numpy, scipy, pandas. ``"ignore"``: say nothing.
+
+    Returns
+    -------
+    ModelBundle
+
+    Raises
+    ------
+    BundleFormatError
+        Not a bundle, damaged layout, or a newer format.
+    IntegrityError
+        Hash, signature or pickle-audit failure.
+    GoldenMismatchError
+        The estimator's outputs no longer reproduce.
+    """
+    if environment not in ("warn", "strict", "ignore"):
+        raise SafeModelError(f"The 'environment' parameter of load must be one of "
+                             f"['warn', 'strict', 'ignore']; got {environment!r} instead.")
+    archive = _read(path)
+    manifest = archive.manifest
+    key = resolve_key(signing_key)
+    if key is not None:
+        verify_manifest(archive.manifest_bytes, archive.signature, key)
+    estimator_bytes = archive.members[ESTIMATOR]
+    if allowed_modules is not None:
+        refs = pickle_references(estimator_bytes)
+        bad = disallowed_references(refs, allowed_modules)
+        if bad:
+            raise IntegrityError(
+                f"The estimator pickle references {bad}, outside the allowed modules; it "
+                "was not unpickled. If you trust this bundle, add those modules to "
+                "allowed_modules.", member=ESTIMATOR, found=bad,
+            )
+    if environment == "strict":
+        _check_environment_strict(manifest.environment)
+    contract = Contract.from_dict(_mapping(_json_member(archive, "contract.json"),
+                                           "contract.json"))
+    policy = Policy.from_dict(_mapping(_json_member(archive, "policy.json"), "policy.json"))
+    golden = _golden(archive)
+    metadata = _mapping(_json_member(archive, "metadata.json"), "metadata.json")
+    profile = None
+    if "profile.json" in archive.members:
+        from .profile import Profile
+
+        profile = Profile.from_dict(_json_member(archive, "profile.json"))
+    estimator = _unpickle(estimator_bytes)
+    bundle = ModelBundle(
+        estimator, contract, policy, golden,
+        name=manifest.name, version=manifest.version, metadata=metadata, profile=profile,
+        _environment=manifest.environment, _estimator_bytes=estimator_bytes,
+    )
+    if verify:
+        report = bundle.verify()
+        if not report.ok:
+            raise GoldenMismatchError(report.describe(), mismatches=report.mismatches,
+                                      environment_diff=report.environment_diff)
+        if report.environment_diff and environment == "warn":
+            logger.info("%s==%s: golden outputs reproduce although package versions differ "
+                        "from build time: %s", manifest.name, manifest.version,
+                        ", ".join(f"{k} {a} -> {b}"
+                                  for k, (a, b) in report.environment_diff.items()))
+    else:
+        logger.warning("%s==%s loaded with verify=False: golden outputs were not checked.",
+                       manifest.name, manifest.version)
+    return bundle
+
+
+def _unpickle(data: bytes) -> Any:
+    import cloudpickle
+
+    try:
+        return cloudpickle.loads(data)
+    except ModuleNotFoundError as exc:
+        raise BundleFormatError(
+            f"The estimator needs module {exc.name!r}, which is not installed here. "
+            "Install it (see `safemodel inspect` for the recorded environment).",
+            member=ESTIMATOR, expected=exc.name,
+        ) from None
+    except Exception as exc:
+        raise BundleFormatError(
+            f"The estimator could not be unpickled ({type(exc).__name__}: {exc}). Its "
+            "bytes match the manifest, so this environment lacks what it needs; compare "
+            "with `safemodel inspect`.", member=ESTIMATOR,
+        ) from None
+
+
+def _check_environment_strict(recorded: Mapping[str, str | None]) -> None:
+    from packaging.version import InvalidVersion, Version
+
+    diff = environment_diff({k: recorded.get(k) for k in _MODEL_PACKAGES if k in recorded})
+    bad = {}
+    for name, (before, after) in diff.items():
+        try:
+            a, b = Version(before or ""), Version(after or "")
+            if a.release[:2] == b.release[:2]:
+                continue
+        except InvalidVersion:
+            pass
+        bad[name] = (before, after)
+    if bad:
+        raise IntegrityError(
+            "environment='strict': package versions differ from build time in major or "
+            "minor version: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in bad.items())
+            + ". Install the recorded versions or load with environment='warn'.",
+            expected={k: a for k, (a, _) in bad.items()},
+            found={k: b for k, (_, b) in bad.items()},
+        )
+
+
+def inspect(path: str | PathLike[str]) -> BundleInfo:
+    """Read a bundle's manifest and readable parts; never unpickles anything.
+
+    Member hashes of everything read are checked; the estimator pickle is not read.
+
+    Returns
+    -------
+    BundleInfo
+    """
+    archive = _read(path, skip=(ESTIMATOR,))
+    m = archive.manifest
+    return BundleInfo(
+        path=str(path),
+        name=m.name,
+        version=parse_version(m.version),
+        format_version=m.format_version,
+        fingerprint=m.fingerprint,
+        environment=m.environment,
+        created=m.created,
+        methods=m.methods,
+        pickle_references=m.pickle_references,
+        signed=archive.signature is not None,
+        members=m.members,
+        contract=_mapping(_json_member(archive, "contract.json"), "contract.json"),
+        policy=_mapping(_json_member(archive, "policy.json"), "policy.json"),
+        golden=_golden_summary(archive),
+        metadata=_mapping(_json_member(archive, "metadata.json"), "metadata.json"),
+    )
+
+
+def _golden_summary(archive: _Archive) -> dict[str, Any]:
+    meta = _mapping(_json_member(archive, "golden/golden.json"), "golden/golden.json")
+    inputs = _mapping(_json_member(archive, "golden/inputs.json"), "golden/inputs.json")
+    return {**meta, "rows": inputs.get("rows")}
+

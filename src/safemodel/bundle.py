@@ -1,0 +1,615 @@
+"""The :class:`ModelBundle`: estimator, contract, policy and golden outputs, together.
+
+Scoring runs contract -> policy -> estimator. A bundle holds no per-call state, so one
+bundle can serve many threads at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from os import PathLike
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+from packaging.version import Version
+
+from . import _codec
+from ._frame import as_frame
+from .contract import Contract, _contract_for
+from .errors import SafeModelError, ScoringError
+from .golden import Golden, VerificationReport, compare_outputs, golden_inputs
+from .manifest import capture_environment, environment_diff, fingerprint_of, parse_version
+from .policy import Invalid, Policy, PolicyReport, Prepared, apply, log_report, logger
+
+if TYPE_CHECKING:
+    from .drift import DriftReport
+    from .profile import Profile
+
+__all__ = ["SCORING_METHODS", "ModelBundle", "Scored"]
+
+SCORING_METHODS = ("predict", "predict_proba", "decision_function")
+
+Method = Literal["predict", "predict_proba", "decision_function"]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Outputs of :meth:`ModelBundle.score`.
+
+    ``outputs[i]`` belongs to input row ``rows[i]``; rows the contract rejected are
+    listed with their failures in ``report.rejected``.
+    """
+
+    outputs: np.ndarray
+    rows: np.ndarray
+    report: PolicyReport
+
+
+_B = TypeVar("_B", bound="ModelBundle")
+
+
+class _ScoringMethod(Generic[_B]):
+    """A scoring method that exists on a bundle only if its estimator has it.
+
+    ``hasattr(bundle, "predict_proba")`` is therefore False for a regressor, as for
+    the estimator itself.
+    """
+
+    def __init__(self, method: Method) -> None:
+        self.method = method
+
+    @overload
+    def __get__(self, obj: None, owner: type[_B]) -> _ScoringMethod[_B]: ...
+    @overload
+    def __get__(self, obj: _B, owner: type[_B]) -> Callable[[Any], np.ndarray]: ...
+    def __get__(self, obj: _B | None, owner: type[_B]) -> Any:
+        if obj is None:
+            return self
+        method = self.method
+        if method not in obj.methods:
+            raise AttributeError(
+                f"{type(obj.estimator).__name__} has no {method}; this bundle offers "
+                f"{list(obj.methods)}."
+            )
+
+        def score(X: Any) -> np.ndarray:
+            return obj._score(method, X)
+
+        score.__name__ = method
+        score.__doc__ = (
+            f"``estimator.{method}`` after the contract and policy.\n\n"
+            "X: DataFrame, list of dict records, dict of lists, or one dict (one row)."
+        )
+        return score
+
+
+class ModelBundle:
+    """A trained estimator with its input contract, handling policy and golden outputs.
+
+    Build one with :meth:`from_training`; save it with :meth:`save`; load it with
+    :func:`safemodel.load`, which re-runs the golden inputs and refuses a model whose
+    outputs changed.
+
+    Parameters
+    ----------
+    estimator : object
+        A fitted scikit-learn-style estimator.
+    contract : Contract or pandera schema
+    policy : Policy
+    golden : Golden
+    name : str
+    version : str or packaging.version.Version
+        A PEP 440 version.
+    metadata : dict, optional
+        JSON-ready metadata (metrics, training run id, owner...).
+    profile : Profile, optional
+        The training reference profile used by :meth:`drift`.
+
+    Examples
+    --------
+    >>> bundle = sm.ModelBundle.from_training(pipe, X, name="churn", version="1.2.0")
+    ... # doctest: +SKIP
+    >>> bundle.predict_proba({"island": "Biscoe", ...})  # doctest: +SKIP
+    """
+
+    predict = _ScoringMethod["ModelBundle"]("predict")
+    predict_proba = _ScoringMethod["ModelBundle"]("predict_proba")
+    decision_function = _ScoringMethod["ModelBundle"]("decision_function")
+
+    def __init__(
+        self,
+        estimator: Any,
+        contract: Contract | Any,
+        policy: Policy | None,
+        golden: Golden,
+        *,
+        name: str,
+        version: str | Version,
+        metadata: Mapping[str, Any] | None = None,
+        profile: Profile | None = None,
+        _environment: Mapping[str, str | None] | None = None,
+        _estimator_bytes: bytes | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip() or "/" in name or "\\" in name:
+            raise SafeModelError(
+                f"A bundle name must be a non-empty string without slashes; got {name!r}."
+            )
+        if not isinstance(golden, Golden):
+            raise SafeModelError(f"golden must be a safemodel Golden; got {type(golden).__name__}.")
+        self._estimator = estimator
+        self._contract = contract if isinstance(contract, Contract) else _contract_for(
+            None, contract, 100)
+        self._policy = policy if policy is not None else Policy()
+        if not isinstance(self._policy, Policy):
+            raise SafeModelError(f"policy must be a safemodel Policy; got {type(policy).__name__}.")
+        self._golden = golden
+        self._name = name
+        self._version = parse_version(version)
+        self._metadata = dict(metadata or {})
+        try:
+            json.dumps(self._metadata)
+        except (TypeError, ValueError) as exc:
+            raise SafeModelError(
+                f"Bundle metadata must be JSON-ready (str, numbers, lists, dicts); {exc}."
+            ) from None
+        self._profile = profile
+        self._methods = tuple(m for m in SCORING_METHODS if hasattr(estimator, m))
+        if not self._methods:
+            raise SafeModelError(
+                f"{type(estimator).__name__} has none of {list(SCORING_METHODS)}; pass a "
+                "fitted estimator."
+            )
+        self._estimator_bytes = _estimator_bytes
+        self._environment = dict(_environment) if _environment is not None else None
+        self._members_cache: dict[str, bytes] | None = None
+        self._label = f"{name}=={self._version}"
+
+    # ----------------------------------------------------------------- building
+
+    @classmethod
+    def from_training(
+        cls,
+        estimator: Any,
+        X: Any,
+        *,
+        name: str,
+        version: str | Version = "0.1.0",
+        policy: Policy | None = None,
+        golden_rows: int = 64,
+        rtol: float = 0.0,
+        atol: float = 0.0,
+        metadata: Mapping[str, Any] | None = None,
+        random_state: int = 0,
+        contract: Contract | Any = None,
+        max_categories: int = 100,
+    ) -> ModelBundle:
+        """Bundle a fitted estimator with the contract inferred from its training data.
+
+        Parameters
+        ----------
+        estimator : object
+            Fitted; scored with every one of ``predict``, ``predict_proba``,
+            ``decision_function`` it has.
+        X : DataFrame or records
+            The training inputs (or a representative sample of them).
+        name, version : str
+            Bundle identity; ``version`` must be PEP 440.
+        policy : Policy, optional
+            Defaults to ``Policy()``.
+        golden_rows : int, default 64
+            Training rows sampled into the golden fixture (edge cases are added).
+        rtol, atol : float, default 0.0
+            Tolerances recorded for golden comparison; 0 means exact.
+        metadata : dict, optional
+        random_state : int, default 0
+            Seed of the golden sample.
+        contract : Contract, pandera DataFrameSchema or DataFrameModel, optional
+            Use this contract instead of inferring one (impute values still come from X).
+        max_categories : int, default 100
+            See :meth:`Contract.infer`.
+
+        Returns
+        -------
+        ModelBundle
+
+        Raises
+        ------
+        SafeModelError
+            On a bad argument, or when the estimator cannot score its own golden rows.
+        """
+        frame = as_frame(X)
+        the_contract = _contract_for(frame, contract, max_categories)
+        the_policy = policy if policy is not None else Policy()
+        inputs, edge_rows = golden_inputs(
+            frame, the_contract, rows=golden_rows, random_state=random_state
+        )
+        golden = _record_golden(estimator, the_contract, the_policy, inputs, edge_rows,
+                                rtol=rtol, atol=atol)
+        bundle = cls(estimator, the_contract, the_policy, golden, name=name, version=version,
+                     metadata=metadata)
+        bundle._profile = bundle._build_profile(frame)
+        return bundle
+
+    def _build_profile(self, frame: pd.DataFrame) -> Profile | None:
+        try:
+            from .profile import Profile
+        except ImportError:  # pragma: no cover - profile module is part of the package
+            return None
+        prepared = apply(self._contract, self._policy, frame, invalid="drop")
+        categorical = {s.name: list(s.categories) for s in self._contract.columns
+                       if s.categories is not None}
+        numeric = [s.name for s in self._contract.columns
+                   if s.kind in ("number", "boolean", "datetime")]
+        columns = [*numeric, *categorical]
+        scores = self._scores_of(prepared.frame) if len(prepared.frame) else None
+        return Profile.build(frame[[c for c in self._contract.names if c in columns]],
+                             categorical=categorical, scores=scores)
+
+    # --------------------------------------------------------------- the parts
+
+    @property
+    def estimator(self) -> Any:
+        return self._estimator
+
+    @property
+    def contract(self) -> Contract:
+        return self._contract
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
+    @property
+    def golden(self) -> Golden:
+        return self._golden
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def version(self) -> Version:
+        return self._version
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self._metadata)
+
+    @property
+    def profile(self) -> Profile | None:
+        """The training reference profile (``None`` for bundles built without one)."""
+        return self._profile
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The scoring methods this bundle offers (those its estimator has)."""
+        return self._methods
+
+    @property
+    def environment(self) -> dict[str, str | None]:
+        """Package versions at build time (Python, scikit-learn, numpy, ...)."""
+        if self._environment is None:
+            from ._pickle_audit import pickle_references
+
+            modules = {ref.split(".")[0] for ref in pickle_references(self._pickle())}
+            self._environment = capture_environment(modules)
+        return dict(self._environment)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the bundle's content (estimator bytes, contract, policy, golden...)."""
+        members = self._members()
+        return fingerprint_of({k: hashlib.sha256(v).hexdigest() for k, v in members.items()})
+
+    def __repr__(self) -> str:
+        return (f"<ModelBundle {self._name}=={self._version} "
+                f"{type(self._estimator).__name__} methods={list(self._methods)}>")
+
+    # ------------------------------------------------------------------ scoring
+
+    def prepare(self, X: Any, *, invalid: Invalid = "raise") -> Prepared:
+        """Apply contract and policy, without the estimator.
+
+        Parameters
+        ----------
+        X : DataFrame, list of dict records, dict of lists, or one dict (one row)
+        invalid : {"raise", "drop"}, default "raise"
+            ``"drop"`` leaves rows that break the contract out (listed in
+            ``report.rejected``) instead of raising.
+
+        Returns
+        -------
+        Prepared
+            ``.frame`` (what the estimator sees) and ``.report`` (what the policy did).
+
+        Raises
+        ------
+        ContractViolation
+            Every failure at once, with ``.failures`` and ``.to_dict()``.
+        """
+        return apply(self._contract, self._policy, X, invalid=invalid)
+
+    def score(
+        self, X: Any, *, method: str | None = None, invalid: Invalid = "raise"
+    ) -> Scored:
+        """Score ``X`` and return outputs with the report (and rejected rows).
+
+        With ``invalid="drop"`` the rows that break the contract are not scored; the
+        others are, and ``Scored.rows`` says which input rows the outputs belong to.
+        """
+        method = method or ("predict_proba" if "predict_proba" in self._methods else "predict")
+        if method not in self._methods:
+            raise SafeModelError(
+                f"The 'method' parameter of score must be one of {list(self._methods)}; "
+                f"got {method!r} instead."
+            )
+        prepared = apply(self._contract, self._policy, X, invalid=invalid)
+        log_report(prepared.report, self._label)
+        outputs = self._call(method, prepared.frame)
+        return Scored(outputs, prepared.rows, prepared.report)
+
+    def _score(self, method: str, X: Any) -> np.ndarray:
+        started = time.perf_counter()
+        prepared = apply(self._contract, self._policy, X)
+        log_report(prepared.report, self._label)
+        out = self._call(method, prepared.frame)
+        if _prediction_log.isEnabledFor(10):
+            _log_prediction(self, method, prepared.report, time.perf_counter() - started)
+        return out
+
+    def _call(self, method: str, frame: pd.DataFrame) -> np.ndarray:
+        if len(frame) == 0:
+            return self._empty(method)
+        try:
+            return np.asarray(getattr(self._estimator, method)(frame))
+        except Exception as exc:
+            raise ScoringError(
+                f"{type(self._estimator).__name__}.{method} raised {type(exc).__name__}: "
+                f"{exc}. The input met the contract under this bundle's policy; if the "
+                "policy passes unseen or missing values through, the estimator must handle "
+                "them (or choose a policy that does).",
+                method=method,
+            ) from exc
+
+    def _empty(self, method: str) -> np.ndarray:
+        reference = self._golden.outputs.get(method)
+        if reference is None:
+            return np.empty((0,))
+        return np.empty((0, *reference.shape[1:]), dtype=reference.dtype)
+
+    # ------------------------------------------------------------ verification
+
+    def verify(self) -> VerificationReport:
+        """Re-run the golden inputs and compare outputs, rejections and policy actions.
+
+        Returns
+        -------
+        VerificationReport
+            ``.ok`` is True when everything reproduced exactly (or within the
+            recorded ``rtol``/``atol``).
+        """
+        golden = self._golden
+        prepared = apply(self._contract, self._policy, golden.inputs, invalid="drop")
+        policy_diff = _policy_diff(golden, prepared.report)
+        mismatches = []
+        rows = prepared.rows
+        for method, expected in sorted(golden.outputs.items()):
+            try:
+                obtained = self._call(method, prepared.frame)
+            except ScoringError as exc:
+                mismatches.append({"method": method, "rows_differing": len(expected),
+                                   "rows_total": len(expected), "max_abs_diff": None,
+                                   "max_rel_diff": None, "detail": str(exc), "examples": []})
+                continue
+            if len(rows) != len(expected):
+                continue  # the policy diff already says which rows changed fate
+            mismatch = compare_outputs(method, expected, obtained, rows=rows,
+                                       rtol=golden.rtol, atol=golden.atol)
+            if mismatch is not None:
+                mismatches.append(mismatch)
+        return VerificationReport(
+            mismatches=tuple(mismatches),
+            policy_diff=tuple(policy_diff),
+            environment_diff=environment_diff(self.environment),
+            name=self._label,
+        )
+
+    # ------------------------------------------------------------------- drift
+
+    def _scores_of(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        if "predict_proba" in self._methods:
+            proba = np.asarray(self._estimator.predict_proba(frame), dtype="float64")
+            classes = getattr(self._estimator, "classes_", range(proba.shape[1]))
+            return {f"proba[{c}]": proba[:, i] for i, c in enumerate(classes)}
+        pred = np.asarray(self._estimator.predict(frame))
+        if pred.dtype.kind in "biuf":
+            return {"prediction": pred.astype("float64")}
+        return {}
+
+    def reference_scores(self, X: Any) -> dict[str, np.ndarray]:
+        """Scores of ``X`` the way the reference profile's score part was built.
+
+        Rows that break the contract are left out.
+        """
+        prepared = apply(self._contract, self._policy, X, invalid="drop")
+        if len(prepared.frame) == 0:
+            return {}
+        return self._scores_of(prepared.frame)
+
+    def drift(self, X: Any, *, scores: Mapping[str, Any] | None = None,
+              warn: float = 0.1, alert: float = 0.25) -> DriftReport:
+        """Compare ``X`` (and the scores) with the training reference profile.
+
+        Parameters
+        ----------
+        X : DataFrame or records
+            Production inputs, before the policy (unseen and missing values count).
+        scores : dict of str to array, optional
+            Scores already computed; by default computed from ``X``.
+        warn, alert : float
+            PSI thresholds.
+
+        Raises
+        ------
+        SafeModelError
+            When the bundle carries no reference profile (built before profiles
+            existed); rebuild it with :meth:`from_training`.
+        """
+        from .drift import drift
+
+        if self._profile is None:
+            raise SafeModelError(
+                f"Bundle {self._label} has no reference profile (it was built by a "
+                "safemodel without monitoring, or without training data); rebuild it with "
+                "ModelBundle.from_training to monitor drift."
+            )
+        frame = as_frame(X)
+        if scores is None:
+            scores = self.reference_scores(frame)
+        score_arrays = {k: np.asarray(v, dtype="float64") for k, v in scores.items()}
+        return drift(self._profile, frame, scores=score_arrays, warn=warn, alert=alert)
+
+    # -------------------------------------------------------------- persistence
+
+    def save(
+        self,
+        path: str | PathLike[str],
+        *,
+        overwrite: bool = False,
+        signing_key: Any = None,
+    ) -> None:
+        """Write the bundle to one file, atomically.
+
+        Parameters
+        ----------
+        path : str or path-like
+        overwrite : bool, default False
+            Refuse to replace an existing file unless True.
+        signing_key : str, bytes or Ed25519 private key, optional
+            Sign the manifest (HMAC-SHA256 for a secret; Ed25519 for a private key).
+            Defaults to the ``SAFEMODEL_SIGNING_KEY`` environment variable.
+        """
+        # bundle sits below archive in the layers; save is sugar for archive.save.
+        from .archive import save
+
+        save(self, path, overwrite=overwrite, signing_key=signing_key)
+
+    def _pickle(self) -> bytes:
+        if self._estimator_bytes is None:
+            try:
+                self._estimator_bytes = cloudpickle.dumps(self._estimator)
+            except Exception as exc:
+                raise SafeModelError(
+                    f"Cannot serialise {type(self._estimator).__name__} with cloudpickle: "
+                    f"{type(exc).__name__}: {exc}."
+                ) from exc
+        return self._estimator_bytes
+
+    def _members(self) -> dict[str, bytes]:
+        """Every content member of the archive (not the manifest or signature)."""
+        if self._members_cache is not None:
+            return self._members_cache
+        golden = self._golden
+        members = {
+            "bundle.json": _json({"name": self._name, "version": str(self._version),
+                                  "methods": list(self._methods)}),
+            "estimator.pkl": self._pickle(),
+            "contract.json": _json(self._contract.to_dict()),
+            "policy.json": _json(self._policy.to_dict()),
+            "golden/inputs.json": _json(_codec.encode_frame(golden.inputs)),
+            "golden/golden.json": _json(golden.meta()),
+            "metadata.json": _json(self._metadata),
+        }
+        for method, array in sorted(golden.outputs.items()):
+            suffix, data = _codec.encode_array(array)
+            members[f"golden/outputs/{method}{suffix}"] = data
+        if self._profile is not None:
+            members["profile.json"] = _json(self._profile.to_dict())
+        self._members_cache = members
+        return members
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, indent=1, sort_keys=False, allow_nan=False).encode()
+
+
+def _record_golden(
+    estimator: Any,
+    contract: Contract,
+    policy: Policy,
+    inputs: pd.DataFrame,
+    edge_rows: int,
+    *,
+    rtol: float,
+    atol: float,
+) -> Golden:
+    prepared = apply(contract, policy, inputs, invalid="drop")
+    outputs: dict[str, np.ndarray] = {}
+    for method in SCORING_METHODS:
+        if not hasattr(estimator, method):
+            continue
+        try:
+            outputs[method] = np.asarray(getattr(estimator, method)(prepared.frame))
+        except Exception as exc:
+            raise SafeModelError(
+                f"{type(estimator).__name__}.{method} failed on the golden rows "
+                f"({type(exc).__name__}: {exc}). The golden fixture includes edge cases "
+                "(an unseen category and a missing value per column); the policy lets them "
+                "through unchanged only under 'passthrough'. Use a policy that handles "
+                "them, or an estimator that does."
+            ) from exc
+    rejected: dict[int, list[str]] = {}
+    for f in prepared.report.rejected:
+        if f.row is not None:
+            rejected.setdefault(f.row, []).append(f.check)
+    return Golden(
+        inputs=inputs,
+        outputs=outputs,
+        rtol=float(rtol),
+        atol=float(atol),
+        rejected={r: tuple(sorted(set(c))) for r, c in rejected.items()},
+        report=prepared.report.counts(),
+        edge_rows=edge_rows,
+    )
+
+
+def _policy_diff(golden: Golden, report: PolicyReport) -> list[str]:
+    diffs = []
+    now: dict[int, list[str]] = {}
+    for f in report.rejected:
+        if f.row is not None:
+            now.setdefault(f.row, []).append(f.check)
+    now_sets = {r: tuple(sorted(set(c))) for r, c in now.items()}
+    for row in sorted(set(golden.rejected) | set(now_sets)):
+        before, after = golden.rejected.get(row), now_sets.get(row)
+        if before != after:
+            diffs.append(f"row {row}: recorded {_fate(before)}, now {_fate(after)}")
+    counts = report.counts()
+    if counts != {c: dict(a) for c, a in golden.report.items()}:
+        diffs.append(f"policy actions changed: recorded {dict(golden.report)}, now {counts}")
+    return diffs
+
+
+def _fate(checks: tuple[str, ...] | None) -> str:
+    return f"rejected {list(checks)}" if checks else "accepted"
+
+
+_prediction_log = logger.getChild("predictions")
+
+
+def _log_prediction(bundle: ModelBundle, method: str, report: PolicyReport, seconds: float) -> None:
+    """One structured record per scoring call on ``safemodel.predictions`` (DEBUG)."""
+    _prediction_log.debug(
+        "%s %s rows=%d latency_ms=%.3f", bundle._label, method, report.rows, seconds * 1e3,
+        extra={"safemodel": {
+            "bundle": bundle.name, "version": str(bundle.version),
+            "fingerprint": bundle.fingerprint, "method": method, "rows": report.rows,
+            "actions": report.counts(), "latency_ms": seconds * 1e3,
+        }},
+    )

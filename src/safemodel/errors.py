@@ -1,0 +1,224 @@
+"""Exceptions raised by safemodel.
+
+Every error safemodel raises on purpose derives from :class:`SafeModelError`, and
+each subclass also inherits the builtin exception it resembles, so existing
+``except ValueError`` code keeps working::
+
+    SafeModelError(Exception)
+    ├── ContractViolation(SafeModelError, ValueError)    input does not meet the contract
+    ├── GoldenMismatchError(SafeModelError, AssertionError)  outputs no longer reproduce
+    ├── IntegrityError(SafeModelError, ValueError)       hashes, signature or pickle audit
+    ├── BundleFormatError(SafeModelError, ValueError)    not a readable bundle file
+    ├── ScoringError(SafeModelError, RuntimeError)       the estimator itself raised
+    └── StoreError(SafeModelError, LookupError)          bundle store lookups and updates
+
+Errors carry structured context as attributes (``failures``, ``member``,
+``expected``, ``found`` ...), and pickle with it, so a service can return them as
+JSON and a worker process can send them to its parent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = [
+    "BundleFormatError",
+    "ContractViolation",
+    "Failure",
+    "GoldenMismatchError",
+    "IntegrityError",
+    "SafeModelError",
+    "ScoringError",
+    "StoreError",
+]
+
+
+class SafeModelError(Exception):
+    """Base class of every error safemodel raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One way in which one input broke the contract.
+
+    ``row`` is the row position in the caller's input (``None`` when the failure is
+    about a whole column, e.g. a missing column). ``value`` is the offending value,
+    made JSON-ready.
+    """
+
+    column: str
+    check: str
+    value: Any = None
+    row: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ContractViolation(SafeModelError, ValueError):
+    """The input does not meet the bundle's contract under its policy.
+
+    Attributes
+    ----------
+    failures : list of Failure
+        Every failure found, all at once (column, check, value, row).
+    """
+
+    def __init__(self, failures: Sequence[Failure], message: str | None = None) -> None:
+        self.failures = list(failures)
+        super().__init__(message if message is not None else _describe_failures(self.failures))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.failures, str(self)))
+
+    @property
+    def rows(self) -> list[int]:
+        """Sorted row positions that have at least one failure."""
+        return sorted({f.row for f in self.failures if f.row is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description, suitable for an HTTP 422 body."""
+        return {
+            "error": "contract_violation",
+            "message": str(self),
+            "failures": [f.to_dict() for f in self.failures],
+        }
+
+
+def _describe_failures(failures: Sequence[Failure], limit: int = 5) -> str:
+    if not failures:
+        return "The input does not meet the contract."
+    by_check: dict[tuple[str, str], list[Failure]] = {}
+    for f in failures:
+        by_check.setdefault((f.column, f.check), []).append(f)
+    parts = []
+    for (column, check), group in list(by_check.items())[:limit]:
+        shown = ", ".join(
+            f"{f.value!r}" + (f" (row {f.row})" if f.row is not None else "") for f in group[:3]
+        )
+        more = f" and {len(group) - 3} more" if len(group) > 3 else ""
+        parts.append(f"column {column!r}: {check}: {shown}{more}")
+    if len(by_check) > limit:
+        parts.append(f"... and {len(by_check) - limit} more kinds of failure")
+    return (
+        f"The input breaks the contract in {len(failures)} place(s): "
+        + "; ".join(parts)
+        + ". See .failures for every one; fix the input or relax the bundle's policy."
+    )
+
+
+class GoldenMismatchError(SafeModelError, AssertionError):
+    """The estimator no longer reproduces its recorded golden outputs.
+
+    Attributes
+    ----------
+    mismatches : list of dict
+        One entry per scoring method that differs: ``method``, ``rows_differing``,
+        ``rows_total``, ``max_abs_diff``, ``max_rel_diff``, ``examples`` (first differing
+        rows, expected vs obtained).
+    environment_diff : dict
+        ``package -> (recorded, running)`` for every package whose version changed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        mismatches: Sequence[Mapping[str, Any]] = (),
+        environment_diff: Mapping[str, tuple[str | None, str | None]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.mismatches = [dict(m) for m in mismatches]
+        self.environment_diff = dict(environment_diff or {})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_golden_error, (str(self), self.mismatches, self.environment_diff))
+
+    @property
+    def method(self) -> str | None:
+        """The first scoring method that differs."""
+        return self.mismatches[0]["method"] if self.mismatches else None
+
+
+def _rebuild_golden_error(
+    message: str,
+    mismatches: list[dict[str, Any]],
+    environment_diff: dict[str, tuple[str | None, str | None]],
+) -> GoldenMismatchError:
+    return GoldenMismatchError(message, mismatches=mismatches, environment_diff=environment_diff)
+
+
+class IntegrityError(SafeModelError, ValueError):
+    """A bundle's bytes are not what its manifest (or signature, or audit) promises.
+
+    Attributes: ``member`` (archive member concerned, if any), ``expected``, ``found``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        member: str | None = None,
+        expected: Any = None,
+        found: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.member = member
+        self.expected = expected
+        self.found = found
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_keyword_error, (type(self), str(self), self._context()))
+
+    def _context(self) -> dict[str, Any]:
+        return {"member": self.member, "expected": self.expected, "found": self.found}
+
+
+class BundleFormatError(SafeModelError, ValueError):
+    """The file is not a bundle safemodel can read (not a zip, wrong layout, newer format).
+
+    Attributes: ``member``, ``expected``, ``found`` as for :class:`IntegrityError`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        member: str | None = None,
+        expected: Any = None,
+        found: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.member = member
+        self.expected = expected
+        self.found = found
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_keyword_error, (type(self), str(self), self._context()))
+
+    def _context(self) -> dict[str, Any]:
+        return {"member": self.member, "expected": self.expected, "found": self.found}
+
+
+class ScoringError(SafeModelError, RuntimeError):
+    """The estimator raised on input the policy let through (e.g. ``passthrough``).
+
+    The original exception is chained as ``__cause__``; ``method`` names the call.
+    """
+
+    def __init__(self, message: str, *, method: str | None = None) -> None:
+        super().__init__(message)
+        self.method = method
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_keyword_error, (type(self), str(self), {"method": self.method}))
+
+
+class StoreError(SafeModelError, LookupError):
+    """A bundle store lookup or update that cannot be done (unknown name, version taken)."""
+
+
+def _rebuild_keyword_error(cls: type[Any], message: str, context: dict[str, Any]) -> Any:
+    return cls(message, **context)

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Project tasks that work from a fresh clone with nothing but Python.
+
+    python3 tasks.py demo    # set up .venv, install safemodel, run the demo
+    python3 tasks.py test    # set up .venv, install safemodel[test], lint, type-check, test
+    python3 tasks.py bench   # set up .venv with the peers, run benchmarks/ (add --quick)
+
+Each command creates ``.venv`` next to this file when it is missing and (re)installs
+the project when ``pyproject.toml`` changed since the last install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def run(*args: str | Path) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    code = subprocess.call([str(a) for a in args], cwd=ROOT)
+    if code:
+        raise SystemExit(code)
+
+
+def ensure_env(extras: str) -> None:
+    if not PY.exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+        run(PY, "-m", "pip", "install", "-q", "--upgrade", "pip")
+    stamp = VENV / f".installed-{extras or 'base'}"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if not stamp.exists() or stamp.read_text() != digest:
+        target = f".[{extras}]" if extras else "."
+        run(PY, "-m", "pip", "install", "-q", "-e", target)
+        stamp.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    task = argv[0] if argv else "help"
+    rest = argv[1:]
+    if task == "demo":
+        ensure_env("")
+        run(PY, "-m", "safemodel", "demo", *rest)
+    elif task == "test":
+        ensure_env("test")
+        run(PY, "-m", "ruff", "check", "src", "tests", "benchmarks")
+        run(PY, "-m", "mypy", "--strict", "src")
+        run(PY, "-m", "pytest", *rest)
+    elif task == "bench":
+        ensure_env("test,bench")
+        run(PY, "benchmarks/run.py", *rest)
+    else:
+        print(__doc__)
+        return 0 if task in {"help", "-h", "--help"} else 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
