@@ -1,0 +1,1 @@
+"""pytest plugin: turns bundle files into reproducibility tests (see docs/pytest-plugin.md)."""

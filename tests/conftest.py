@@ -1,0 +1,100 @@
+"""Shared fixtures: real palmer-penguins pipelines and bundles built from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from palmerpenguins import load_penguins
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+import safemodel as sm
+
+NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"]
+CATEGORICAL = ["island", "sex"]
+
+
+def penguins_frame() -> tuple[pd.DataFrame, pd.Series]:
+    """Features (island, sex, measurements, year) and species, as the package ships them."""
+    df = load_penguins()
+    return df.drop(columns=["species"]), df["species"]
+
+
+def lr_pipeline(X: pd.DataFrame, y: pd.Series) -> Pipeline:
+    pre = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
+        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                              OneHotEncoder(handle_unknown="ignore")), CATEGORICAL),
+    ])
+    return make_pipeline(pre, LogisticRegression(max_iter=2000)).fit(X, y)
+
+
+def hgb_pipeline(X: pd.DataFrame, y: pd.Series) -> Pipeline:
+    pre = ColumnTransformer([
+        ("num", "passthrough", NUMERIC),
+        ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                               encoded_missing_value=-2), CATEGORICAL),
+    ])
+    return make_pipeline(pre, HistGradientBoostingClassifier(max_iter=30, random_state=0)).fit(
+        X, y)
+
+
+def rf_regressor(X: pd.DataFrame) -> Pipeline:
+    """Body mass from the other columns."""
+    feats = X.drop(columns=["body_mass_g"])
+    target = X["body_mass_g"].fillna(X["body_mass_g"].median())
+    pre = ColumnTransformer([
+        ("num", SimpleImputer(strategy="median"),
+         ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "year"]),
+        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                              OneHotEncoder(handle_unknown="ignore")), CATEGORICAL),
+    ])
+    return make_pipeline(pre, RandomForestRegressor(n_estimators=20, random_state=0)).fit(
+        feats, target)
+
+
+@pytest.fixture(scope="session")
+def penguins() -> tuple[pd.DataFrame, pd.Series]:
+    return penguins_frame()
+
+
+@pytest.fixture(scope="session")
+def lr_pipe(penguins: tuple[pd.DataFrame, pd.Series]) -> Pipeline:
+    return lr_pipeline(*penguins)
+
+
+@pytest.fixture(scope="session")
+def hgb_pipe(penguins: tuple[pd.DataFrame, pd.Series]) -> Pipeline:
+    return hgb_pipeline(*penguins)
+
+
+@pytest.fixture(scope="session")
+def lr_bundle(lr_pipe: Pipeline, penguins: tuple[pd.DataFrame, pd.Series]) -> sm.ModelBundle:
+    return sm.ModelBundle.from_training(lr_pipe, penguins[0], name="penguins-lr", version="1.0.0")
+
+
+@pytest.fixture(scope="session")
+def strict_bundle(lr_pipe: Pipeline, penguins: tuple[pd.DataFrame, pd.Series]) -> sm.ModelBundle:
+    return sm.ModelBundle.from_training(lr_pipe, penguins[0], name="penguins-strict",
+                                        version="1.0.0", policy=sm.Policy.strict())
+
+
+@pytest.fixture(scope="session")
+def lr_bundle_path(lr_bundle: sm.ModelBundle, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bundles") / "penguins-lr-1.0.0.safemodel"
+    lr_bundle.save(path)
+    return path
+
+
+def record(X: pd.DataFrame, i: int = 0) -> dict[str, Any]:
+    """Row ``i`` as a JSON-like record (NaN as None)."""
+    row = X.iloc[i].to_dict()
+    return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
