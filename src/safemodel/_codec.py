@@ -129,7 +129,9 @@ def _decode_values(col: dict[str, Any], name: str) -> pd.Series:
         codes = np.asarray(col["codes"], dtype="int64")
         if len(cats) and (codes.max(initial=-1) >= len(cats) or codes.min(initial=0) < -1):
             raise BundleFormatError(f"Category codes of column {name!r} are out of range.")
-        cat = pd.Categorical.from_codes(codes, categories=pd.Index(cats), ordered=col["ordered"])
+        cat = pd.Categorical.from_codes(
+            codes, categories=pd.Index(cats.array, name=None), ordered=col["ordered"]
+        )
         return pd.Series(cat, name=name)
     values = col["values"]
     if dtype == "object":

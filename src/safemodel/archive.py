@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import struct
 import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -106,7 +107,7 @@ def save(
                 if signature is not None:
                     _write(zf, SIGNATURE, signature)
                 for name, data in members.items():
-                    _write(zf, name, data, stored=(name == ESTIMATOR))
+                    _write(zf, name, data)
             fh.flush()
             os.fsync(fh.fileno())
         _publish(tmp, target, overwrite)
@@ -117,10 +118,19 @@ def save(
     _fsync_dir(folder)
 
 
-def _write(zf: zipfile.ZipFile, name: str, data: bytes, stored: bool = False) -> None:
-    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
-    info.external_attr = 0o644 << 16
+# Every header field is fixed, so the reader can require canonical headers: a changed
+# byte anywhere in the file is then either in a hashed member or a refused header.
+_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+_ATTR = 0o644 << 16
+
+
+def _write(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    # Stored, not deflated: the hashed bytes are then the file's bytes (deflate streams
+    # have padding bits a flip can change without changing the content), and loading
+    # skips decompression. The JSON members are a few kilobytes.
+    info = zipfile.ZipInfo(name, date_time=_DATE_TIME)
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = _ATTR
     zf.writestr(info, data)
 
 
@@ -199,6 +209,58 @@ def _check_names(infos: list[zipfile.ZipInfo]) -> None:
         seen.add(name)
 
 
+def _check_canonical(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
+    """Require the headers safemodel writes; zipfile itself ignores several fields."""
+    if zf.comment:
+        raise BundleFormatError("The archive has a comment; bundles never do.", found="comment")
+    fp = zf.fp
+    assert fp is not None
+    fp.seek(0, os.SEEK_END)
+    size = fp.tell()
+    start = zf.start_dir  # type: ignore[attr-defined]
+    end_record = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(infos), len(infos),
+                             size - 22 - start, start, 0)
+    fp.seek(size - 22)
+    if fp.read(22) != end_record:
+        raise IntegrityError("The zip end record is not the one safemodel writes: the file "
+                             "was modified after saving.", member="(end record)")
+    records = []
+    for info in infos:
+        y, mo, d, h, mi, s = info.date_time
+        name = info.filename.encode()
+        records.append(struct.pack(
+            zipfile.structCentralDir, zipfile.stringCentralDir, info.create_version,
+            info.create_system, info.extract_version, info.reserved, info.flag_bits,
+            info.compress_type, h << 11 | mi << 5 | s // 2, (y - 1980) << 9 | mo << 5 | d,
+            info.CRC, info.compress_size, info.file_size, len(name), 0, 0, 0,
+            info.internal_attr, info.external_attr, info.header_offset,
+        ) + name)
+    fp.seek(start)
+    if fp.read(size - 22 - start) != b"".join(records):
+        raise IntegrityError("The zip central directory is not the one safemodel writes: "
+                             "the file was modified after saving.", member="(directory)")
+    for info in infos:
+        canonical = (
+            info.date_time == _DATE_TIME and info.external_attr == _ATTR
+            and info.internal_attr == 0 and info.flag_bits == 0 and not info.extra
+            and not info.comment and info.volume == 0
+            and info.compress_type == zipfile.ZIP_STORED
+            and info.compress_size == info.file_size
+            and info.create_system == 3 and info.create_version == zipfile.DEFAULT_VERSION
+            and info.extract_version == zipfile.DEFAULT_VERSION
+        )
+        if canonical:
+            header = info.FileHeader()
+            fp.seek(info.header_offset)
+            canonical = fp.read(len(header)) == header
+        if not canonical:
+            raise IntegrityError(
+                f"The zip headers of member {info.filename!r} are not the ones safemodel "
+                "writes: the file was modified after saving or written by another tool.",
+                member=info.filename,
+            )
+
+
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
     """Read at most ``limit`` bytes; more means the member is not what was declared."""
     if info.file_size > limit:
@@ -227,10 +289,22 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> byte
 
 
 def _read(path: str | PathLike[str], *, skip: Iterable[str] = ()) -> _Archive:
-    skipped = set(skip)
+    try:
+        return _read_checked(path, set(skip))
+    except SafeModelError:
+        raise
+    except Exception as exc:  # zipfile raises many kinds on crafted files: none escape raw
+        raise BundleFormatError(
+            f"{str(path)!r} is not a readable safemodel bundle ({type(exc).__name__}: {exc}).",
+            found=type(exc).__name__,
+        ) from None
+
+
+def _read_checked(path: str | PathLike[str], skipped: set[str]) -> _Archive:
     with _open(path) as zf:
         infos = zf.infolist()
         _check_names(infos)
+        _check_canonical(zf, infos)
         by_name = {i.filename: i for i in infos}
         if MANIFEST not in by_name:
             raise BundleFormatError(

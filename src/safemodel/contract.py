@@ -13,16 +13,28 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from ._frame import as_frame
 from .errors import BundleFormatError, ContractViolation, Failure, SafeModelError
 
+if TYPE_CHECKING:
+    import pandera.pandas as pa
+
 __all__ = ["ColumnSpec", "Contract", "Kind"]
+
+
+def _pandera() -> ModuleType:
+    """pandera, imported on first use: scoring never needs it, and importing it is slow
+    (it imports pyspark.pandas whenever pyspark is installed)."""
+    import pandera.pandas
+
+    return pandera.pandas
+
 
 Kind = Literal["number", "boolean", "categorical", "text", "datetime", "other"]
 _KINDS: tuple[str, ...] = ("number", "boolean", "categorical", "text", "datetime", "other")
@@ -181,7 +193,7 @@ def _build_check(spec: Mapping[str, Any]) -> pa.Check:
     if name not in _SERIALISABLE_CHECKS:
         raise ValueError(f"unknown check {name!r}")
     stats = {k: _from_json_scalar(v) for k, v in dict(spec.get("statistics", {})).items()}
-    check: pa.Check = getattr(pa.Check, name)(**stats)
+    check: pa.Check = getattr(_pandera().Check, name)(**stats)
     return check
 
 
@@ -327,6 +339,7 @@ class Contract:
         """
         if isinstance(schema, type) and hasattr(schema, "to_schema"):
             schema = schema.to_schema()
+        pa = _pandera()
         if not isinstance(schema, pa.DataFrameSchema):
             raise SafeModelError(
                 "Expected a pandera DataFrameSchema or DataFrameModel; got "
@@ -370,6 +383,7 @@ class Contract:
         ``isin`` check with the allowed set. Edit it and pass it back through
         :meth:`from_schema` to change the contract.
         """
+        pa = _pandera()
         columns = {}
         for spec in self.columns:
             checks = []
@@ -395,9 +409,10 @@ class Contract:
             Listing every failure (column, check, value, row).
         """
         frame = as_frame(X)
+        schema = self.schema
         try:
-            self.schema.validate(frame, lazy=True)
-        except pa.errors.SchemaErrors as exc:
+            schema.validate(frame, lazy=True)
+        except _pandera().errors.SchemaErrors as exc:
             raise ContractViolation(_failures_from_pandera(exc.failure_cases, frame)) from None
         return frame
 

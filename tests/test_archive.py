@@ -1,0 +1,187 @@
+"""The bundle file: integrity before unpickling, clear errors, atomic saves."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import safemodel as sm
+from safemodel import archive
+
+
+@pytest.fixture
+def no_unpickle(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(data: bytes) -> object:
+        raise AssertionError("unpickled bytes that were not verified")
+
+    monkeypatch.setattr(archive, "_unpickle", refuse)
+
+
+def test_every_byte_flip_is_refused_before_unpickling(
+    lr_bundle_path: Path, tmp_path: Path, no_unpickle: None
+) -> None:
+    data = lr_bundle_path.read_bytes()
+    target = tmp_path / "flipped.safemodel"
+    for i in range(len(data)):
+        flipped = bytearray(data)
+        flipped[i] ^= 0xFF
+        target.write_bytes(flipped)
+        with pytest.raises(sm.SafeModelError):
+            sm.load(target)
+
+
+@pytest.mark.parametrize("cut", [0, 1, 10, 100, 1000, -1, -22, -100])
+def test_truncated_files_are_refused(lr_bundle_path: Path, tmp_path: Path, cut: int,
+                                     no_unpickle: None) -> None:
+    data = lr_bundle_path.read_bytes()
+    target = tmp_path / "cut.safemodel"
+    target.write_bytes(data[:cut] if cut >= 0 else data[:cut])
+    with pytest.raises(sm.SafeModelError) as info:
+        sm.load(target)
+    assert isinstance(info.value, sm.BundleFormatError | sm.IntegrityError)
+
+
+@pytest.mark.parametrize("content", [b"", b"hello", os.urandom(4096), b"PK\x03\x04" + b"\0" * 40])
+def test_files_that_are_not_bundles(tmp_path: Path, content: bytes) -> None:
+    target = tmp_path / "x.safemodel"
+    target.write_bytes(content)
+    with pytest.raises(sm.BundleFormatError, match="not"):
+        sm.load(target)
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(sm.BundleFormatError, match="does not exist"):
+        sm.load(tmp_path / "nope.safemodel")
+    with pytest.raises(sm.BundleFormatError, match="folder"):
+        sm.load(tmp_path)
+
+
+def _rewrite(src: Path, dst: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    """Rewrite an archive canonically with ``edit(name, data) -> data | None``."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = edit(info.filename, zin.read(info))
+            if data is not None:
+                archive._write(zout, info.filename, data)
+
+
+def test_zip_without_manifest(lr_bundle_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "m.safemodel"
+    _rewrite(lr_bundle_path, target, lambda n, d: None if n == "manifest.json" else d)
+    with pytest.raises(sm.BundleFormatError, match="no manifest.json"):
+        sm.load(target)
+
+
+def _edit_manifest(src: Path, dst: Path, change) -> None:  # type: ignore[no-untyped-def]
+    def edit(name: str, data: bytes) -> bytes:
+        if name != "manifest.json":
+            return data
+        manifest = json.loads(data)
+        change(manifest)
+        return json.dumps(manifest).encode()
+
+    _rewrite(src, dst, edit)
+
+
+def test_newer_format_version_says_upgrade(lr_bundle_path: Path, tmp_path: Path,
+                                           no_unpickle: None) -> None:
+    target = tmp_path / "future.safemodel"
+    _edit_manifest(lr_bundle_path, target, lambda m: m.update(format_version=99))
+    with pytest.raises(sm.BundleFormatError, match="format 99.*Upgrade safemodel") as info:
+        sm.load(target)
+    assert info.value.found == 99
+    with pytest.raises(sm.BundleFormatError, match="Upgrade"):
+        sm.inspect(target)
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m.pop("members"),
+    lambda m: m.update(members=[]),
+    lambda m: m.update(format_version="1"),
+    lambda m: m.update(format_version=True),
+    lambda m: m.update(name=3),
+    lambda m: m["members"]["contract.json"].update(sha256="00"),
+    lambda m: m["members"]["contract.json"].update(size=-1),
+    lambda m: m.update(environment={"numpy": 1}),
+])
+def test_malformed_manifests(lr_bundle_path: Path, tmp_path: Path, change, no_unpickle: None) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "bad.safemodel"
+    _edit_manifest(lr_bundle_path, target, change)
+    with pytest.raises(sm.BundleFormatError, match="manifest"):
+        sm.load(target)
+
+
+def test_a_replaced_member_is_refused(lr_bundle_path: Path, tmp_path: Path,
+                                      no_unpickle: None) -> None:
+    target = tmp_path / "swap.safemodel"
+    _rewrite(lr_bundle_path, target,
+             lambda n, d: d.replace(b"Biscoe", b"Biscoo") if n == "contract.json" else d)
+    with pytest.raises(sm.IntegrityError, match="contract.json.*SHA-256") as info:
+        sm.load(target)
+    assert info.value.member == "contract.json"
+
+
+def test_an_extra_member_is_refused(lr_bundle_path: Path, tmp_path: Path) -> None:
+    target = tmp_path / "extra.safemodel"
+    _rewrite(lr_bundle_path, target, lambda n, d: d)
+    with zipfile.ZipFile(target, "a") as zf:
+        archive._write(zf, "payload.pkl", b"x")
+    with pytest.raises(sm.IntegrityError, match="payload.pkl"):
+        sm.load(target)
+
+
+def test_inspect_reads_without_unpickling(lr_bundle_path: Path, lr_bundle: sm.ModelBundle,
+                                          no_unpickle: None) -> None:
+    info = sm.inspect(lr_bundle_path)
+    assert info.name == "penguins-lr"
+    assert str(info.version) == "1.0.0"
+    assert info.format_version == 1
+    assert info.fingerprint == lr_bundle.fingerprint
+    assert info.environment["scikit-learn"]
+    assert info.methods == ("predict", "predict_proba", "decision_function")
+    assert any(r.startswith("sklearn.") for r in info.pickle_references)
+    assert info.contract is not None and info.contract["columns"][0]["name"] == "island"
+    assert json.dumps(info.to_dict())
+
+
+def test_save_refuses_to_overwrite(lr_bundle: sm.ModelBundle, tmp_path: Path) -> None:
+    path = tmp_path / "b.safemodel"
+    lr_bundle.save(path)
+    with pytest.raises(sm.SafeModelError, match="already exists.*overwrite=True"):
+        lr_bundle.save(path)
+    lr_bundle.save(path, overwrite=True)
+    assert sm.load(path).fingerprint == lr_bundle.fingerprint
+
+
+def test_interrupted_save_leaves_nothing_behind(
+    lr_bundle: sm.ModelBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "b.safemodel"
+    lr_bundle.save(path)
+    before = path.read_bytes()
+    calls = {"n": 0}
+    original = zipfile.ZipFile.writestr
+
+    def failing(self, info, data, *a, **k):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError("disk full")
+        return original(self, info, data, *a, **k)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", failing)
+    with pytest.raises(OSError, match="disk full"):
+        lr_bundle.save(path, overwrite=True)
+    calls["n"] = 0
+    with pytest.raises(OSError, match="disk full"):
+        lr_bundle.save(tmp_path / "new.safemodel")
+    assert path.read_bytes() == before  # the previous file is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.safemodel"]  # no temp, no partial
+
+
+def test_save_into_missing_folder(lr_bundle: sm.ModelBundle, tmp_path: Path) -> None:
+    with pytest.raises(sm.SafeModelError, match="does not exist"):
+        lr_bundle.save(tmp_path / "no" / "b.safemodel")
