@@ -515,12 +515,12 @@ def apply(
                             _plain(raw[r]), int(r)) for r in rows
                 )
                 bad_rows |= bad
-            if original.dtype != s.dtype:
-                actions.append(ColumnAction(spec.name, f"coerced from {original.dtype}",
-                                            count=n))
         miss = _missing_mask(s)
         if bad is not None:
             miss = miss & ~bad
+        if s is not original and original.dtype != s.dtype and not (miss | bad_rows).all():
+            # (an all-missing column has no type to coerce: pandas merely calls it object)
+            actions.append(ColumnAction(spec.name, f"coerced from {original.dtype}", count=n))
         changed = False
         unseen_action, missing_action = policy.for_column(spec.name)
         if spec.allowed is not None:
