@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from . import _codec
 from ._pickle_audit import disallowed_references, pickle_references
-from ._signing import resolve_key, sign_manifest, verify_manifest
+from ._signing import SIGNATURE_MEMBER, resolve_key, sign_manifest, verify_manifest
 from .bundle import ModelBundle
 from .contract import Contract
 from .errors import BundleFormatError, GoldenMismatchError, IntegrityError, SafeModelError
@@ -47,7 +47,7 @@ __all__ = ["inspect", "load", "save"]
 logger = logging.getLogger("safemodel")
 
 MANIFEST = "manifest.json"
-SIGNATURE = "signature.json"
+SIGNATURE = SIGNATURE_MEMBER
 ESTIMATOR = "estimator.pkl"
 REQUIRED = ("bundle.json", ESTIMATOR, "contract.json", "policy.json", "golden/inputs.json",
             "golden/golden.json", "metadata.json")
@@ -434,7 +434,10 @@ def load(
         verify_manifest(archive.manifest_bytes, archive.signature, key)
     estimator_bytes = archive.members[ESTIMATOR]
     if allowed_modules is not None:
-        refs = pickle_references(estimator_bytes)
+        try:
+            refs = pickle_references(estimator_bytes)
+        except IntegrityError as exc:
+            raise IntegrityError(str(exc), member=ESTIMATOR) from None
         bad = disallowed_references(refs, allowed_modules)
         if bad:
             raise IntegrityError(

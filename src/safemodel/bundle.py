@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -295,9 +296,10 @@ class ModelBundle:
     def environment(self) -> dict[str, str | None]:
         """Package versions at build time (Python, scikit-learn, numpy, ...)."""
         if self._environment is None:
-            from ._pickle_audit import pickle_references
+            from ._pickle_audit import UNRESOLVED, pickle_references
 
-            modules = {ref.split(".")[0] for ref in pickle_references(self._pickle())}
+            modules = {re.split(r"[.:]", ref, maxsplit=1)[0]
+                       for ref in pickle_references(self._pickle()) if ref != UNRESOLVED}
             self._environment = capture_environment(modules)
         return dict(self._environment)
 

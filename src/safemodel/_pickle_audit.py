@@ -1,0 +1,605 @@
+"""Static audit of the globals an estimator pickle would import, without unpickling it.
+
+Unpickling runs code: every global a pickle names is imported and may be called with
+arguments the pickle chooses. Before safemodel unpickles an estimator it lists those
+globals here, by reading the opcodes with :func:`pickletools.genops`, and refuses the
+bundle if any is outside an allow-list.
+
+References are written ``"module.name"`` (``"sklearn.pipeline.Pipeline"``). A
+pickle may also name an attribute *path* inside a module (protocol 4 resolves
+``"Outer.Inner"`` attribute by attribute); such references are written
+``"module:path"``, the notation of :func:`pkgutil.resolve_name`, because a path can
+walk through a module-level import (``"sklearn.linear_model._base:np.load"`` is
+:func:`numpy.load`) and so must not be mistaken for a name *defined* in an allowed
+module. A global the audit cannot name statically is ``"<unresolved>"``.
+
+What the audit promises: a pickle that passes cannot reach a callable outside the
+allow-list; not ``os.system``, ``builtins.eval``, ``getattr`` or a code object, and
+not a function an allowed module merely imports. A module entry permits the
+*classes* defined there (whose constructors, by scikit-learn convention, only store
+their arguments); functions are permitted one by one. What the audit cannot judge is
+what allowed classes and functions do with the arguments and state the pickle gives
+them, so the allow-list stays narrow, and a bundle from a known author is best
+proven by its signature (:mod:`safemodel._signing`), not by this audit.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import importlib
+import pickletools
+from collections.abc import Iterable, Iterator
+from typing import Any, Final, Literal, NamedTuple
+
+from .errors import IntegrityError
+
+__all__ = [
+    "ARBITRARY_CODE_MODULES",
+    "DEFAULT_ALLOWED_MODULES",
+    "UNRESOLVED",
+    "disallowed_references",
+    "pickle_references",
+]
+
+#: The reference reported for a global whose module or name the audit cannot read
+#: from the opcodes alone. No allow-list permits it.
+UNRESOLVED: Final = "<unresolved>"
+
+# Elementwise numpy ufuncs (and ``clip``) a ``FunctionTransformer`` commonly wraps.
+# They are listed one by one because the ``numpy`` namespace also holds
+# ``numpy.load`` (which unpickles a file when its third positional argument is true),
+# file writers (``numpy.save``, ``numpy.savetxt``) and, through ``numpy.core``, the
+# legacy ``_ufunc_reconstruct(module, name)``, which imports any module.
+_NUMPY_FUNCTIONS: Final = (
+    "absolute", "arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh",
+    "cbrt", "ceil", "clip", "cos", "cosh", "deg2rad", "exp", "exp2", "expm1", "fabs",
+    "floor", "hypot", "isfinite", "isinf", "isnan", "log", "log10", "log1p", "log2",
+    "logaddexp", "logaddexp2", "maximum", "minimum", "negative", "positive", "power",
+    "rad2deg", "reciprocal", "rint", "sign", "sin", "sinh", "sqrt", "square", "tan",
+    "tanh", "trunc",
+)  # fmt: skip
+# numpy scalar types, pickled by name when an estimator stores a dtype parameter
+# (``OneHotEncoder(dtype=np.float64)``).
+_NUMPY_TYPES: Final = (
+    "bool", "bool_", "bytes_", "complex64", "complex128", "datetime64", "float16",
+    "float32", "float64", "int8", "int16", "int32", "int64", "intc", "intp", "longdouble",
+    "object_", "str_", "timedelta64", "uint8", "uint16", "uint32", "uint64", "uintc",
+    "uintp",
+)  # fmt: skip
+# pandas >= 3 pickles its classes and singletons under the top-level name
+# (``pandas.DataFrame``); the ``pandas`` namespace itself is not allowed because it
+# also holds ``read_pickle``, which unpickles a file or URL.
+_PANDAS_NAMES: Final = (
+    "ArrowDtype", "BooleanDtype", "Categorical", "CategoricalDtype", "CategoricalIndex",
+    "DataFrame", "DatetimeIndex", "DatetimeTZDtype", "Float32Dtype", "Float64Dtype",
+    "Index", "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype", "Interval",
+    "IntervalDtype", "IntervalIndex", "MultiIndex", "NA", "NaT", "Period", "PeriodDtype",
+    "PeriodIndex", "RangeIndex", "Series", "SparseDtype", "StringDtype", "Timedelta",
+    "TimedeltaIndex", "Timestamp", "UInt8Dtype", "UInt16Dtype", "UInt32Dtype",
+    "UInt64Dtype",
+)  # fmt: skip
+
+# Score functions a fitted search (``GridSearchCV(scoring="roc_auc").scorer_``) or a
+# feature selector (``SelectKBest()`` defaults to ``f_classif``) holds.
+_SKLEARN_SCORE_FUNCTIONS: Final = {
+    "sklearn.feature_selection._mutual_info": (
+        "mutual_info_classif", "mutual_info_regression",
+    ),
+    "sklearn.feature_selection._univariate_selection": (
+        "chi2", "f_classif", "f_oneway", "f_regression", "r_regression",
+    ),
+    "sklearn.metrics._classification": (
+        "accuracy_score", "balanced_accuracy_score", "brier_score_loss", "d2_brier_score",
+        "d2_log_loss_score", "f1_score", "fbeta_score", "jaccard_score", "log_loss",
+        "matthews_corrcoef", "precision_score", "recall_score",
+    ),
+    "sklearn.metrics._ranking": (
+        "average_precision_score", "roc_auc_score", "top_k_accuracy_score",
+    ),
+    "sklearn.metrics._regression": (
+        "d2_absolute_error_score", "explained_variance_score", "max_error",
+        "mean_absolute_error", "mean_absolute_percentage_error", "mean_gamma_deviance",
+        "mean_poisson_deviance", "mean_squared_error", "mean_squared_log_error",
+        "median_absolute_error", "r2_score", "root_mean_squared_error",
+        "root_mean_squared_log_error",
+    ),
+}  # fmt: skip
+
+#: Globals a scikit-learn / numpy / scipy / pandas model needs to be rebuilt.
+#:
+#: Each entry names either one global exactly (``"builtins.slice"``), or a module,
+#: which permits the *classes* defined in it and its submodules (``"sklearn.pipeline"``
+#: permits ``"sklearn.pipeline.Pipeline"``); functions are always named one by one,
+#: because calling a function with arguments of its choosing is how a pickle runs
+#: code. See :func:`disallowed_references`. The list is measured, not guessed:
+#: ``tests/test_pickle_audit.py`` pickles real pipelines of the common model families
+#: with cloudpickle and checks that every reference is allowed, and that nothing
+#: the list permits is a known-dangerous callable.
+#:
+#: Deliberately absent:
+#:
+#: * ``builtins`` but for a few containers: ``eval``, ``exec``, ``__import__``,
+#:   ``open``, and ``getattr``, which reaches any function's ``__globals__`` and from
+#:   there every builtin. Plain pickle uses ``getattr`` for bound methods; no
+#:   estimator of the measured families needs it.
+#: * ``os``, ``posix``, ``nt``, ``subprocess``, ``sys``, ``shutil``, ``importlib``,
+#:   ``socket``, ``pickle``, ``marshal``, ``operator`` (``attrgetter`` is
+#:   ``getattr``), ``types`` and ``cloudpickle``; the last two rebuild functions and
+#:   classes from code objects, i.e. run code.
+#: * the ``numpy`` and ``pandas`` namespaces (``numpy.load``, ``numpy.savetxt``,
+#:   ``pandas.read_pickle`` load pickles or write files), ``joblib``, ``pyarrow``
+#:   (rebuilds arrays from raw buffers without validating them), ``sklearn.datasets``,
+#:   ``sklearn.utils`` but for four names, and ``sklearn.tree._export``.
+#:
+#: A model with code pickled *by value* (a class or function defined in a notebook,
+#: in ``__main__`` or in a module passed to ``cloudpickle.register_pickle_by_value``)
+#: therefore fails the audit, because loading it runs that code. The caller must
+#: opt in: ``DEFAULT_ALLOWED_MODULES + ARBITRARY_CODE_MODULES``.
+DEFAULT_ALLOWED_MODULES: Final[tuple[str, ...]] = (
+    # Containers and plain values Python pickles by reference.
+    "builtins.bytearray",
+    "builtins.complex",
+    "builtins.frozenset",
+    "builtins.object",
+    "builtins.range",
+    "builtins.set",
+    "builtins.slice",
+    "collections.OrderedDict",
+    "collections.defaultdict",
+    "collections.deque",
+    "copyreg._reconstructor",  # objects pickled with protocol 0 and 1
+    "_codecs.encode",  # bytes pickled with protocol 2 and below
+    "datetime",
+    "decimal.Decimal",
+    "fractions.Fraction",
+    "functools.partial",
+    "uuid.UUID",
+    # numpy: arrays, scalars, dtypes, masked arrays, random states, the names above.
+    "numpy._core.multiarray._reconstruct",
+    "numpy._core.multiarray.scalar",
+    "numpy._core.numeric._frombuffer",
+    "numpy.core.multiarray._reconstruct",  # pickles written by numpy < 2
+    "numpy.core.multiarray.scalar",
+    "numpy.core.numeric._frombuffer",
+    "numpy.dtype",
+    "numpy.dtypes",
+    "numpy.ma.MaskedArray",
+    "numpy.ma.core.MaskedArray",
+    "numpy.ma.core._mareconstruct",
+    "numpy.ndarray",
+    "numpy.random",
+    "numpy.random._pickle.__bit_generator_ctor",
+    "numpy.random._pickle.__generator_ctor",
+    "numpy.random._pickle.__randomstate_ctor",
+    *(f"numpy.{name}" for name in _NUMPY_FUNCTIONS + _NUMPY_TYPES),
+    # scipy: sparse matrices and arrays, special-function ufuncs, splines
+    # (SplineTransformer), frozen distributions (RandomizedSearchCV).
+    "scipy._lib.array_api_compat.numpy._aliases.asarray",
+    "scipy.interpolate._bsplines.BSpline",
+    "scipy.sparse._bsr",
+    "scipy.sparse._coo",
+    "scipy.sparse._csc",
+    "scipy.sparse._csr",
+    "scipy.sparse._dia",
+    "scipy.sparse._dok",
+    "scipy.sparse._lil",
+    "scipy.special",
+    "scipy.stats._continuous_distns",
+    "scipy.stats._discrete_distns",
+    "scipy.stats._distn_infrastructure",
+    # pandas: frames, series, indexes, arrays, dtypes and scalars; not pandas.io.
+    *(f"pandas.{name}" for name in _PANDAS_NAMES),
+    "pandas._libs.arrays",
+    "pandas._libs.internals",
+    "pandas._libs.internals._unpickle_block",
+    "pandas._libs.interval",
+    "pandas._libs.missing.NA",
+    "pandas._libs.sparse",
+    "pandas._libs.tslibs",
+    "pandas._libs.tslibs.nattype.NaT",
+    "pandas._libs.tslibs.nattype._nat_unpickle",
+    "pandas._libs.tslibs.timedeltas._timedelta_unpickle",
+    "pandas._libs.tslibs.timestamps._unpickle_timestamp",
+    "pandas.arrays",
+    "pandas.core.arrays",
+    "pandas.core.dtypes.dtypes",
+    "pandas.core.frame.DataFrame",
+    "pandas.core.indexes",
+    "pandas.core.indexes.base._new_Index",
+    "pandas.core.indexes.datetimes._new_DatetimeIndex",
+    "pandas.core.indexes.interval._new_IntervalIndex",
+    "pandas.core.indexes.period._new_PeriodIndex",
+    "pandas.core.indexes.timedeltas._new_TimedeltaIndex",
+    "pandas.core.internals",
+    "pandas.core.series.Series",
+    # scikit-learn: the packages whose modules define estimators and their fitted
+    # state, the score functions above, and the few functions fitted models hold.
+    "sklearn._loss",
+    "sklearn.base",
+    "sklearn.calibration",
+    "sklearn.cluster",
+    "sklearn.compose",
+    "sklearn.covariance",
+    "sklearn.cross_decomposition",
+    "sklearn.decomposition",
+    "sklearn.discriminant_analysis",
+    "sklearn.dummy",
+    "sklearn.ensemble",
+    "sklearn.feature_extraction",
+    "sklearn.feature_selection",
+    "sklearn.frozen",
+    "sklearn.gaussian_process",
+    "sklearn.impute",
+    "sklearn.isotonic",
+    "sklearn.kernel_approximation",
+    "sklearn.kernel_ridge",
+    "sklearn.linear_model",
+    "sklearn.manifold",
+    "sklearn.metrics",
+    "sklearn.metrics._dist_metrics.newObj",
+    "sklearn.mixture",
+    "sklearn.model_selection",
+    "sklearn.multiclass",
+    "sklearn.multioutput",
+    "sklearn.naive_bayes",
+    "sklearn.neighbors",
+    "sklearn.neighbors._ball_tree.newObj",
+    "sklearn.neighbors._kd_tree.newObj",
+    "sklearn.neural_network",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "sklearn.random_projection",
+    "sklearn.semi_supervised",
+    "sklearn.svm",
+    "sklearn.tree._classes",
+    "sklearn.tree._criterion",
+    "sklearn.tree._partitioner",
+    "sklearn.tree._splitter",
+    "sklearn.tree._tree",
+    "sklearn.tree._utils",
+    "sklearn.utils._bunch.Bunch",
+    "sklearn.utils._metadata_requests",
+    "sklearn.utils._set_output._wrap_data_with_container",  # set_output of a custom class
+    "sklearn.utils.validation.check_array",  # HistGradientBoosting, native categories
+    *(f"{module}.{name}" for module, names in _SKLEARN_SCORE_FUNCTIONS.items() for name in names),
+)
+
+#: What a pickle with code serialised by value references on top of the default:
+#: every function of cloudpickle (``"cloudpickle.*"``), ``builtins.type``, the method
+#: decorators, and ``builtins.getattr`` for bound methods. Allowing them allows
+#: **arbitrary code**: ``cloudpickle.cloudpickle.subimport`` imports any module and
+#: ``_make_function`` runs any code object. Use it only for bundles you trust, ideally
+#: verified with a signing key.
+ARBITRARY_CODE_MODULES: Final[tuple[str, ...]] = (
+    "builtins.classmethod",
+    "builtins.getattr",
+    "builtins.property",
+    "builtins.staticmethod",
+    "builtins.type",
+    "cloudpickle.*",
+)
+
+# Module path parts a prefix entry never reaches into: test modules import helpers
+# that run code (``sklearn.utils._testing.assert_run_python_script_without_output``)
+# and nothing a fitted estimator holds lives there. An entry naming such a module
+# itself still allows it.
+_TEST_MODULE_PARTS: Final = frozenset({"conftest", "tests", "testing", "_testing"})
+# Cython generates ``__pyx_unpickle_<Class>(type, checksum, state)`` for every cdef
+# class; it only creates an instance of ``type``, itself a checked reference.
+_CYTHON_RECONSTRUCTOR: Final = "__pyx_unpickle_"
+# An entry "pkg.*" trusts pkg wholesale: its functions as well as its classes.
+_EVERYTHING: Final = ".*"
+
+_STRING_OPCODES: Final = frozenset(
+    {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
+     "BINUNICODE8"}
+)  # fmt: skip
+_PUT_OPCODES: Final = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_GET_OPCODES: Final = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_EXT_OPCODES: Final = frozenset({"EXT1", "EXT2", "EXT4"})
+
+
+class _Mark:
+    """The MARK opcode's entry on the simulated stack."""
+
+
+_MARK: Final = _Mark()
+_OBJECT: Final = object()  # any value the audit does not need to know
+
+
+class _StackEffect(NamedTuple):
+    takes_mark: bool  # pops everything down to the topmost MARK, then ...
+    pops: int  # ... this many more items
+    pushes: tuple[object, ...]
+
+
+def _stack_effect(opcode: pickletools.OpcodeInfo) -> _StackEffect:
+    # The same bookkeeping as pickletools.dis, from the opcode table.
+    before, after = opcode.stack_before, opcode.stack_after
+    takes_mark = pickletools.markobject in before
+    return _StackEffect(
+        takes_mark,
+        before.index(pickletools.markobject) if takes_mark else len(before),
+        tuple(_MARK if item is pickletools.markobject else _OBJECT for item in after),
+    )
+
+
+_STACK_EFFECTS: Final = {opcode.name: _stack_effect(opcode) for opcode in pickletools.opcodes}
+
+
+def pickle_references(data: bytes) -> list[str]:
+    """List every global a pickle would import, without unpickling it.
+
+    The opcodes are read with :mod:`pickletools` and the unpickler's stack and memo
+    are simulated just enough to know the two strings a protocol-4 ``STACK_GLOBAL``
+    pops, including strings fetched back from the memo. Protocols 0 to 5 are read;
+    names are mapped from Python 2 as the unpickler maps them for protocols below 3.
+
+    Parameters
+    ----------
+    data : bytes
+        One pickle, such as the output of ``cloudpickle.dumps(estimator)``.
+
+    Returns
+    -------
+    list of str
+        Sorted, unique references: ``"module.name"``, ``"module:attribute.path"``
+        for a dotted name, and ``"<unresolved>"`` for a global whose operands were
+        computed rather than written as strings, or that comes from the process-wide
+        ``copyreg`` extension registry.
+
+    Raises
+    ------
+    IntegrityError
+        If ``data`` is not exactly one well-formed pickle (truncated, unknown
+        opcode, stack or memo misuse, or bytes after the final ``STOP``).
+
+    Examples
+    --------
+    >>> import pickle
+    >>> pickle_references(pickle.dumps(slice(1, 2), protocol=2))
+    ['builtins.slice']
+    """
+    references: set[str] = set()
+    stack: list[object] = []
+    memo: dict[int, object] = {}
+    protocol = 0
+
+    def pop(count: int, pos: int) -> list[object]:
+        if count == 0:
+            return []
+        top = stack[-count:]
+        if len(top) < count or any(item is _MARK for item in top):
+            raise _malformed(f"an opcode at byte {pos} pops more items than the stack holds")
+        del stack[-count:]
+        return top
+
+    for opcode, arg, pos in _opcodes(data):
+        name = opcode.name
+        # The memo and string opcodes first: they are most of a model pickle.
+        if name == "MEMOIZE" or name in _PUT_OPCODES:
+            if not stack or stack[-1] is _MARK:
+                raise _malformed(f"the memo opcode at byte {pos} has nothing to store")
+            memo[len(memo) if name == "MEMOIZE" else int(arg)] = stack[-1]
+            continue
+        if name in _GET_OPCODES:
+            if int(arg) not in memo:
+                raise _malformed(f"the pickle reads memo entry {arg} before writing it")
+            stack.append(memo[int(arg)])
+            continue
+        if name in _STRING_OPCODES:
+            stack.append(arg)
+            continue
+        if name == "STACK_GLOBAL":
+            module, qualname = pop(2, pos)
+            if isinstance(module, str) and isinstance(qualname, str):
+                references.add(_reference(module, qualname, protocol))
+            else:
+                references.add(UNRESOLVED)
+            stack.append(_OBJECT)
+            continue
+        if name == "DUP":
+            stack.extend(pop(1, pos) * 2)
+            continue
+        if name == "PROTO":
+            protocol = int(arg)
+        elif name == "STOP" and pos + 1 != len(data):
+            raise _malformed(f"{len(data) - pos - 1} byte(s) follow the end of the pickle")
+        elif name in ("GLOBAL", "INST"):
+            references.add(_reference(*_global_operands(data, pos), protocol))
+        elif name in _EXT_OPCODES:
+            # The code is looked up in copyreg's registry at load time, which the
+            # pickle does not spell out; no model pickle uses extension codes.
+            references.add(UNRESOLVED)
+        takes_mark, count, pushes = _STACK_EFFECTS[name]
+        if takes_mark or (name == "POP" and stack and stack[-1] is _MARK):
+            while stack and stack[-1] is not _MARK:
+                stack.pop()
+            if not stack:
+                raise _malformed(f"the opcode at byte {pos} needs a MARK that is not there")
+            stack.pop()
+            if not takes_mark:
+                count = 0
+        if count:
+            pop(count, pos)
+        stack.extend(pushes)
+    return sorted(references)
+
+
+def disallowed_references(references: Iterable[str], allowed_modules: Iterable[str]) -> list[str]:
+    """Return the references that no entry of an allow-list permits.
+
+    An entry permits:
+
+    * the global it names exactly (``"builtins.slice"``), and any attribute path
+      inside it (``"numpy.random.RandomState"`` permits
+      ``"numpy.random:RandomState.normal"``);
+    * the *classes* defined in the module or package it names, at dot boundaries:
+      ``"sklearn.linear_model"`` permits
+      ``"sklearn.linear_model._logistic.LogisticRegression"``; ``"sklearn"`` does not
+      permit ``"sklearnx.evil"``. Also numpy ufuncs and Cython's
+      ``__pyx_unpickle_*`` reconstructors defined there. Functions need an exact
+      entry, because calling functions is how a pickle runs code;
+    * everything defined in the module or package, functions included, when the
+      entry ends with ``".*"`` (``"cloudpickle.*"``): trust in the whole package.
+
+    To tell what a module *defines* from what it merely imports (``attrgetter`` in
+    ``sklearn.feature_selection._base``, ``np`` anywhere), the module, always one an
+    entry names, is imported and the global's ``__module__`` is judged instead. A
+    module entry also does not reach an attribute path (``"module:np.load"``) or a
+    test module (a ``tests``, ``testing``, ``_testing`` or ``conftest`` part below
+    the entry). ``"<unresolved>"`` is never permitted.
+
+    Parameters
+    ----------
+    references : iterable of str
+        As returned by :func:`pickle_references`.
+    allowed_modules : iterable of str
+        Module names and exact global names, e.g. :data:`DEFAULT_ALLOWED_MODULES`.
+
+    Returns
+    -------
+    list of str
+        The references not permitted, in their given order; empty if all are.
+
+    Raises
+    ------
+    TypeError
+        If ``allowed_modules`` is a single string rather than a collection of them.
+
+    Examples
+    --------
+    >>> disallowed_references(["sklearn.pipeline.Pipeline", "os.system"], ["sklearn"])
+    ['os.system']
+    >>> disallowed_references(["sklearnx.evil"], ["sklearn"])
+    ['sklearnx.evil']
+    """
+    if isinstance(allowed_modules, str):
+        raise TypeError(
+            "allowed_modules must be a collection of module or global names, such as "
+            f"('sklearn', 'numpy.ndarray'); got the single string {allowed_modules!r}."
+        )
+    allowed = tuple(allowed_modules)
+    plain = {entry for entry in allowed if not entry.endswith(_EVERYTHING)}
+    everything = {entry[: -len(_EVERYTHING)] for entry in allowed if entry.endswith(_EVERYTHING)}
+    disallowed = []
+    for reference in references:
+        permission = _permission(reference, plain, everything)
+        if permission == "exact" or (
+            permission is not None
+            and _defined_in_allowed_module(
+                reference, plain, everything, functions=permission == "anything"
+            )
+        ):
+            continue
+        disallowed.append(reference)
+    return disallowed
+
+
+def _split(reference: str) -> tuple[str, str]:
+    module, colon, path = reference.partition(":")
+    if colon:
+        return module, path
+    module, _, name = reference.rpartition(".")
+    return module, name
+
+
+def _permission(
+    reference: str, plain: set[str], everything: set[str]
+) -> Literal["exact", "classes", "anything"] | None:
+    # "exact": an entry names the global, or an object enclosing its attribute path.
+    # "classes" / "anything": an entry names its module or a package above it,
+    # without or with the trailing ".*" that also admits functions.
+    if reference == UNRESOLVED:
+        return None
+    if reference in plain:
+        return "exact"
+    module, path = _split(reference)
+    module_parts = module.split(".") if module else []
+    parts = module_parts + path.split(".")
+    permission: Literal["classes", "anything"] | None = None
+    for length in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:length])
+        if length > len(module_parts):
+            if prefix in plain:
+                return "exact"
+        elif _TEST_MODULE_PARTS.isdisjoint(module_parts[length:]):
+            if prefix in everything:
+                permission = "anything"
+            elif prefix in plain and permission is None:
+                permission = "classes"
+    return permission
+
+
+def _defined_in_allowed_module(
+    reference: str, plain: set[str], everything: set[str], *, functions: bool
+) -> bool:
+    module_name, name = _split(reference)
+    try:
+        # Importing a module an entry names is what unpickling would do anyway.
+        # getattr takes one name, so an attribute path ("module:np.load") never
+        # resolves here: a module entry does not reach into paths.
+        obj = getattr(importlib.import_module(module_name), name)
+        module = getattr(obj, "__module__", None)
+        qualname = getattr(obj, "__qualname__", None)
+    except Exception:  # not importable, no such name, or a warning raised as error
+        return False
+    class_like = isinstance(obj, type) or name.startswith(_CYTHON_RECONSTRUCTOR)
+    if _is_ufunc(obj):
+        # A ufunc made outside numpy (scipy.special.expit) records no module.
+        class_like, module = True, module if isinstance(module, str) else module_name
+    if not (functions or class_like) or not isinstance(module, str):
+        return False
+    # Judge the global where it is defined, by the same rules: a function imported
+    # from a module whose entry admits only classes stays out.
+    top_level = qualname.split(".")[0] if isinstance(qualname, str) else name
+    home = _permission(f"{module}.{top_level}", plain, everything)
+    return home in ("exact", "anything") or (home == "classes" and class_like)
+
+
+def _is_ufunc(obj: object) -> bool:
+    return type(obj).__name__ == "ufunc" and type(obj).__module__ == "numpy"
+
+
+def _reference(module: str, qualname: str, protocol: int) -> str:
+    if protocol < 3:
+        # Mirror pickle.Unpickler.find_class(fix_imports=True): a protocol 0-2
+        # pickle naming "__builtin__ eval" imports builtins.eval.
+        if (module, qualname) in _compat_pickle.NAME_MAPPING:
+            module, qualname = _compat_pickle.NAME_MAPPING[(module, qualname)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
+    return f"{module}{':' if '.' in qualname else '.'}{qualname}"
+
+
+def _global_operands(data: bytes, pos: int) -> tuple[str, str]:
+    # GLOBAL and INST carry "module\nname\n". pickletools escape-decodes the lines,
+    # the unpickler does not, so read the raw bytes exactly as the unpickler does.
+    first = data.index(b"\n", pos + 1)
+    second = data.index(b"\n", first + 1)
+    try:
+        return data[pos + 1 : first].decode("utf-8"), data[first + 1 : second].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _malformed(f"the global named at byte {pos} is not UTF-8") from exc
+
+
+def _opcodes(data: bytes) -> Iterator[tuple[pickletools.OpcodeInfo, Any, int]]:
+    ops = pickletools.genops(data)
+    while True:
+        try:
+            op, arg, pos = next(ops)
+        except StopIteration:
+            return
+        # pickletools is a debugging aid, not a hardened parser: bad input surfaces as
+        # ValueError, AssertionError, UnicodeError, or a warning turned into an error.
+        except Exception as exc:
+            raise _malformed(str(exc)) from exc
+        yield op, arg, 0 if pos is None else pos
+
+
+def _malformed(reason: str) -> IntegrityError:
+    return IntegrityError(
+        f"The estimator pickle is malformed ({reason}); it is damaged or was not "
+        "written by safemodel. Rebuild the bundle from the trained estimator.",
+        found=reason,
+    )

@@ -1,0 +1,306 @@
+"""Tests for manifest signing (``safemodel._signing``)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from safemodel._signing import (
+    SIGNATURE_MEMBER,
+    SIGNING_KEY_ENV,
+    SigningKeyError,
+    resolve_key,
+    sign_manifest,
+    verify_manifest,
+)
+from safemodel.errors import IntegrityError, SafeModelError
+
+MANIFEST = json.dumps(
+    {"format_version": 1, "name": "churn", "members": {"estimator.pkl": {"sha256": "ab" * 32}}},
+    indent=1,
+).encode()
+SECRET = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def private_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def _pem(key: Ed25519PrivateKey, *, public: bool) -> bytes:
+    if public:
+        return key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _raw_public(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _flip_one_byte(data: bytes, position: int) -> bytes:
+    return data[:position] + bytes([data[position] ^ 0x01]) + data[position + 1 :]
+
+
+# --------------------------------------------------------------------------------------
+# HMAC
+
+
+@pytest.mark.parametrize("key", [SECRET, SECRET.encode(), "ключ-секрет"])
+def test_hmac_round_trip(key: str | bytes) -> None:
+    signature = sign_manifest(MANIFEST, key)
+
+    verify_manifest(MANIFEST, signature, key)
+    content = json.loads(signature)
+    assert content["algorithm"] == "hmac-sha256"
+    secret = key.encode() if isinstance(key, str) else key
+    assert content["signature"] == hmac.new(secret, MANIFEST, hashlib.sha256).hexdigest()
+    assert set(content) == {"algorithm", "signature"}
+
+
+def test_str_and_utf8_bytes_are_the_same_secret() -> None:
+    verify_manifest(MANIFEST, sign_manifest(MANIFEST, SECRET), SECRET.encode())
+
+
+def test_the_secret_never_appears_in_the_signature() -> None:
+    signature = sign_manifest(MANIFEST, SECRET)
+
+    assert SECRET.encode() not in signature
+    assert SECRET.encode().hex().encode() not in signature
+    assert hashlib.sha256(SECRET.encode()).hexdigest().encode() not in signature
+
+
+def test_wrong_hmac_key_is_refused() -> None:
+    signature = sign_manifest(MANIFEST, SECRET)
+
+    with pytest.raises(IntegrityError, match="different key or modified after signing") as exc:
+        verify_manifest(MANIFEST, signature, SECRET + "!")
+    assert exc.value.member == SIGNATURE_MEMBER
+
+
+@pytest.mark.parametrize("position", [0, len(MANIFEST) // 2, len(MANIFEST) - 1])
+def test_manifest_tampered_by_one_byte_is_refused(position: int) -> None:
+    signature = sign_manifest(MANIFEST, SECRET)
+
+    with pytest.raises(IntegrityError, match="modified after signing"):
+        verify_manifest(_flip_one_byte(MANIFEST, position), signature, SECRET)
+
+
+def test_signature_tampered_by_one_bit_is_refused() -> None:
+    content = json.loads(sign_manifest(MANIFEST, SECRET))
+    digest = bytes.fromhex(content["signature"])
+    content["signature"] = _flip_one_byte(digest, 5).hex()
+
+    with pytest.raises(IntegrityError, match="does not match"):
+        verify_manifest(MANIFEST, json.dumps(content).encode(), SECRET)
+
+
+def test_missing_signature_is_refused() -> None:
+    with pytest.raises(IntegrityError, match="unsigned but a signing key was given") as exc:
+        verify_manifest(MANIFEST, None, SECRET)
+    assert exc.value.member == SIGNATURE_MEMBER
+    assert exc.value.expected == "hmac-sha256"
+    assert SECRET not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe",
+        b"[]",
+        b"null",
+        b"{}",
+        b'{"algorithm": "hmac-sha256"}',
+        b'{"algorithm": "hmac-sha256", "signature": 12}',
+        b'{"algorithm": "hmac-sha256", "signature": "zz"}',
+        b'{"algorithm": "none", "signature": ""}',
+        b'{"algorithm": "HS256", "signature": "00"}',
+        b'{"algorithm": "ed25519", "signature": "00", "public_key": 5}',
+    ],
+)
+def test_malformed_signature_files_are_refused(signature: bytes) -> None:
+    with pytest.raises(IntegrityError, match=f"{SIGNATURE_MEMBER} is malformed") as exc:
+        verify_manifest(MANIFEST, signature, SECRET)
+    assert exc.value.member == SIGNATURE_MEMBER
+
+
+@pytest.mark.parametrize("key", ["", b"", "   "])
+def test_empty_hmac_keys_are_refused(key: str | bytes) -> None:
+    with pytest.raises(SigningKeyError, match="empty") as exc:
+        sign_manifest(MANIFEST, key)
+    assert isinstance(exc.value, SafeModelError)
+    assert isinstance(exc.value, ValueError)
+    with pytest.raises(SigningKeyError):
+        verify_manifest(MANIFEST, b"{}", key)
+
+
+@pytest.mark.parametrize("key", [42, None, ["secret"]])
+def test_unsupported_key_types_are_refused(key: object) -> None:
+    with pytest.raises(SigningKeyError, match="must be an HMAC secret"):
+        sign_manifest(MANIFEST, key)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------
+# Ed25519
+
+
+def test_ed25519_sign_with_private_verify_with_public(private_key: Ed25519PrivateKey) -> None:
+    signature = sign_manifest(MANIFEST, private_key)
+
+    verify_manifest(MANIFEST, signature, private_key.public_key())
+    verify_manifest(MANIFEST, signature, private_key)
+    content = json.loads(signature)
+    assert content["algorithm"] == "ed25519"
+    assert content["public_key"] == hashlib.sha256(_raw_public(private_key)).hexdigest()
+    assert set(content) == {"algorithm", "public_key", "signature"}
+
+
+def test_ed25519_private_key_never_appears(private_key: Ed25519PrivateKey) -> None:
+    raw = private_key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    signature = sign_manifest(MANIFEST, private_key)
+
+    assert raw not in signature
+    assert raw.hex().encode() not in signature
+
+
+@pytest.mark.parametrize("as_text", [False, True])
+def test_ed25519_keys_as_pem(private_key: Ed25519PrivateKey, as_text: bool) -> None:
+    private_pem, public_pem = _pem(private_key, public=False), _pem(private_key, public=True)
+    if as_text:
+        signature = sign_manifest(MANIFEST, private_pem.decode())
+        verify_manifest(MANIFEST, signature, public_pem.decode())
+    else:
+        signature = sign_manifest(MANIFEST, private_pem)
+        verify_manifest(MANIFEST, signature, public_pem)
+
+    verify_manifest(MANIFEST, signature, private_key.public_key())
+
+
+def test_ed25519_wrong_key_names_both_keys(private_key: Ed25519PrivateKey) -> None:
+    other = Ed25519PrivateKey.generate()
+    signature = sign_manifest(MANIFEST, private_key)
+
+    with pytest.raises(IntegrityError, match="different key or modified after signing") as exc:
+        verify_manifest(MANIFEST, signature, other.public_key())
+    signer = hashlib.sha256(_raw_public(private_key)).hexdigest()
+    assert exc.value.found == signer
+    assert exc.value.expected == hashlib.sha256(_raw_public(other)).hexdigest()
+    assert signer in str(exc.value)
+
+
+def test_ed25519_tampered_manifest_is_refused(private_key: Ed25519PrivateKey) -> None:
+    signature = sign_manifest(MANIFEST, private_key)
+
+    with pytest.raises(IntegrityError, match="modified after signing"):
+        verify_manifest(_flip_one_byte(MANIFEST, 10), signature, private_key.public_key())
+
+
+def test_ed25519_public_key_cannot_sign(private_key: Ed25519PrivateKey) -> None:
+    with pytest.raises(SigningKeyError, match="public key can verify a bundle but not sign"):
+        sign_manifest(MANIFEST, private_key.public_key())  # type: ignore[arg-type]
+
+
+def test_unreadable_pem_is_refused() -> None:
+    pem = b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"
+    with pytest.raises(SigningKeyError, match="PEM"):
+        sign_manifest(MANIFEST, pem)
+
+
+# --------------------------------------------------------------------------------------
+# The algorithm comes from the verifier's key, never from the signature file.
+
+
+def test_hmac_signature_refused_by_an_ed25519_key(private_key: Ed25519PrivateKey) -> None:
+    signature = sign_manifest(MANIFEST, SECRET)
+
+    with pytest.raises(IntegrityError, match="signed with 'hmac-sha256'") as exc:
+        verify_manifest(MANIFEST, signature, private_key.public_key())
+    assert (exc.value.expected, exc.value.found) == ("ed25519", "hmac-sha256")
+
+
+def test_ed25519_signature_refused_by_an_hmac_key(private_key: Ed25519PrivateKey) -> None:
+    signature = sign_manifest(MANIFEST, private_key)
+
+    with pytest.raises(IntegrityError, match="signed with 'ed25519'"):
+        verify_manifest(MANIFEST, signature, SECRET)
+
+
+def test_hmac_forged_with_the_public_key_is_refused(private_key: Ed25519PrivateKey) -> None:
+    # The classic algorithm-confusion forgery: the public key is public, so anyone
+    # can compute an HMAC with it as the secret. A verifier holding the public key
+    # as PEM text must still demand an Ed25519 signature.
+    public_pem = _pem(private_key, public=True)
+    forged = json.dumps(
+        {
+            "algorithm": "hmac-sha256",
+            "signature": hmac.new(public_pem, MANIFEST, hashlib.sha256).hexdigest(),
+        }
+    ).encode()
+
+    with pytest.raises(IntegrityError, match="signed with 'hmac-sha256'"):
+        verify_manifest(MANIFEST, forged, public_pem)
+
+
+# --------------------------------------------------------------------------------------
+# Key resolution and the optional dependency.
+
+
+def test_resolve_key_prefers_the_explicit_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SIGNING_KEY_ENV, "from-env")
+    explicit = b"explicit"
+
+    assert resolve_key(explicit) is explicit
+
+
+def test_resolve_key_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SIGNING_KEY_ENV, "from-env")
+
+    assert resolve_key(None) == "from-env"
+    verify_manifest(MANIFEST, sign_manifest(MANIFEST, "from-env"), resolve_key(None) or "")
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_resolve_key_without_key_or_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
+    if value is None:
+        monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
+    else:
+        monkeypatch.setenv(SIGNING_KEY_ENV, value)
+
+    assert resolve_key(None) is None
+
+
+def test_importing_signing_does_not_import_cryptography() -> None:
+    code = "import sys, safemodel._signing; print('cryptography' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+
+    assert result.stdout.strip() == "False"
+
+
+def test_missing_cryptography_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, private_key: Ed25519PrivateKey
+) -> None:
+    pem = _pem(private_key, public=False)
+    monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.asymmetric", None)
+
+    with pytest.raises(ImportError, match=r'pip install "safemodel\[sign\]"'):
+        sign_manifest(MANIFEST, pem)
+    # HMAC needs nothing extra.
+    verify_manifest(MANIFEST, sign_manifest(MANIFEST, SECRET), SECRET)
