@@ -237,20 +237,14 @@ class ModelBundle:
         bundle._profile = bundle._build_profile(frame)
         return bundle
 
-    def _build_profile(self, frame: pd.DataFrame) -> Profile | None:
-        try:
-            from .profile import Profile
-        except ImportError:  # pragma: no cover - profile module is part of the package
-            return None
-        prepared = apply(self._contract, self._policy, frame, invalid="drop")
+    def _build_profile(self, frame: pd.DataFrame) -> Profile:
+        from .profile import Profile
+
         categorical = {s.name: list(s.categories) for s in self._contract.columns
                        if s.categories is not None}
-        numeric = [s.name for s in self._contract.columns
-                   if s.kind in ("number", "boolean", "datetime")]
-        columns = [*numeric, *categorical]
-        scores = self._scores_of(prepared.frame) if len(prepared.frame) else None
-        return Profile.build(frame[[c for c in self._contract.names if c in columns]],
-                             categorical=categorical, scores=scores)
+        scores = self.reference_scores(frame)
+        return Profile.build(frame[list(self._contract.names)], categorical=categorical,
+                             scores=scores or None)
 
     # --------------------------------------------------------------- the parts
 
@@ -437,15 +431,25 @@ class ModelBundle:
     def reference_scores(self, X: Any) -> dict[str, np.ndarray]:
         """Scores of ``X`` the way the reference profile's score part was built.
 
-        Rows that break the contract are left out.
+        One value per input row; rows the contract rejects get NaN (drift then counts
+        them as missing scores).
         """
-        prepared = apply(self._contract, self._policy, X, invalid="drop")
+        frame = as_frame(X)
+        prepared = apply(self._contract, self._policy, frame, invalid="drop")
         if len(prepared.frame) == 0:
             return {}
-        return self._scores_of(prepared.frame)
+        scores = self._scores_of(prepared.frame)
+        if len(prepared.frame) == len(frame):
+            return scores
+        full = {}
+        for key, values in scores.items():
+            column = np.full(len(frame), np.nan)
+            column[prepared.rows] = values
+            full[key] = column
+        return full
 
     def drift(self, X: Any, *, scores: Mapping[str, Any] | None = None,
-              warn: float = 0.1, alert: float = 0.25) -> DriftReport:
+              warn: float = 0.1, alert: float = 0.25, min_rows: int = 30) -> DriftReport:
         """Compare ``X`` (and the scores) with the training reference profile.
 
         Parameters
@@ -455,7 +459,10 @@ class ModelBundle:
         scores : dict of str to array, optional
             Scores already computed; by default computed from ``X``.
         warn, alert : float
-            PSI thresholds.
+            PSI thresholds: at least ``warn`` warns, at least ``alert`` alerts (and
+            only above what sampling noise explains for the batch size).
+        min_rows : int, default 30
+            Smaller batches report ``"insufficient"`` instead of a verdict.
 
         Raises
         ------
@@ -475,7 +482,8 @@ class ModelBundle:
         if scores is None:
             scores = self.reference_scores(frame)
         score_arrays = {k: np.asarray(v, dtype="float64") for k, v in scores.items()}
-        return drift(self._profile, frame, scores=score_arrays, warn=warn, alert=alert)
+        return drift(self._profile, frame, scores=score_arrays, warn=warn, alert=alert,
+                     min_rows=min_rows)
 
     # -------------------------------------------------------------- persistence
 

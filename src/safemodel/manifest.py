@@ -6,6 +6,7 @@ This module imports neither pandas nor scikit-learn, so reading a bundle's manif
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import platform
@@ -47,6 +48,15 @@ def _version_of(distribution: str) -> str | None:
         return None
 
 
+@functools.cache
+def _module_owners() -> Mapping[str, list[str]]:
+    """Top-level module -> distributions; slow (scans every installed package), so once."""
+    try:
+        return importlib.metadata.packages_distributions()
+    except Exception:  # pragma: no cover - broken metadata must not stop a save
+        return {}
+
+
 def capture_environment(modules: Iterable[str] = ()) -> dict[str, str | None]:
     """Versions of Python, the core packages and the distributions of ``modules``.
 
@@ -58,10 +68,7 @@ def capture_environment(modules: Iterable[str] = ()) -> dict[str, str | None]:
     }
     for dist in CORE_PACKAGES:
         env[dist] = _version_of(dist)
-    try:
-        owners = importlib.metadata.packages_distributions()
-    except Exception:  # pragma: no cover - broken metadata must not stop a save
-        owners = {}
+    owners = _module_owners()
     for module in sorted(set(modules)):
         if module in ("builtins", "__main__", "copyreg", "_codecs"):
             continue

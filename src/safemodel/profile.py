@@ -1,0 +1,549 @@
+"""Reference profile: the training distribution that drift is measured against.
+
+A :class:`Profile` is computed once, when a bundle is built, and travels inside it
+as readable JSON. It holds, per input column and per scoring output, how the training
+rows fell into a fixed set of bins. Its size depends on the number of columns and
+bins, never on the number of training rows (a few kilobytes for a typical table).
+
+Column kinds:
+
+- :class:`NumericProfile` -- numbers, booleans (0/1) and datetimes (int64 nanoseconds
+  since the epoch, UTC). ``edges`` are the reference quantiles (``bins + 1`` of them,
+  deduplicated); bin ``i`` is ``[edges[i-1], edges[i])`` and the last bin is closed, so
+  ``edges[0]`` and ``edges[-1]`` are the observed minimum and maximum. A column with at
+  most ``bins`` distinct values gets one bin per value instead (edges half-way between
+  them); a constant column has ``edges == [c, c]`` and one bin; an always-missing column
+  has no edges.
+- :class:`CategoricalProfile` -- exact counts per allowed category, in the given order,
+  plus values outside the allowed set (``unseen``) and missing values.
+- :class:`TextProfile` -- any other column (free text, mixed objects): only how many
+  values were present and how many missing.
+
+JSON form (``Profile.to_dict``), version 1::
+
+    {"version": 1,
+     "rows": 344,
+     "features": {
+       "bill_length_mm": {"kind": "numeric", "edges": [32.1, 36.6, ..., 59.6],
+                          "counts": [34, 35, ..., 36], "missing": 2},
+       "island": {"kind": "categorical", "categories": ["Biscoe", "Dream", "Torgersen"],
+                  "counts": [168, 124, 52], "unseen": 0, "missing": 0},
+       "comment": {"kind": "text", "present": 300, "missing": 44}},
+     "score": {"proba[Adelie]": {"kind": "numeric", "edges": [...], "counts": [...],
+                                 "missing": 0}}}
+
+Every entry accounts for every row: ``sum(counts) + unseen + missing == rows`` (and
+``present + missing == rows``), which :meth:`Profile.from_dict` checks.
+"""
+
+from __future__ import annotations
+
+import math
+import reprlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from . import _binning
+from .errors import BundleFormatError
+
+__all__ = [
+    "CategoricalProfile",
+    "FeatureProfile",
+    "NumericProfile",
+    "Profile",
+    "TextProfile",
+]
+
+Category = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class NumericProfile:
+    """Binned distribution of a numeric column (or of a numeric score).
+
+    Attributes
+    ----------
+    edges : tuple of float
+        Bin edges: strictly increasing, or ``(c, c)`` for a constant column, or empty
+        for a column that was always missing.
+    counts : tuple of int
+        Rows per bin; ``len(edges) - 1`` of them (none when ``edges`` is empty).
+    missing : int
+        Rows with a missing value.
+    """
+
+    edges: tuple[float, ...]
+    counts: tuple[int, ...]
+    missing: int = 0
+
+    kind: ClassVar[Literal["numeric"]] = "numeric"
+
+    @property
+    def rows(self) -> int:
+        """Rows described (binned plus missing)."""
+        return sum(self.counts) + self.missing
+
+    @property
+    def missing_rate(self) -> float:
+        """Share of rows that were missing (0.0 for an empty profile)."""
+        return self.missing / self.rows if self.rows else 0.0
+
+    @property
+    def min(self) -> float | None:
+        """Smallest value seen, ``None`` if every value was missing."""
+        return self.edges[0] if self.edges else None
+
+    @property
+    def max(self) -> float | None:
+        """Largest value seen, ``None`` if every value was missing."""
+        return self.edges[-1] if self.edges else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "kind": self.kind,
+            "edges": list(self.edges),
+            "counts": list(self.counts),
+            "missing": self.missing,
+        }
+
+
+@dataclass(frozen=True)
+class CategoricalProfile:
+    """Exact category counts of a categorical column (or of a label-valued score).
+
+    Attributes
+    ----------
+    categories : tuple
+        The allowed categories (str, int, float or bool), in their given order.
+    counts : tuple of int
+        Rows per category.
+    unseen : int
+        Rows whose value was outside ``categories``.
+    missing : int
+        Rows with a missing value.
+    """
+
+    categories: tuple[Category, ...]
+    counts: tuple[int, ...]
+    unseen: int = 0
+    missing: int = 0
+
+    kind: ClassVar[Literal["categorical"]] = "categorical"
+
+    @property
+    def rows(self) -> int:
+        """Rows described."""
+        return sum(self.counts) + self.unseen + self.missing
+
+    @property
+    def missing_rate(self) -> float:
+        """Share of rows that were missing (0.0 for an empty profile)."""
+        return self.missing / self.rows if self.rows else 0.0
+
+    @property
+    def frequencies(self) -> dict[Category, int]:
+        """``category -> count``."""
+        return dict(zip(self.categories, self.counts, strict=True))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "kind": self.kind,
+            "categories": list(self.categories),
+            "counts": list(self.counts),
+            "unseen": self.unseen,
+            "missing": self.missing,
+        }
+
+
+@dataclass(frozen=True)
+class TextProfile:
+    """Presence of a column that is neither numeric nor categorical (free text).
+
+    Only the missing rate is tracked: a text column drifts when it starts or stops
+    being filled in.
+    """
+
+    present: int
+    missing: int = 0
+
+    kind: ClassVar[Literal["text"]] = "text"
+
+    @property
+    def rows(self) -> int:
+        """Rows described."""
+        return self.present + self.missing
+
+    @property
+    def missing_rate(self) -> float:
+        """Share of rows that were missing (0.0 for an empty profile)."""
+        return self.missing / self.rows if self.rows else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"kind": self.kind, "present": self.present, "missing": self.missing}
+
+
+FeatureProfile = NumericProfile | CategoricalProfile | TextProfile
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Reference distribution of every input column and every scoring output.
+
+    Attributes
+    ----------
+    features : dict of str to FeatureProfile
+        One entry per input column, in column order.
+    score : dict of str to FeatureProfile
+        One entry per scoring output: ``"proba[<class>]"`` per class of a classifier,
+        ``"prediction"`` for a regressor (the names are the bundle's choice).
+    rows : int
+        Training rows the profile was computed on.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "c": ["a", "b", "a", "a"]})
+    >>> p = Profile.build(X, categorical={"c": ["a", "b"]}, bins=2)
+    >>> p.features["c"].counts
+    (3, 1)
+    >>> Profile.from_dict(p.to_dict()) == p
+    True
+    """
+
+    features: dict[str, FeatureProfile]
+    score: dict[str, FeatureProfile]
+    rows: int
+
+    VERSION: ClassVar[int] = 1
+
+    @classmethod
+    def build(
+        cls,
+        X: pd.DataFrame,
+        *,
+        categorical: Mapping[str, Sequence[object]],
+        scores: Mapping[str, npt.ArrayLike] | None = None,
+        bins: int = 10,
+    ) -> Profile:
+        """Profile a training frame and, optionally, the estimator's scores on it.
+
+        Parameters
+        ----------
+        X : DataFrame
+            The training inputs. Column names must be strings.
+        categorical : mapping of str to sequence
+            Categorical column -> its allowed categories (str, int, float or bool),
+            typically the contract's. Every other column is numeric if its dtype is
+            numeric, boolean or datetime (nullable ``Int64``/``Float64``/``boolean``
+            included), and text otherwise.
+        scores : mapping of str to array, optional
+            Scoring output name -> one value per row of ``X`` (e.g.
+            ``{"proba[Adelie]": proba[:, 0], ...}`` or ``{"prediction": y_hat}``).
+            Numeric arrays are binned like numeric columns; label arrays get exact
+            counts of the labels seen.
+        bins : int, default 10
+            Quantile bins per numeric column.
+
+        Returns
+        -------
+        Profile
+
+        Raises
+        ------
+        ValueError
+            ``bins`` below 1, a ``categorical`` column missing from ``X``, a score of
+            the wrong length, or infinite values in a numeric column.
+        TypeError
+            A column name that is not a string, or a category that is not a JSON scalar.
+        """
+        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+            raise ValueError(f"bins must be an integer of at least 1; got {bins!r}.")
+        if any(not isinstance(c, str) for c in X.columns):
+            bad = [c for c in X.columns if not isinstance(c, str)]
+            raise TypeError(f"Column names must be strings to be profiled; found {bad!r}.")
+        unknown = [c for c in categorical if c not in X.columns]
+        if unknown:
+            raise ValueError(
+                f"categorical names column(s) {unknown!r} that X does not have; "
+                f"X has {list(X.columns)!r}."
+            )
+        features: dict[str, FeatureProfile] = {}
+        for name in X.columns:
+            column = _binning.array_of(X[name])
+            if name in categorical:
+                cats = tuple(_category(c, name) for c in categorical[name])
+                features[name] = _categorical_profile(column, cats, name)
+            elif _is_numeric(column.dtype):
+                features[name] = _numeric_profile(column, bins, name)
+            else:
+                features[name] = TextProfile(*_text_counts(column))
+        score: dict[str, FeatureProfile] = {}
+        for name, values in (scores or {}).items():
+            array = np.asarray(values)
+            if array.ndim != 1 or len(array) != len(X):
+                raise ValueError(
+                    f"Score {name!r} must be a 1-D array with one value per row of X "
+                    f"({len(X)}); got shape {array.shape}."
+                )
+            if array.dtype.kind in "fiub":
+                score[name] = _numeric_profile(array, bins, name)
+            else:
+                score[name] = _categorical_profile(array, _labels(array, name), name)
+        return cls(features=features, score=score, rows=len(X))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (see the module docstring); :meth:`from_dict` inverts it."""
+        return {
+            "version": self.VERSION,
+            "rows": self.rows,
+            "features": {k: v.to_dict() for k, v in self.features.items()},
+            "score": {k: v.to_dict() for k, v in self.score.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Profile:
+        """Rebuild a profile from :meth:`to_dict` output, checking every field.
+
+        Raises
+        ------
+        BundleFormatError
+            A field is missing, has the wrong type, or the counts do not add up; the
+            message names the field (e.g. ``features.island.counts``). Also raised for
+            a profile ``version`` newer than this safemodel understands.
+        """
+        _expect(isinstance(data, Mapping), "profile", "a JSON object", data)
+        _keys(data, "", {"version", "rows", "features", "score"})
+        version = data["version"]
+        _expect(
+            type(version) is int and 1 <= version <= cls.VERSION,
+            "version",
+            f"an integer from 1 to {cls.VERSION} (a newer profile needs a newer safemodel)",
+            version,
+        )
+        rows = _count(data["rows"], "rows")
+        parts: dict[str, dict[str, FeatureProfile]] = {}
+        for part in ("features", "score"):
+            entries = data[part]
+            _expect(isinstance(entries, Mapping), part, "a JSON object", entries)
+            parts[part] = {}
+            for name, entry in entries.items():
+                field = f"{part}.{name}"
+                _expect(isinstance(name, str), field, "a string key", name)
+                profile = _feature_from_dict(entry, field)
+                _expect(
+                    profile.rows == rows,
+                    field,
+                    f"counts adding up to rows={rows}",
+                    profile.rows,
+                )
+                parts[part][name] = profile
+        return cls(features=parts["features"], score=parts["score"], rows=rows)
+
+
+# -- building -------------------------------------------------------------------------
+
+
+def _is_numeric(dtype: Any) -> bool:
+    if isinstance(dtype, pd.CategoricalDtype):
+        return False
+    return bool(
+        pd.api.types.is_numeric_dtype(dtype)
+        or pd.api.types.is_bool_dtype(dtype)
+        or pd.api.types.is_datetime64_any_dtype(dtype)
+    )
+
+
+def _numeric_profile(column: _binning.Array, bins: int, name: str) -> NumericProfile:
+    values, _ = _binning.numeric_values(column)
+    present = values[~np.isnan(values)]
+    if np.isinf(present).any():
+        raise ValueError(
+            f"Column {name!r} holds infinite values; a reference profile needs finite "
+            "numbers. Replace them (e.g. with NaN) before building the bundle."
+        )
+    edges = tuple(float(e) for e in _edges(present, bins))
+    layout = _binning.NumericBins(edges)
+    counts = layout.count(values)
+    return NumericProfile(
+        edges=edges,
+        counts=tuple(int(c) for c in counts[1 : layout.bins + 1]),
+        missing=int(counts[layout.bins + 2]),
+    )
+
+
+def _edges(present: _binning.FloatArray, bins: int) -> _binning.FloatArray:
+    if present.size == 0:
+        return np.empty(0, dtype=np.float64)
+    distinct = np.unique(present)
+    if distinct.size == 1:
+        return np.array([distinct[0], distinct[0]], dtype=np.float64)
+    if distinct.size <= bins:
+        # One bin per value: quantile edges would merge neighbouring values.
+        inner = (distinct[:-1] + distinct[1:]) / 2
+        edges = np.concatenate([distinct[:1], inner, distinct[-1:]])
+    else:
+        edges = np.quantile(present, np.linspace(0.0, 1.0, bins + 1))
+    edges = np.unique(edges)
+    if len(edges) > 2 and math.isfinite(float(edges[-1] - edges[0])):
+        # Inner edges are arbitrary cut points: round them to a millionth of the range
+        # so the JSON reads 38.34, not 38.339999999999996. The outer edges are the
+        # observed extremes and stay exact.
+        lo, hi = float(edges[0]), float(edges[-1])
+        decimals = 6 - math.floor(math.log10(hi - lo))
+        cuts = sorted({round(float(e), decimals) for e in edges[1:-1]})
+        edges = np.array([lo, *(e for e in cuts if lo < e < hi), hi])
+    return np.asarray(edges, dtype=np.float64)
+
+
+def _categorical_profile(
+    column: _binning.Array, categories: tuple[Category, ...], name: str
+) -> CategoricalProfile:
+    if len(set(categories)) != len(categories):
+        # 1, 1.0 and True are one value to pandas (and to the lookup), so one category.
+        raise ValueError(f"Categories of {name!r} repeat a value: {list(categories)!r}.")
+    m = len(categories)
+    lookup = _binning.CategoryLookup(categories)
+    counts = np.bincount(_binning.categorical_index(column, lookup), minlength=lookup.size)
+    return CategoricalProfile(
+        categories=categories,
+        counts=tuple(int(c) for c in counts[:m]),
+        unseen=int(counts[m]),
+        missing=int(counts[m + 1]),
+    )
+
+
+def _text_counts(column: _binning.Array) -> tuple[int, int]:
+    missing = int(_binning.missing_mask(column).sum())
+    return len(column) - missing, missing
+
+
+def _labels(array: npt.NDArray[Any], name: str) -> tuple[Category, ...]:
+    present = array[~_binning.missing_mask(array)]
+    labels = [_category(v, name) for v in pd.unique(present)]
+    try:
+        return tuple(sorted(labels))
+    except TypeError:
+        return tuple(labels)
+
+
+def _category(value: object, column: str) -> Category:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, str | bool | int) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    raise TypeError(
+        f"Category {value!r} of {column!r} is a {type(value).__name__}; a reference "
+        "profile stores categories as JSON scalars (str, int, finite float, bool)."
+    )
+
+
+# -- reading --------------------------------------------------------------------------
+
+_FIELDS: dict[str, set[str]] = {
+    "numeric": {"kind", "edges", "counts", "missing"},
+    "categorical": {"kind", "categories", "counts", "unseen", "missing"},
+    "text": {"kind", "present", "missing"},
+}
+
+
+def _feature_from_dict(data: Any, field: str) -> FeatureProfile:
+    _expect(isinstance(data, Mapping), field, "a JSON object", data)
+    kind = data.get("kind")
+    _expect(
+        isinstance(kind, str) and kind in _FIELDS,
+        f"{field}.kind",
+        f"one of {sorted(_FIELDS)}",
+        kind,
+    )
+    _keys(data, field + ".", _FIELDS[kind])
+    missing = _count(data["missing"], f"{field}.missing")
+    if kind == "text":
+        return TextProfile(present=_count(data["present"], f"{field}.present"), missing=missing)
+    counts = _counts(data["counts"], f"{field}.counts")
+    if kind == "numeric":
+        edges = _floats(data["edges"], f"{field}.edges")
+        increasing = all(a < b for a, b in pairwise(edges))
+        _expect(
+            increasing or (len(edges) == 2 and edges[0] == edges[1]),
+            f"{field}.edges",
+            "strictly increasing numbers (or [c, c] for a constant column)",
+            edges,
+        )
+        _expect(
+            len(counts) == max(len(edges) - 1, 0),
+            f"{field}.counts",
+            f"{max(len(edges) - 1, 0)} counts, one per bin between the edges",
+            counts,
+        )
+        return NumericProfile(edges=edges, counts=counts, missing=missing)
+    raw = data["categories"]
+    _expect(isinstance(raw, list), f"{field}.categories", "a list", raw)
+    categories = tuple(raw)
+    valid = all(
+        isinstance(c, str | int) or (isinstance(c, float) and math.isfinite(c)) for c in categories
+    )
+    _expect(valid, f"{field}.categories", "str, int, finite float or bool values", raw)
+    _expect(
+        len(set(categories)) == len(categories),
+        f"{field}.categories",
+        "distinct values",
+        raw,
+    )
+    _expect(
+        len(counts) == len(categories),
+        f"{field}.counts",
+        f"{len(categories)} counts, one per category",
+        counts,
+    )
+    return CategoricalProfile(
+        categories=categories,
+        counts=counts,
+        unseen=_count(data["unseen"], f"{field}.unseen"),
+        missing=missing,
+    )
+
+
+def _keys(data: Mapping[str, Any], prefix: str, expected: set[str]) -> None:
+    for key in sorted(expected - set(data)):
+        _expect(False, prefix + key, "present", "nothing")
+    for key in sorted(set(data) - expected):
+        _expect(False, prefix + str(key), f"absent (known fields: {sorted(expected)})", key)
+
+
+def _count(value: Any, field: str) -> int:
+    _expect(type(value) is int and value >= 0, field, "a non-negative integer", value)
+    return int(value)
+
+
+def _counts(value: Any, field: str) -> tuple[int, ...]:
+    ok = isinstance(value, list) and all(type(v) is int and v >= 0 for v in value)
+    _expect(ok, field, "a list of non-negative integers", value)
+    return tuple(value)
+
+
+def _floats(value: Any, field: str) -> tuple[float, ...]:
+    ok = isinstance(value, list) and all(
+        type(v) in (int, float) and math.isfinite(v) for v in value
+    )
+    _expect(ok, field, "a list of finite numbers", value)
+    return tuple(float(v) for v in value)
+
+
+def _expect(condition: bool, field: str, expected: str, found: Any) -> None:
+    if not condition:
+        raise BundleFormatError(
+            f"Reference profile field {field!r} must be {expected}; found "
+            f"{reprlib.repr(found)}. The profile is damaged or was written by another "
+            "tool; rebuild the bundle with ModelBundle.from_training to recompute it.",
+            expected=expected,
+            found=reprlib.repr(found),
+        )

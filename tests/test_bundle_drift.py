@@ -1,0 +1,89 @@
+"""Drift through a real bundle: the reference profile travels with the file."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+import safemodel as sm
+
+
+def test_profile_is_saved_small_and_loaded(lr_bundle, lr_bundle_path) -> None:
+    loaded = sm.load(lr_bundle_path)
+    assert loaded.profile == lr_bundle.profile
+    size = len(json.dumps(lr_bundle.profile.to_dict()))
+    assert size < 20_000
+    assert set(lr_bundle.profile.score) == {"proba[Adelie]", "proba[Chinstrap]", "proba[Gentoo]"}
+
+
+def test_a_training_sample_does_not_alert(lr_bundle, penguins) -> None:
+    X = penguins[0]
+    for seed in range(5):
+        report = lr_bundle.drift(X.sample(60, random_state=seed))
+        assert report.alerts == [], report.to_frame()
+
+
+def test_a_shifted_feature_alerts_on_it_and_on_the_score(lr_bundle, penguins) -> None:
+    X = penguins[0]
+    shifted = X.copy()
+    shifted["bill_depth_mm"] = shifted["bill_depth_mm"] + 2 * X["bill_depth_mm"].std()
+    report = lr_bundle.drift(shifted)
+    features = [a for a in report.alerts if not a.startswith("proba[")]
+    assert features == ["bill_depth_mm"]
+    assert any(a.startswith("proba[") for a in report.alerts)
+    frame = report.to_frame()
+    assert len(frame) == len(X.columns) + 3
+
+
+def test_a_new_category_alerts(lr_bundle, penguins) -> None:
+    X = penguins[0].sample(300, random_state=1, replace=True).reset_index(drop=True)
+    X.loc[: int(len(X) * 0.3), "island"] = "Atlantis"
+    report = lr_bundle.drift(X)
+    assert "island" in report.alerts
+    assert [a for a in report.alerts if not a.startswith("proba[")] == ["island"]
+
+
+def test_drift_under_a_strict_policy_counts_rejected_rows(strict_bundle, penguins) -> None:
+    X = penguins[0]
+    report = strict_bundle.drift(X)  # rows with gaps are rejected: their scores are missing
+    assert report.to_dict()
+
+
+def test_bundle_without_profile_says_why(lr_bundle, penguins) -> None:
+    bare = sm.ModelBundle(lr_bundle.estimator, lr_bundle.contract, lr_bundle.policy,
+                          lr_bundle.golden, name="bare", version="1")
+    with pytest.raises(sm.SafeModelError, match="no reference profile"):
+        bare.drift(penguins[0])
+    with pytest.raises(sm.SafeModelError, match="from_training"):
+        sm.Monitor(bare)
+
+
+def test_monitor_on_a_real_bundle_matches_one_shot_drift(lr_bundle, penguins) -> None:
+    X = penguins[0]
+    monitor = sm.Monitor(lr_bundle)
+    batches = [X.iloc[i::4] for i in range(4)]
+    threads = [threading.Thread(target=monitor.observe, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert monitor.rows_observed == len(X)
+    observed = monitor.report().to_dict()
+    one_shot = lr_bundle.drift(X).to_dict()
+    assert observed == one_shot
+    monitor.reset()
+    assert monitor.rows_observed == 0
+
+
+def test_html_report_is_self_contained(lr_bundle, penguins, tmp_path) -> None:
+    shifted = penguins[0].assign(body_mass_g=lambda d: d["body_mass_g"] * 1.5)
+    path = tmp_path / "drift.html"
+    lr_bundle.drift(shifted).to_html(path)
+    html = path.read_text()
+    assert html.count("<svg") >= len(penguins[0].columns)
+    assert "<script src" not in html
+    assert "cdn" not in html.lower()
+    assert np.isfinite(lr_bundle.drift(shifted).to_frame()["psi"].astype(float)).all()
