@@ -39,7 +39,7 @@ def test_truncated_files_are_refused(lr_bundle_path: Path, tmp_path: Path, cut: 
                                      no_unpickle: None) -> None:
     data = lr_bundle_path.read_bytes()
     target = tmp_path / "cut.safemodel"
-    target.write_bytes(data[:cut] if cut >= 0 else data[:cut])
+    target.write_bytes(data[:cut])
     with pytest.raises(sm.SafeModelError) as info:
         sm.load(target)
     assert isinstance(info.value, sm.BundleFormatError | sm.IntegrityError)
@@ -108,7 +108,9 @@ def test_newer_format_version_says_upgrade(lr_bundle_path: Path, tmp_path: Path,
     lambda m: m["members"]["contract.json"].update(size=-1),
     lambda m: m.update(environment={"numpy": 1}),
 ])
-def test_malformed_manifests(lr_bundle_path: Path, tmp_path: Path, change, no_unpickle: None) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_manifests(
+    lr_bundle_path: Path, tmp_path: Path, change, no_unpickle: None  # type: ignore[no-untyped-def]
+) -> None:
     target = tmp_path / "bad.safemodel"
     _edit_manifest(lr_bundle_path, target, change)
     with pytest.raises(sm.BundleFormatError, match="manifest"):
@@ -144,7 +146,8 @@ def test_inspect_reads_without_unpickling(lr_bundle_path: Path, lr_bundle: sm.Mo
     assert info.environment["scikit-learn"]
     assert info.methods == ("predict", "predict_proba", "decision_function")
     assert any(r.startswith("sklearn.") for r in info.pickle_references)
-    assert info.contract is not None and info.contract["columns"][0]["name"] == "island"
+    assert info.contract is not None
+    assert info.contract["columns"][0]["name"] == "island"
     assert json.dumps(info.to_dict())
 
 

@@ -14,9 +14,16 @@ import pandas as pd
 import pytest
 from packaging.version import Version
 from sklearn.linear_model import LogisticRegression
+from tests.conftest import (
+    CATEGORICAL,
+    hgb_pipeline,
+    lr_pipeline,
+    penguins_frame,
+    record,
+    rf_regressor,
+)
 
 import safemodel as sm
-from tests.conftest import CATEGORICAL, hgb_pipeline, lr_pipeline, penguins_frame, record, rf_regressor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +33,8 @@ def test_from_training_records_every_method_and_the_edge_cases(lr_bundle: sm.Mod
     assert set(golden.outputs) == {"predict", "predict_proba", "decision_function"}
     assert lr_bundle.methods == ("predict", "predict_proba", "decision_function")
     n_cols = len(lr_bundle.contract.names)
-    assert golden.edge_rows == len(CATEGORICAL) + n_cols  # one unseen per categorical, one NaN per column
+    # one unseen value per categorical column, one missing value per column
+    assert golden.edge_rows == len(CATEGORICAL) + n_cols
     assert len(golden.inputs) == 64 + golden.edge_rows
     edges = golden.inputs.iloc[64:]
     for col in lr_bundle.contract.names:
@@ -151,7 +159,9 @@ def test_changed_scores_are_refused_with_a_diff(lr_bundle_path, monkeypatch) -> 
     assert proba["examples"][0]["row"] == 0
     assert len(proba["examples"]) == 5
     text = str(err)
-    assert "predict_proba" in text and "rows differ" in text and "expected" in text
+    assert "predict_proba" in text
+    assert "rows differ" in text
+    assert "expected" in text
     assert "no recorded package version changed" in text
 
 
@@ -161,7 +171,8 @@ def test_tolerances_are_recorded_and_used(lr_pipe, penguins, tmp_path, monkeypat
     bundle.save(path)
     _perturb(monkeypatch)
     loaded = sm.load(path)
-    assert loaded.golden.rtol == 1e-6 and loaded.golden.atol == 1e-8
+    assert loaded.golden.rtol == 1e-6
+    assert loaded.golden.atol == 1e-8
 
 
 def test_environment_diff_is_named(lr_bundle_path, monkeypatch) -> None:

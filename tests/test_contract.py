@@ -11,9 +11,9 @@ import pandera.pandas as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.conftest import record
 
 import safemodel as sm
-from tests.conftest import record
 
 
 def test_infer_penguins(penguins) -> None:
@@ -26,13 +26,17 @@ def test_infer_penguins(penguins) -> None:
     assert not island.nullable
     assert island.impute == "Biscoe"  # the mode
     sex = c["sex"]
-    assert sex.nullable and sex.categories == ("female", "male")
+    assert sex.nullable
+    assert sex.categories == ("female", "male")
     bill = c["bill_length_mm"]
-    assert bill.kind == "number" and bill.nullable
-    assert bill.minimum == X["bill_length_mm"].min() and bill.maximum == X["bill_length_mm"].max()
+    assert bill.kind == "number"
+    assert bill.nullable
+    assert bill.minimum == X["bill_length_mm"].min()
+    assert bill.maximum == X["bill_length_mm"].max()
     assert bill.impute == X["bill_length_mm"].median()
     year = c["year"]
-    assert year.dtype == "int64" and not year.nullable
+    assert year.dtype == "int64"
+    assert not year.nullable
     assert year.impute in set(X["year"])  # integer columns impute an observed value
 
 
@@ -53,10 +57,14 @@ def test_other_dtypes() -> None:
         "n": pd.array([1, None, 3], dtype="Int64"),
     })
     c = sm.Contract.infer(X)
-    assert c["flag"].kind == "boolean" and c["nb"].nullable
-    assert c["cat"].categories == ("b", "a") and c["cat"].ordered
-    assert c["when"].kind == "datetime" and c["when"].impute == pd.Timestamp("2021-01-01", tz="UTC")
-    assert c["n"].kind == "number" and c["n"].nullable
+    assert c["flag"].kind == "boolean"
+    assert c["nb"].nullable
+    assert c["cat"].categories == ("b", "a")
+    assert c["cat"].ordered
+    assert c["when"].kind == "datetime"
+    assert c["when"].impute == pd.Timestamp("2021-01-01", tz="UTC")
+    assert c["n"].kind == "number"
+    assert c["n"].nullable
     back = sm.Contract.from_dict(json.loads(json.dumps(c.to_dict())))
     assert back == c
 
@@ -122,7 +130,8 @@ def test_from_dataframe_model() -> None:
         c: str = pa.Field(isin=["a", "b"])
 
     c = sm.Contract.from_schema(Model, pd.DataFrame({"x": [1.0], "c": ["a"]}))
-    assert c["c"].kind == "categorical" and c["c"].categories == ("a", "b")
+    assert c["c"].kind == "categorical"
+    assert c["c"].categories == ("a", "b")
     assert c["x"].checks[0]["name"] == "greater_than_or_equal_to"
 
 
@@ -173,7 +182,8 @@ def test_failures_pickle_and_serialise() -> None:
 
     err = sm.ContractViolation([sm.errors.Failure("a", "unseen_category", "z", 3)])
     back = pickle.loads(pickle.dumps(err))
-    assert back.failures == err.failures and str(back) == str(err)
+    assert back.failures == err.failures
+    assert str(back) == str(err)
     assert json.dumps(err.to_dict())
     assert err.rows == [3]
 

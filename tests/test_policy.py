@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.conftest import record
 
 import safemodel as sm
 from safemodel.policy import apply
-from tests.conftest import record
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,8 @@ def test_default_policy_handles_unseen_and_unexpected_missing(lr_bundle, row, ca
     bad = {**row, "island": "Atlantis", "year": None}
     with caplog.at_level(logging.WARNING, logger="safemodel"):
         proba = lr_bundle.predict_proba(bad)
-    assert proba.shape == (1, 3) and np.isclose(proba.sum(), 1.0)
+    assert proba.shape == (1, 3)
+    assert np.isclose(proba.sum(), 1.0)
     report = lr_bundle.prepare(bad).report
     counts = report.counts()
     assert counts["island"] == {"unseen_to_missing": 1, "imputed": 1}
@@ -65,14 +66,16 @@ def test_clean_input_is_passed_through_without_a_copy(lr_bundle, penguins, caplo
     with caplog.at_level(logging.INFO, logger="safemodel"):
         prepared = lr_bundle.prepare(X)
     assert prepared.frame is X
-    assert not prepared.report.actions and not prepared.report.changed
+    assert not prepared.report.actions
+    assert not prepared.report.changed
     assert caplog.text == ""
 
 
 def test_expected_missing_values_reach_the_estimator(lr_bundle, row) -> None:
     prepared = lr_bundle.prepare({**row, "sex": None, "bill_length_mm": None})
     assert prepared.report.actions == ()
-    assert pd.isna(prepared.frame["sex"].iloc[0]) and pd.isna(prepared.frame["bill_length_mm"].iloc[0])
+    assert pd.isna(prepared.frame["sex"].iloc[0])
+    assert pd.isna(prepared.frame["bill_length_mm"].iloc[0])
 
 
 def test_strict_policy_reports_every_failure_at_once(strict_bundle, row) -> None:
@@ -93,8 +96,10 @@ def test_strict_policy_reports_every_failure_at_once(strict_bundle, row) -> None
     }
     assert info.value.rows == [0, 1, 2]
     body = json.loads(json.dumps(info.value.to_dict()))
-    assert body["error"] == "contract_violation" and len(body["failures"]) == 4
-    assert "island" in str(info.value) and "Atlantis" in str(info.value)
+    assert body["error"] == "contract_violation"
+    assert len(body["failures"]) == 4
+    assert "island" in str(info.value)
+    assert "Atlantis" in str(info.value)
 
 
 def test_one_bad_cell_is_one_failure(strict_bundle, row) -> None:
@@ -168,10 +173,10 @@ def test_most_frequent_and_passthrough(lr_pipe, penguins, row) -> None:
 
 
 def test_estimator_errors_after_passthrough_are_scoring_errors(hgb_pipe, penguins, row) -> None:
-    from sklearn.preprocessing import OneHotEncoder
-    from sklearn.pipeline import make_pipeline
     from sklearn.compose import make_column_transformer
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
 
     X, y = penguins
     strict_encoder = make_pipeline(
@@ -323,7 +328,8 @@ def test_fuzzed_records_give_a_result_or_a_safemodel_error(
         out = bundle.predict_proba(X)
     except sm.SafeModelError:
         return
-    assert out.shape[1] == 3 and np.all(np.isfinite(out))
+    assert out.shape[1] == 3
+    assert np.all(np.isfinite(out))
 
 
 @settings(max_examples=200, deadline=None, derandomize=True,

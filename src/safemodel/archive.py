@@ -121,6 +121,7 @@ def save(
 # Every header field is fixed, so the reader can require canonical headers: a changed
 # byte anywhere in the file is then either in a hashed member or a refused header.
 _DATE_TIME = (1980, 1, 1, 0, 0, 0)
+_CENTRAL_DIR = "<4s4B4HL2L5H2L"  # a central directory record (APPNOTE 4.3.12), as zipfile
 _ATTR = 0o644 << 16
 
 
@@ -217,7 +218,7 @@ def _check_canonical(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
     assert fp is not None
     fp.seek(0, os.SEEK_END)
     size = fp.tell()
-    start = zf.start_dir  # type: ignore[attr-defined]
+    start = zf.start_dir
     end_record = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(infos), len(infos),
                              size - 22 - start, start, 0)
     fp.seek(size - 22)
@@ -229,7 +230,7 @@ def _check_canonical(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
         y, mo, d, h, mi, s = info.date_time
         name = info.filename.encode()
         records.append(struct.pack(
-            zipfile.structCentralDir, zipfile.stringCentralDir, info.create_version,
+            _CENTRAL_DIR, b"PK\x01\x02", info.create_version,
             info.create_system, info.extract_version, info.reserved, info.flag_bits,
             info.compress_type, h << 11 | mi << 5 | s // 2, (y - 1980) << 9 | mo << 5 | d,
             info.CRC, info.compress_size, info.file_size, len(name), 0, 0, 0,

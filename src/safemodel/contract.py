@@ -339,8 +339,7 @@ class Contract:
         """
         if isinstance(schema, type) and hasattr(schema, "to_schema"):
             schema = schema.to_schema()
-        pa = _pandera()
-        if not isinstance(schema, pa.DataFrameSchema):
+        if not isinstance(schema, _pandera().DataFrameSchema):
             raise SafeModelError(
                 "Expected a pandera DataFrameSchema or DataFrameModel; got "
                 f"{type(schema).__name__}."
@@ -383,19 +382,21 @@ class Contract:
         ``isin`` check with the allowed set. Edit it and pass it back through
         :meth:`from_schema` to change the contract.
         """
-        pa = _pandera()
+        pandera = _pandera()
         columns = {}
         for spec in self.columns:
             checks = []
             if spec.categories is not None and spec.dtype != "category":
-                checks.append(pa.Check.isin(list(spec.categories)))
+                checks.append(pandera.Check.isin(list(spec.categories)))
             checks.extend(_build_check(c) for c in spec.checks)
             checks.extend(spec.custom_checks)
-            columns[spec.name] = pa.Column(
+            columns[spec.name] = pandera.Column(
                 spec.pandas_dtype, nullable=spec.nullable, checks=checks or None,
                 required=True, coerce=False,
             )
-        return pa.DataFrameSchema(columns, strict=False, ordered=False)
+        schema: pa.DataFrameSchema = pandera.DataFrameSchema(columns, strict=False,
+                                                             ordered=False)
+        return schema
 
     def validate(self, X: Any) -> pd.DataFrame:
         """Validate ``X`` with pandera (every failure at once); return it unchanged.

@@ -505,16 +505,14 @@ def apply(
     for spec in contract.columns:
         original = frame[spec.name]
         s, bad = _coerce(original, spec)
-        if s is not original:
-            if bad is not None and bad.any():
-                rows = np.flatnonzero(bad)
-                raw = original.to_numpy(dtype=object)
-                found = _found_type(original)
-                failures.extend(
-                    Failure(spec.name, f"type: expected {spec.dtype}, found {found}",
-                            _plain(raw[r]), int(r)) for r in rows
-                )
-                bad_rows |= bad
+        if bad is not None and bad.any():
+            raw = original.to_numpy(dtype=object)
+            found = _found_type(original)
+            failures.extend(
+                Failure(spec.name, f"type: expected {spec.dtype}, found {found}",
+                        _plain(raw[r]), int(r)) for r in np.flatnonzero(bad)
+            )
+            bad_rows |= bad
         miss = _missing_mask(s)
         if bad is not None:
             miss = miss & ~bad
