@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Project tasks that work from a fresh clone with nothing but Python.
 
-    python3 tasks.py demo    # set up .venv, install safemodel, run the demo
+    python3 tasks.py demo    # set up .venv, install safemodel[demo], run the demo
     python3 tasks.py test    # set up .venv, install safemodel[test], lint, type-check, test
     python3 tasks.py bench   # set up .venv with the peers, run benchmarks/ (add --quick)
 
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
     task = argv[0] if argv else "help"
     rest = argv[1:]
     if task == "demo":
-        ensure_env("")
+        ensure_env("demo")
         run(PY, "-m", "safemodel", "demo", *rest)
     elif task == "test":
         ensure_env("test")
