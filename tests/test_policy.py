@@ -354,3 +354,20 @@ def test_fuzzed_valid_looking_rows_always_score(lr_bundle, penguins, data: st.Da
     out = lr_bundle.predict_proba(rows)
     assert out.shape == (n, 3)
     np.testing.assert_allclose(out.sum(axis=1), 1.0)
+
+
+def test_infinite_values_are_refused_unless_training_had_them(lr_bundle, lr_pipe, row) -> None:
+    with pytest.raises(sm.ContractViolation) as info:
+        lr_bundle.predict({**row, "bill_length_mm": float("inf")})
+    assert [(f.column, f.check, f.value) for f in info.value.failures] == [
+        ("bill_length_mm", "non_finite", float("inf"))]
+    scored = lr_bundle.score([row, {**row, "body_mass_g": -float("inf")}], invalid="drop")
+    assert list(scored.rows) == [0]
+    X = pd.DataFrame([row, {**row, "bill_depth_mm": float("inf")}])
+    with_inf = sm.Contract.infer(X)
+    assert with_inf["bill_depth_mm"].maximum == float("inf")
+    assert apply(with_inf, sm.Policy(), X).frame is X
+
+
+def test_verify_tolerance_override(lr_bundle) -> None:
+    assert lr_bundle.verify(rtol=1e-3, atol=1e-6).ok

@@ -12,6 +12,7 @@ golden inputs and refuses a model whose scores changed.
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 from typing import Any
@@ -83,7 +84,6 @@ def __getattr__(name: str) -> Any:
 
         return DriftReport
     if name == "testing":
-        from . import testing
-
-        return testing
+        # importlib, not `from . import testing`: that form calls this __getattr__ again.
+        return importlib.import_module(".testing", __name__)
     raise AttributeError(f"module 'safemodel' has no attribute {name!r}")

@@ -381,8 +381,14 @@ class ModelBundle:
 
     # ------------------------------------------------------------ verification
 
-    def verify(self) -> VerificationReport:
+    def verify(self, *, rtol: float | None = None, atol: float | None = None
+               ) -> VerificationReport:
         """Re-run the golden inputs and compare outputs, rejections and policy actions.
+
+        Parameters
+        ----------
+        rtol, atol : float, optional
+            Override the tolerances recorded in the bundle for this check.
 
         Returns
         -------
@@ -405,8 +411,11 @@ class ModelBundle:
                 continue
             if len(rows) != len(expected):
                 continue  # the policy diff already says which rows changed fate
-            mismatch = compare_outputs(method, expected, obtained, rows=rows,
-                                       rtol=golden.rtol, atol=golden.atol)
+            mismatch = compare_outputs(
+                method, expected, obtained, rows=rows,
+                rtol=golden.rtol if rtol is None else rtol,
+                atol=golden.atol if atol is None else atol,
+            )
             if mismatch is not None:
                 mismatches.append(mismatch)
         return VerificationReport(

@@ -232,7 +232,8 @@ def _infer_column(name: str, s: pd.Series, max_categories: int) -> ColumnSpec:
         if values.size == 0:
             return ColumnSpec(name, dtype_str, "number", nullable)
         integer = pd.api.types.is_integer_dtype(dtype)
-        median = np.percentile(values, 50, method="lower" if integer else "linear")
+        with np.errstate(invalid="ignore"):  # inf - inf inside the interpolation
+            median = np.percentile(values, 50, method="lower" if integer else "linear")
         return ColumnSpec(
             name, dtype_str, "number", nullable,
             minimum=_plain(present.min()), maximum=_plain(present.max()),

@@ -516,6 +516,15 @@ def apply(
         miss = _missing_mask(s)
         if bad is not None:
             miss = miss & ~bad
+        if spec.kind == "number" and s.dtype.kind == "f" and not _had_infinity(spec):
+            # pandera's float check accepts inf; most estimators crash on it. Refuse it
+            # unless training data had it.
+            infinite = np.isinf(s.to_numpy(dtype="float64", na_value=np.nan))
+            if infinite.any():
+                values = s.to_numpy(dtype=object)
+                failures.extend(Failure(spec.name, "non_finite", _plain(values[r]), int(r))
+                                for r in np.flatnonzero(infinite))
+                bad_rows |= infinite
         if s is not original and original.dtype != s.dtype and not (miss | bad_rows).all():
             # (an all-missing column has no type to coerce: pandas merely calls it object)
             actions.append(ColumnAction(spec.name, f"coerced from {original.dtype}", count=n))
@@ -587,6 +596,10 @@ def apply(
     if rejected:
         out = out.iloc[np.flatnonzero(~bad_rows)]
     return Prepared(out, report)
+
+
+def _had_infinity(spec: ColumnSpec) -> bool:
+    return any(isinstance(v, float) and np.isinf(v) for v in (spec.minimum, spec.maximum))
 
 
 def _found_type(s: pd.Series) -> str:
