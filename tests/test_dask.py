@@ -1,0 +1,242 @@
+"""safemodel.dask on a real local cluster of two worker processes: same results as one
+process, verification once per worker process, policy counts on the client."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import Pipeline
+from tests.conftest import penguins_frame
+
+import safemodel as sm
+import safemodel.dask as smd
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+pytestmark = [pytest.mark.dask, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                 dashboard_address=None) as cluster,
+        distributed.Client(cluster) as the_client,
+    ):
+        yield the_client
+
+
+def policy_frame(n: int, seed: int = 0) -> pd.DataFrame:
+    """``n`` penguins drawn with replacement, about 4% of them edited so the default
+    policy acts (unseen and missing island, unseen sex, missing year), and an ``id``."""
+    X, _ = penguins_frame()
+    rng = np.random.default_rng(seed)
+    frame = X.iloc[rng.integers(0, len(X), n)].reset_index(drop=True)
+    frame["year"] = frame["year"].astype("Int64")
+    edits = rng.permutation(n)[: 4 * max(n // 100, 1)].reshape(4, -1)
+    frame.loc[edits[0], "island"] = "Atlantis"
+    frame.loc[edits[1], "island"] = None
+    frame.loc[edits[2], "sex"] = "unknown"
+    frame.loc[edits[3], "year"] = pd.NA
+    frame.insert(0, "id", np.arange(n))
+    return frame
+
+
+def expected_counts(report: sm.PolicyReport) -> dict[str, dict[str, int]]:
+    """Row-level actions and rejections of a single-process report, as policy_counts."""
+    out: dict[str, dict[str, int]] = {}
+    for a in report.actions:
+        if a.rows:
+            out.setdefault(a.column, {})[a.action] = len(a.rows)
+    for f in report.rejected:
+        key = f"rejected:{f.check}"
+        out.setdefault(f.column, {})[key] = out.get(f.column, {}).get(key, 0) + 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return policy_frame(20_000)
+
+
+@pytest.fixture(scope="module")
+def hgb_bundle(hgb_pipe: Pipeline) -> sm.ModelBundle:
+    return sm.ModelBundle.from_training(hgb_pipe, penguins_frame()[0], name="penguins-hgb")
+
+
+@pytest.mark.parametrize(
+    ("name", "method"),
+    [("lr_bundle", "predict_proba"), ("lr_bundle", "predict"),
+     ("lr_bundle", "decision_function"), ("hgb_bundle", "predict_proba")],
+)
+def test_outputs_and_policy_counts_equal_single_process(
+    request: pytest.FixtureRequest, client: Any, frame: pd.DataFrame, name: str, method: str
+) -> None:
+    bundle: sm.ModelBundle = request.getfixturevalue(name)
+    scored = smd.score(bundle, dd.from_pandas(frame, npartitions=8), method=method).persist()
+    got = scored.compute()
+
+    features = frame.drop(columns="id")
+    expected = getattr(bundle, method)(features)
+    classes = bundle.estimator.classes_.tolist()
+    if method == "predict":
+        assert got["prediction"].tolist() == expected.tolist()
+    else:
+        prefix = "proba" if method == "predict_proba" else "decision"
+        np.testing.assert_array_equal(got[[f"{prefix}_{c}" for c in classes]].to_numpy(),
+                                      expected)
+    pd.testing.assert_frame_equal(got[frame.columns], frame, check_dtype=False)
+    assert got.dtypes.to_dict() == scored.dtypes.to_dict()  # meta tells the truth
+    assert smd.REJECTED_COLUMN not in got
+
+    report = bundle.score(features, method=method).report
+    assert smd.policy_counts(scored) == smd.policy_counts(got) == expected_counts(report)
+    assert expected_counts(report)["island"] == {"unseen_to_missing": 200, "imputed": 400}
+    policy = got[smd.POLICY_COLUMN]
+    atlantis = frame["island"].eq("Atlantis").to_numpy()
+    assert {json.loads(t) == {"island": ["unseen_to_missing", "imputed"]}
+            for t in policy[atlantis]} == {True}
+    edited = set(report.rejected_rows).union(*(a.rows for a in report.actions))
+    assert policy.notna().to_numpy().nonzero()[0].tolist() == sorted(edited)
+
+
+def test_invalid_drop_keeps_rejected_rows_with_null_outputs_and_reasons(
+    client: Any, strict_bundle: sm.ModelBundle, frame: pd.DataFrame
+) -> None:
+    scored = smd.score(strict_bundle, dd.from_pandas(frame, npartitions=4), invalid="drop",
+                       method="predict")
+    got = scored.compute()
+    expected = strict_bundle.score(frame.drop(columns="id"), method="predict", invalid="drop")
+    rejected = np.setdiff1d(np.arange(len(frame)), expected.rows)
+    assert len(rejected) == 800
+    assert got["prediction"].iloc[expected.rows].tolist() == expected.outputs.tolist()
+    assert got["prediction"].iloc[rejected].isna().all()
+    assert got[smd.REJECTED_COLUMN].notna().to_numpy().nonzero()[0].tolist() == rejected.tolist()
+    atlantis = int(frame.index[frame["island"].eq("Atlantis")][0])
+    assert json.loads(got[smd.REJECTED_COLUMN][atlantis]) == [
+        {"column": "island", "check": "unseen_category", "value": "Atlantis"}]
+    assert smd.policy_counts(got) == expected_counts(expected.report) == {
+        "island": {"rejected:unexpected_missing": 200, "rejected:unseen_category": 200},
+        "sex": {"rejected:unseen_category": 200},
+        "year": {"rejected:unexpected_missing": 200},
+    }
+
+
+def test_policy_counts_of_the_written_result(
+    client: Any, lr_bundle_path: Path, frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    scored = smd.score(lr_bundle_path, dd.from_pandas(frame, npartitions=4), invalid="drop")
+    scored.to_parquet(tmp_path / "scores")
+    written = dd.read_parquet(tmp_path / "scores")
+    report = sm.load(lr_bundle_path).score(frame.drop(columns="id"), invalid="drop").report
+    assert smd.policy_counts(written) == expected_counts(report)
+    assert written[smd.REJECTED_COLUMN].isna().all().compute()
+
+
+def test_each_worker_process_verifies_once(
+    client: Any, lr_pipe: Pipeline, frame: pd.DataFrame
+) -> None:
+    bundle = sm.ModelBundle.from_training(lr_pipe, penguins_frame()[0], name="once",
+                                          version="3.0.0")
+    scored = smd.score(bundle, dd.from_pandas(frame, npartitions=16))
+    assert len(scored.compute()) == 20_000
+    assert not scored["proba_Adelie"].isna().any().compute()  # scores again
+
+    def loads() -> dict[str, int]:
+        from safemodel import spark as engine_neutral
+
+        return dict(engine_neutral._loads)
+
+    per_worker = [w.get(bundle.fingerprint, 0) for w in client.run(loads).values()]
+    assert 1 in per_worker
+    assert set(per_worker) <= {0, 1}  # 32 partitions scored, at most one load per process
+
+
+def test_diverging_worker_environment_is_refused_on_the_client(
+    client: Any, lr_pipe: Pipeline, frame: pd.DataFrame
+) -> None:
+    def diverge() -> None:
+        # This worker's scikit-learn now scores 1e-9 higher.
+        from sklearn.linear_model import LogisticRegression
+
+        original = LogisticRegression.predict_proba
+
+        def predict_proba(self: Any, X: Any) -> Any:
+            return original(self, X) * (1 + 1e-9)
+
+        predict_proba.original = original  # type: ignore[attr-defined]
+        LogisticRegression.predict_proba = predict_proba  # type: ignore[method-assign]
+
+    def restore() -> None:
+        from sklearn.linear_model import LogisticRegression
+
+        LogisticRegression.predict_proba = (  # type: ignore[method-assign]
+            LogisticRegression.predict_proba.original)  # type: ignore[attr-defined]
+
+    bundle = sm.ModelBundle.from_training(lr_pipe, penguins_frame()[0], name="diverge",
+                                          version="2.0.0")
+    scored = smd.score(bundle, dd.from_pandas(frame, npartitions=4))
+    client.run(diverge)
+    try:
+        with pytest.raises(sm.GoldenMismatchError, match="golden outputs do not reproduce"
+                           ) as caught:
+            scored.compute()
+    finally:
+        client.run(restore)
+    error = caught.value
+    assert error.method == "predict_proba"
+    assert error.mismatches[0]["rows_differing"] > 0
+    assert error.mismatches[0]["max_rel_diff"] == pytest.approx(1e-9, rel=1e-3)
+
+
+def test_contract_violation_with_invalid_raise_reaches_the_client(
+    client: Any, strict_bundle: sm.ModelBundle
+) -> None:
+    scored = smd.score(strict_bundle, dd.from_pandas(policy_frame(200), npartitions=2))
+    with pytest.raises(sm.ContractViolation, match="unseen_category") as caught:
+        scored.compute()
+    assert {f.column for f in caught.value.failures} == {"island", "sex", "year"}
+
+
+def test_missing_contract_columns_are_named_before_any_computation(
+    lr_bundle: sm.ModelBundle,
+) -> None:
+    ddf = dd.from_pandas(policy_frame(10).drop(columns=["island", "year"]), npartitions=1)
+    with pytest.raises(sm.ContractViolation) as caught:
+        smd.score(lr_bundle, ddf)
+    assert [(f.column, f.check) for f in caught.value.failures] == [
+        ("island", "missing_column"), ("year", "missing_column")]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"method": "predict", "output_col": "island"}, "already has column"),
+     ({"method": "transform"}, "'method' parameter"),
+     ({"invalid": "skip"}, "'invalid' parameter")],
+)
+def test_bad_arguments(lr_bundle: sm.ModelBundle, kwargs: dict[str, Any], message: str) -> None:
+    ddf = dd.from_pandas(policy_frame(10), npartitions=1)
+    with pytest.raises(sm.SafeModelError, match=message):
+        smd.score(lr_bundle, ddf, **kwargs)
+
+
+def test_policy_counts_needs_a_scored_frame() -> None:
+    with pytest.raises(sm.SafeModelError, match="_safemodel_policy"):
+        smd.policy_counts(dd.from_pandas(policy_frame(10), npartitions=1))
+
+
+def test_importing_safemodel_imports_no_engine() -> None:
+    code = ("import sys, safemodel, safemodel.dask, safemodel.spark; "
+            "print(sorted({'pyspark', 'dask', 'distributed'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
