@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .policy import Invalid
-from .spark import (
+from ._scale import (
     POLICY_COLUMN,
     REJECTED_COLUMN,
     BundleLike,
@@ -51,6 +50,7 @@ from .spark import (
     _shippable,
     _verified_bundle,
 )
+from .policy import Invalid
 
 if TYPE_CHECKING:
     import dask.dataframe as dd

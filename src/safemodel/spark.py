@@ -21,325 +21,47 @@ the policy did to each row travels with the row, in :data:`POLICY_COLUMN` (and, 
 reach the driver exactly, however often Spark retries or re-evaluates a task.
 
 This module needs ``pyspark`` (``pip install "safemodel[spark]"``); ``import safemodel``
-never imports it. Its engine-neutral part (shipping, the per-process cache of verified
-bundles, the layout of the output columns) also serves :mod:`safemodel.dask`.
+never imports it. The engine-neutral part lives in
+:mod:`safemodel._scale`, shared with :mod:`safemodel.dask`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import socket
-import tempfile
-import threading
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from os import PathLike
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
-from .archive import load
-from .bundle import ModelBundle
-from .errors import ContractViolation, Failure, IntegrityError, SafeModelError
-from .policy import Invalid, PolicyReport
+from ._scale import (
+    POLICY_COLUMN,
+    REJECTED_COLUMN,
+    BundleLike,
+    Kind,
+    _added_columns,
+    _check_columns,
+    _check_invalid,
+    _count_frame,
+    _count_table,
+    _method,
+    _nested,
+    _outputs,
+    _score_frame,
+    _scored_columns,
+    _shippable,
+    _verified_bundle,
+)
+from .errors import SafeModelError
+from .policy import Invalid
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import DataType
 
 __all__ = ["POLICY_COLUMN", "REJECTED_COLUMN", "policy_counts", "score"]
-
-POLICY_COLUMN = "_safemodel_policy"
-"""What the policy did to the row: JSON ``{column: [action, ...]}``, null if nothing."""
-
-REJECTED_COLUMN = "_safemodel_rejected"
-"""Why the row was not scored: JSON ``[{column, check, value}, ...]``, null if scored.
-
-Present only with ``invalid="drop"``; a rejected row has null outputs.
-"""
-
-BundleLike = ModelBundle | str | PathLike[str]
-Kind = Literal["double", "long", "boolean", "string"]
-
-_DEFAULT_OUTPUT = {"predict": "prediction", "predict_proba": "proba",
-                   "decision_function": "decision"}
-
-
-# ------------------------------------------------------- engine-neutral part
-
-
-@dataclass(frozen=True)
-class _Output:
-    """One output column: its name and the kind of value it holds."""
-
-    name: str
-    kind: Kind
-
-
-def _shippable(bundle: BundleLike) -> tuple[ModelBundle, bytes]:
-    """The bundle, and the bytes of its file (what executors load and verify)."""
-    if isinstance(bundle, ModelBundle):
-        with tempfile.TemporaryDirectory(prefix="safemodel-") as folder:
-            path = Path(folder) / "bundle.safemodel"
-            bundle.save(path)
-            return bundle, path.read_bytes()
-    loaded = load(bundle)
-    return loaded, Path(bundle).read_bytes()
-
-
-def _load_bytes(data: bytes) -> ModelBundle:
-    fd, name = tempfile.mkstemp(prefix="safemodel-", suffix=".safemodel")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        return load(name)
-    finally:
-        os.unlink(name)
-
-
-# Verified bundles of this process by fingerprint, so that each executor or worker
-# process loads and verifies a bundle once, not once per batch.
-_MAX_VERIFIED = 8
-_verified: OrderedDict[str, ModelBundle] = OrderedDict()
-_loads: Counter[str] = Counter()  # how often this process loaded each fingerprint
-_lock = threading.Lock()
-
-
-def _verified_bundle(fingerprint: str, data: Callable[[], bytes]) -> ModelBundle:
-    """The bundle with ``fingerprint``, loaded from ``data()`` and verified on first use.
-
-    A bundle that fails verification is not cached: every later batch fails too.
-    """
-    with _lock:
-        bundle = _verified.get(fingerprint)
-        if bundle is not None:
-            _verified.move_to_end(fingerprint)
-            return bundle
-        _loads[fingerprint] += 1
-        bundle = _load_bytes(data())
-        if bundle.fingerprint != fingerprint:
-            raise IntegrityError(
-                f"The bundle shipped to this worker has fingerprint {bundle.fingerprint}; "
-                f"the driver sent {fingerprint}. It was replaced or damaged on the way.",
-                expected=fingerprint, found=bundle.fingerprint,
-            )
-        _verified[fingerprint] = bundle
-        if len(_verified) > _MAX_VERIFIED:
-            _verified.popitem(last=False)
-        return bundle
-
-
-def _method(bundle: ModelBundle, method: str | None) -> str:
-    method = method or ("predict_proba" if "predict_proba" in bundle.methods else "predict")
-    if method not in bundle.methods:
-        raise SafeModelError(
-            f"The 'method' parameter of score must be one of {list(bundle.methods)}; "
-            f"got {method!r} instead."
-        )
-    return method
-
-
-def _check_invalid(invalid: str) -> None:
-    if invalid not in ("raise", "drop"):
-        raise SafeModelError(
-            f"The 'invalid' parameter of score must be one of ['raise', 'drop']; "
-            f"got {invalid!r} instead."
-        )
-
-
-def _kind(values: np.ndarray, method: str) -> Kind:
-    dtype = values.dtype
-    if dtype.kind == "f":
-        return "double"
-    if dtype.kind in "iu":
-        return "long"
-    if dtype.kind == "b":
-        return "boolean"
-    if dtype.kind in "US":
-        return "string"
-    if dtype.kind == "O":
-        items = values.ravel().tolist()
-        if all(isinstance(v, str) for v in items):
-            return "string"
-        if all(isinstance(v, bool | np.bool_) for v in items):
-            return "boolean"
-        if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in items):
-            return "long"
-        if all(isinstance(v, float | int | np.number) for v in items):
-            return "double"
-    raise SafeModelError(
-        f"{method} returns values of type {dtype} that have no column type here; "
-        "distributed scoring supports numbers, booleans and strings."
-    )
-
-
-def _outputs(bundle: ModelBundle, method: str, output_col: str | None) -> tuple[_Output, ...]:
-    """Output columns of ``method``: one, or one per class (``proba_Adelie``, ...)."""
-    base = output_col or _DEFAULT_OUTPUT[method]
-    reference = np.asarray(bundle.golden.outputs[method])
-    kind = _kind(reference, method)
-    if reference.ndim == 1:
-        return (_Output(base, kind),)
-    width = reference.shape[1]
-    classes = getattr(bundle.estimator, "classes_", None)
-    labels: Sequence[Any] = range(width)
-    if (method != "predict" and isinstance(classes, np.ndarray) and classes.ndim == 1
-            and len(classes) == width):
-        labels = classes.tolist()
-    return tuple(_Output(f"{base}_{label}", kind) for label in labels)
-
-
-def _check_columns(
-    columns: Sequence[str], bundle: ModelBundle, outputs: Sequence[_Output], invalid: str
-) -> None:
-    """Refuse, before any work, a frame lacking contract columns or holding output names."""
-    present = set(columns)
-    missing = [name for name in bundle.contract.names if name not in present]
-    if missing:
-        raise ContractViolation([Failure(name, "missing_column") for name in missing])
-    clash = sorted(present & set(_added_columns(outputs, invalid)))
-    if clash:
-        raise SafeModelError(
-            f"The frame already has column(s) {clash} that scoring would add; rename them "
-            "or choose another 'output_col'."
-        )
-
-
-def _added_columns(outputs: Sequence[_Output], invalid: str) -> list[str]:
-    extra = [POLICY_COLUMN, REJECTED_COLUMN] if invalid == "drop" else [POLICY_COLUMN]
-    return [o.name for o in outputs] + extra
-
-
-def _column(
-    values: np.ndarray, rows: np.ndarray, index: pd.Index, kind: Kind, nullable: bool
-) -> pd.Series:
-    """Outputs of the scored ``rows`` placed among all rows; the others are null.
-
-    The dtype depends on ``kind`` and ``nullable`` only, never on the values, so that
-    every partition has the dtypes the engine was promised.
-    """
-    n = len(index)
-    if kind == "double":
-        out = np.full(n, np.nan)
-        out[rows] = values
-        return pd.Series(out, index=index)
-    if kind == "string":
-        text = np.full(n, None, dtype=object)
-        text[rows] = values
-        # Arrow-backed like Dask's own strings (Parquet needs a real string type).
-        return pd.Series(text, index=index, dtype=pd.StringDtype("pyarrow"))
-    dtype = "int64" if kind == "long" else "bool"
-    data = np.zeros(n, dtype=dtype)
-    data[rows] = values
-    if not nullable:
-        return pd.Series(data, index=index)
-    mask = np.ones(n, dtype=bool)
-    mask[rows] = False
-    array = (pd.arrays.IntegerArray(data, mask) if kind == "long"
-             else pd.arrays.BooleanArray(data, mask))
-    return pd.Series(array, index=index)
-
-
-def _policy_column(report: PolicyReport, index: pd.Index) -> pd.Series:
-    # Row-level actions only: whole-column ones (a lossless dtype coercion) say how the
-    # engine delivered the batch, not what the policy did to the data.
-    per_row: dict[int, dict[str, list[str]]] = {}
-    for a in report.actions:
-        for row in a.rows:
-            per_row.setdefault(row, {}).setdefault(a.column, []).append(a.action)
-    return _json_column(per_row, index)
-
-
-def _rejected_column(report: PolicyReport, index: pd.Index) -> pd.Series:
-    per_row: dict[int, list[dict[str, Any]]] = {}
-    for f in report.rejected:
-        if f.row is not None:
-            per_row.setdefault(f.row, []).append(
-                {"column": f.column, "check": f.check, "value": f.value})
-    return _json_column(per_row, index)
-
-
-def _json_column(per_row: Mapping[int, Any], index: pd.Index) -> pd.Series:
-    rows = np.fromiter(per_row, dtype=np.int64, count=len(per_row))
-    text = np.array([json.dumps(v, separators=(",", ":")) for v in per_row.values()],
-                    dtype=object)
-    return _column(text, rows, index, "string", nullable=True)
-
-
-def _score_frame(
-    bundle: ModelBundle,
-    frame: pd.DataFrame,
-    method: str,
-    invalid: Invalid,
-    outputs: Sequence[_Output],
-) -> pd.DataFrame:
-    """Score one batch: the added columns, aligned with ``frame``'s rows and index."""
-    scored = bundle.score(frame, method=method, invalid=invalid)
-    values = np.asarray(scored.outputs)
-    if values.ndim == 1:
-        values = values[:, None]
-    index = frame.index
-    data = {o.name: _column(values[:, j], scored.rows, index, o.kind, invalid == "drop")
-            for j, o in enumerate(outputs)}
-    data[POLICY_COLUMN] = _policy_column(scored.report, index)
-    if invalid == "drop":
-        data[REJECTED_COLUMN] = _rejected_column(scored.report, index)
-    return pd.DataFrame(data, index=index)
-
-
-def _empty_scores(outputs: Sequence[_Output], invalid: str) -> pd.DataFrame:
-    """The added columns with no rows, dtypes as :func:`_score_frame` makes them."""
-    none, index = np.empty(0, dtype=np.int64), pd.RangeIndex(0)
-    kinds: dict[str, Kind] = {o.name: o.kind for o in outputs}
-    return pd.DataFrame({
-        name: _column(np.empty(0), none, index, kinds.get(name, "string"), invalid == "drop")
-        for name in _added_columns(outputs, invalid)
-    })
-
-
-def _count_frame(frame: pd.DataFrame) -> Counter[tuple[str, str]]:
-    """``(column, action) -> rows`` from the policy and rejected columns of scored rows."""
-    counts: Counter[tuple[str, str]] = Counter()
-    if POLICY_COLUMN in frame:
-        for text in frame[POLICY_COLUMN].dropna():
-            for column, actions in json.loads(text).items():
-                counts.update((column, action) for action in actions)
-    if REJECTED_COLUMN in frame:
-        for text in frame[REJECTED_COLUMN].dropna():
-            counts.update((f["column"], f"rejected:{f['check']}") for f in json.loads(text))
-    return counts
-
-
-def _count_table(counts: Mapping[tuple[str, str], int]) -> pd.DataFrame:
-    """``counts`` as rows ``(column, action, rows)``, the form engines aggregate."""
-    return pd.DataFrame({
-        "column": pd.Series([c for c, _ in counts], dtype=object),
-        "action": pd.Series([a for _, a in counts], dtype=object),
-        "rows": pd.Series(list(counts.values()), dtype="int64"),
-    })
-
-
-def _nested(counts: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for (column, action), n in sorted(counts.items()):
-        out.setdefault(column, {})[action] = int(n)
-    return out
-
-
-def _scored_columns(columns: Sequence[str]) -> list[str]:
-    found = [c for c in (POLICY_COLUMN, REJECTED_COLUMN) if c in columns]
-    if POLICY_COLUMN not in found:
-        raise SafeModelError(
-            f"The frame has no {POLICY_COLUMN!r} column; pass a frame returned by "
-            "score (or read back from where its result was written)."
-        )
-    return found
-
 
 # --------------------------------------------------------------------- Spark
 
