@@ -298,3 +298,19 @@ def test_penguins_frame_helper_has_missing_values() -> None:
     X, _ = penguins_frame()
     assert X.isna().any().any()
     assert json.dumps(record(X, 3))
+
+
+def test_each_scoring_call_can_emit_one_structured_record(lr_bundle, penguins, caplog) -> None:
+    X = penguins[0].iloc[:7].assign(island="Atlantis")
+    with caplog.at_level(logging.DEBUG, logger="safemodel.predictions"):
+        lr_bundle.predict_proba(X)
+    records = [r for r in caplog.records if r.name == "safemodel.predictions"]
+    assert len(records) == 1
+    data = records[0].safemodel  # type: ignore[attr-defined]
+    assert data["bundle"] == "penguins-lr" and data["version"] == "1.0.0"
+    assert data["fingerprint"] == lr_bundle.fingerprint
+    assert data["rows"] == 7 and data["method"] == "predict_proba"
+    assert data["actions"]["island"] == {"unseen_to_missing": 7, "imputed": 7}
+    assert data["latency_ms"] > 0
+    assert "Atlantis" not in records[0].getMessage()
+    json.dumps(data)
