@@ -307,9 +307,11 @@ def test_each_scoring_call_can_emit_one_structured_record(lr_bundle, penguins, c
     records = [r for r in caplog.records if r.name == "safemodel.predictions"]
     assert len(records) == 1
     data = records[0].safemodel  # type: ignore[attr-defined]
-    assert data["bundle"] == "penguins-lr" and data["version"] == "1.0.0"
+    assert data["bundle"] == "penguins-lr"
+    assert data["version"] == "1.0.0"
     assert data["fingerprint"] == lr_bundle.fingerprint
-    assert data["rows"] == 7 and data["method"] == "predict_proba"
+    assert data["rows"] == 7
+    assert data["method"] == "predict_proba"
     assert data["actions"]["island"] == {"unseen_to_missing": 7, "imputed": 7}
     assert data["latency_ms"] > 0
     assert "Atlantis" not in records[0].getMessage()
