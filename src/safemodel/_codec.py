@@ -211,7 +211,7 @@ def decode_array(suffix: str, data: bytes, member: str) -> np.ndarray:
     """Inverse of :func:`encode_array`."""
     try:
         if suffix == ".npy":
-            return np.asarray(np.load(io.BytesIO(data), allow_pickle=False))
+            return _load_npy(data)
         payload = json.loads(data)
         values = [_object_in(v) for v in payload["values"]]
         if payload["dtype"] == "object":
@@ -219,10 +219,35 @@ def decode_array(suffix: str, data: bytes, member: str) -> np.ndarray:
             out[:] = values
             return out
         return np.array(values, dtype=payload["dtype"])
-    except BundleFormatError:
-        raise
-    except (ValueError, KeyError, TypeError, OSError, EOFError) as exc:
+    except BundleFormatError as exc:
+        raise BundleFormatError(f"Golden output {member!r} is malformed: {exc}",
+                                member=member) from None
+    except Exception as exc:  # numpy's header parser raises SyntaxError, TokenError...
         raise BundleFormatError(
             f"Golden output {member!r} is malformed ({type(exc).__name__}: {exc}).",
             member=member,
         ) from None
+
+
+def _load_npy(data: bytes) -> np.ndarray:
+    """``np.load`` after checking that the header's shape fits the bytes that follow
+    (np.load allocates whatever the header declares before reading)."""
+    buf = io.BytesIO(data)
+    version = np.lib.format.read_magic(buf)
+    if version == (1, 0):
+        shape, _fortran, dtype = np.lib.format.read_array_header_1_0(buf)
+    elif version == (2, 0):
+        shape, _fortran, dtype = np.lib.format.read_array_header_2_0(buf)
+    else:
+        raise BundleFormatError(f"unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise BundleFormatError("object arrays are never stored as .npy")
+    count = 1
+    for n in shape:
+        count *= int(n)
+    if count * dtype.itemsize != len(data) - buf.tell():
+        raise BundleFormatError(
+            f"the header declares shape {shape} of {dtype} ({count * dtype.itemsize} bytes) "
+            f"but {len(data) - buf.tell()} bytes follow"
+        )
+    return np.asarray(np.load(io.BytesIO(data), allow_pickle=False))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import _codec
-from ._pickle_audit import disallowed_references, pickle_references
+from ._pickle_audit import UNRESOLVED, disallowed_references, pickle_references
 from ._signing import SIGNATURE_MEMBER, resolve_key, sign_manifest, verify_manifest
 from .bundle import ModelBundle
 from .contract import Contract
@@ -240,7 +240,18 @@ def _check_canonical(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
     if fp.read(size - 22 - start) != b"".join(records):
         raise IntegrityError("The zip central directory is not the one safemodel writes: "
                              "the file was modified after saving.", member="(directory)")
+    # Members lie back to back from byte 0 up to the central directory, so a declared
+    # size can never exceed the file (zipfile allocates a read buffer of the declared
+    # size before finding out) and no byte lies outside a header or a hashed member.
+    offset = 0
     for info in infos:
+        if info.header_offset != offset:
+            raise IntegrityError(
+                f"Member {info.filename!r} starts at byte {info.header_offset}, not at byte "
+                f"{offset} where the one before it ends: a declared size is false or bytes "
+                "were added; the file was modified after saving.",
+                member=info.filename, expected=offset, found=info.header_offset,
+            )
         canonical = (
             info.date_time == _DATE_TIME and info.external_attr == _ATTR
             and info.internal_attr == 0 and info.flag_bits == 0 and not info.extra
@@ -260,6 +271,13 @@ def _check_canonical(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
                 "writes: the file was modified after saving or written by another tool.",
                 member=info.filename,
             )
+        offset += len(header) + info.compress_size
+    if offset != start:
+        raise IntegrityError(
+            f"The zip members end at byte {offset}, but the central directory starts at "
+            f"byte {start}: a declared size is false or bytes were added; the file was "
+            "modified after saving.", member="(directory)", expected=start, found=offset,
+        )
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
@@ -289,9 +307,9 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> byte
     return data
 
 
-def _read(path: str | PathLike[str], *, skip: Iterable[str] = ()) -> _Archive:
+def _read(path: str | PathLike[str], *, unverified: Iterable[str] = ()) -> _Archive:
     try:
-        return _read_checked(path, set(skip))
+        return _read_checked(path, set(unverified))
     except SafeModelError:
         raise
     except Exception as exc:  # zipfile raises many kinds on crafted files: none escape raw
@@ -301,7 +319,7 @@ def _read(path: str | PathLike[str], *, skip: Iterable[str] = ()) -> _Archive:
         ) from None
 
 
-def _read_checked(path: str | PathLike[str], skipped: set[str]) -> _Archive:
+def _read_checked(path: str | PathLike[str], unverified: set[str]) -> _Archive:
     with _open(path) as zf:
         infos = zf.infolist()
         _check_names(infos)
@@ -319,6 +337,7 @@ def _read_checked(path: str | PathLike[str], skipped: set[str]) -> _Archive:
             raise BundleFormatError(f"{MANIFEST} is not valid JSON ({exc}).",
                                     member=MANIFEST) from None
         manifest = Manifest.from_dict(raw)
+        _check_identity(manifest)
         declared = set(manifest.members)
         present = set(by_name) - {MANIFEST, SIGNATURE}
         if present - declared:
@@ -336,9 +355,10 @@ def _read_checked(path: str | PathLike[str], skipped: set[str]) -> _Archive:
                                     member=missing_required[0])
         members: dict[str, bytes] = {}
         for name, info in manifest.members.items():
-            if name in skipped:
-                continue
             data = _read_member(zf, by_name[name], min(info.size, MAX_MEMBER_BYTES))
+            if name in unverified:
+                members[name] = data
+                continue
             digest = hashlib.sha256(data).hexdigest()
             if len(data) != info.size or digest != info.sha256:
                 raise IntegrityError(
@@ -499,6 +519,20 @@ def _unpickle(data: bytes) -> Any:
         ) from None
 
 
+def _check_identity(manifest: Manifest) -> None:
+    # ModelBundle refuses these too, but only after unpickling and with a bare
+    # SafeModelError; a manifest that carries them is a malformed file.
+    name = manifest.name
+    if not name.strip() or "/" in name or "\\" in name:
+        raise BundleFormatError(f"manifest.json: the bundle name {name!r} is empty or has "
+                                "slashes.", member=MANIFEST, found=name)
+    try:
+        parse_version(manifest.version)
+    except SafeModelError as exc:
+        raise BundleFormatError(f"manifest.json: {exc}", member=MANIFEST,
+                                found=manifest.version) from None
+
+
 def _check_environment_strict(recorded: Mapping[str, str | None]) -> None:
     from packaging.version import InvalidVersion, Version
 
@@ -525,13 +559,17 @@ def _check_environment_strict(recorded: Mapping[str, str | None]) -> None:
 def inspect(path: str | PathLike[str]) -> BundleInfo:
     """Read a bundle's manifest and readable parts; never unpickles anything.
 
-    Member hashes of everything read are checked; the estimator pickle is not read.
+    Member hashes of everything but the estimator pickle are checked (so a bundle with
+    a damaged estimator can still be described). ``pickle_references`` are read from
+    the pickle's opcodes, never copied from the manifest, which the author of an
+    unsigned bundle controls; ``"<unresolved>"`` stands for a pickle too malformed to
+    read.
 
     Returns
     -------
     BundleInfo
     """
-    archive = _read(path, skip=(ESTIMATOR,))
+    archive = _read(path, unverified=(ESTIMATOR,))
     m = archive.manifest
     return BundleInfo(
         path=str(path),
@@ -542,7 +580,7 @@ def inspect(path: str | PathLike[str]) -> BundleInfo:
         environment=m.environment,
         created=m.created,
         methods=m.methods,
-        pickle_references=m.pickle_references,
+        pickle_references=_references(archive.members[ESTIMATOR]),
         signed=archive.signature is not None,
         members=m.members,
         contract=_mapping(_json_member(archive, "contract.json"), "contract.json"),
@@ -550,6 +588,13 @@ def inspect(path: str | PathLike[str]) -> BundleInfo:
         golden=_golden_summary(archive),
         metadata=_mapping(_json_member(archive, "metadata.json"), "metadata.json"),
     )
+
+
+def _references(estimator_bytes: bytes) -> tuple[str, ...]:
+    try:
+        return tuple(pickle_references(estimator_bytes))
+    except IntegrityError:
+        return (UNRESOLVED,)
 
 
 def _golden_summary(archive: _Archive) -> dict[str, Any]:

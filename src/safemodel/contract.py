@@ -146,16 +146,30 @@ class ColumnSpec:
                 impute=_from_json_scalar(data.get("impute")),
                 checks=tuple(dict(c) for c in data.get("checks", ())),
             )
-            spec.pandas_dtype  # noqa: B018 - validate the dtype string now
+            _check_values(spec)
             for c in spec.checks:
                 _build_check(c)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise BundleFormatError(
                 f"Contract column {data.get('name', '?')!r} is malformed: "
                 f"{type(exc).__name__}: {exc}.",
                 member="contract.json",
             ) from None
         return spec
+
+
+def _check_values(spec: ColumnSpec) -> None:
+    """The dtype parses, categories are scalars, and the impute value fits the dtype."""
+    dtype = spec.pandas_dtype  # parses the dtype string
+    for c in spec.categories or ():
+        if not isinstance(c, str | int | float | bool | pd.Timestamp):
+            raise TypeError(f"category {c!r} is not a scalar")
+    if spec.impute is not None:
+        fits = pd.array([spec.impute], dtype=dtype if not isinstance(
+            dtype, pd.CategoricalDtype) else object)
+        if isinstance(dtype, pd.CategoricalDtype) and spec.impute not in (spec.allowed or ()):
+            raise ValueError(f"impute value {spec.impute!r} is not one of the categories")
+        del fits
 
 
 def _json_scalar(v: Any) -> Any:

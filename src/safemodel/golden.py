@@ -54,7 +54,7 @@ class Golden:
     edge_rows: int = 0
 
     def __post_init__(self) -> None:
-        if self.rtol < 0 or self.atol < 0:
+        if not (self.rtol >= 0 and self.atol >= 0):  # also refuses NaN
             raise SafeModelError(
                 f"Golden tolerances must be >= 0; got rtol={self.rtol!r}, atol={self.atol!r}."
             )
@@ -82,6 +82,10 @@ class Golden:
         cls, meta: Mapping[str, Any], inputs: pd.DataFrame, outputs: Mapping[str, np.ndarray]
     ) -> Golden:
         try:
+            methods = sorted(str(m) for m in meta["methods"])
+            if methods != sorted(outputs) or not methods:
+                raise ValueError(f"golden.json lists methods {methods} but the outputs "
+                                 f"present are {sorted(outputs)}")
             return cls(
                 inputs=inputs,
                 outputs=dict(outputs),
@@ -93,7 +97,8 @@ class Golden:
                         for c, acts in dict(meta.get("report", {})).items()},
                 edge_rows=int(meta.get("edge_rows", 0)),
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError,
+                SafeModelError) as exc:
             raise BundleFormatError(
                 f"The golden metadata is malformed: {type(exc).__name__}: {exc}.",
                 member="golden/golden.json",
@@ -175,9 +180,9 @@ def _equal(expected: np.ndarray, obtained: np.ndarray, rtol: float, atol: float)
     ).reshape(expected.shape)
 
 
-def _row_list(a: np.ndarray) -> Any:
-    v = a.tolist()
-    return v
+def _row_list(a: Any) -> Any:
+    """One output row as plain Python (an element of a label array is already a str)."""
+    return a.tolist() if isinstance(a, np.ndarray | np.generic) else a
 
 
 def compare_outputs(

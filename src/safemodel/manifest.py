@@ -44,7 +44,7 @@ _DISTRIBUTIONS = {"sklearn": "scikit-learn"}
 def _version_of(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
+    except (importlib.metadata.PackageNotFoundError, ValueError):  # ValueError: "" name
         return None
 
 
