@@ -9,7 +9,7 @@ import pandas as pd
 
 from .errors import ContractViolation, Failure
 
-__all__ = ["Input", "as_frame"]
+__all__ = ["Input", "as_frame", "column_at"]
 
 Input = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
 
@@ -63,3 +63,16 @@ def _is_column(v: Any) -> bool:
     return (isinstance(v, Sequence | pd.Series | pd.Index) and not isinstance(v, str | bytes)) or (
         hasattr(v, "ndim") and getattr(v, "ndim", 0) == 1
     )
+
+
+def column_at(frame: pd.DataFrame, i: int) -> Any:
+    """The values of the ``i``-th column (ndarray or ExtensionArray), without a Series.
+
+    ``frame.iloc[:, i]`` or ``frame[name]`` costs ~10 us, more than checking a one-row
+    column; pandas' internal ``_get_column_array`` costs ~0.5 us. The public route stays
+    as the fallback should pandas remove it.
+    """
+    getter = getattr(frame, "_get_column_array", None)
+    if getter is not None:
+        return getter(i)
+    return frame.iloc[:, i].array

@@ -41,7 +41,11 @@ CORE_PACKAGES = (
 _DISTRIBUTIONS = {"sklearn": "scikit-learn"}
 
 
+@functools.cache
 def _version_of(distribution: str) -> str | None:
+    """Installed version, read once per process: importlib.metadata parses the package's
+    metadata file on every call (about 1 ms), and a package upgraded on disk while the
+    process runs is not the one it imported anyway."""
     try:
         return importlib.metadata.version(distribution)
     except (importlib.metadata.PackageNotFoundError, ValueError):  # ValueError: "" name
@@ -86,10 +90,8 @@ def environment_diff(
 ) -> dict[str, tuple[str | None, str | None]]:
     """``name -> (recorded, running)`` for every entry whose value differs."""
     if running is None:
-        running = capture_environment(
-            k for k in recorded if k not in ("python", "platform") and k not in CORE_PACKAGES
-        )
-        running = {k: running.get(k, _version_of(k)) for k in recorded}
+        running = {"python": platform.python_version(), "platform": sys.platform}
+        running.update({k: _version_of(k) for k in recorded if k not in running})
     return {
         k: (recorded.get(k), running.get(k))
         for k in sorted(set(recorded) | set(running))

@@ -26,7 +26,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
-from ._frame import as_frame
+from ._frame import as_frame, column_at
 from .contract import ColumnSpec, Contract
 from .errors import BundleFormatError, ContractViolation, Failure, SafeModelError
 
@@ -457,6 +457,47 @@ def _finish(s: pd.Series, spec: ColumnSpec, missing: np.ndarray) -> pd.Series:
     return s.astype(target)
 
 
+def _needs_nothing(contract: Contract, frame: pd.DataFrame) -> bool:
+    """Whether ``frame`` already is what the estimator expects, checked on the arrays.
+
+    The common case in production: training columns in training order and dtypes, no
+    unexpected missing, unseen or infinite value. It skips the checks that cannot fail
+    (an int64 column holds no NaN) and builds no Series. Anything else, including every
+    case the policy would act on, goes through the general path below.
+    """
+    if tuple(frame.columns) != contract.names:
+        return False
+    for i, spec in enumerate(contract.columns):
+        if spec.checks or spec.custom_checks:
+            return False
+        values = column_at(frame, i)
+        dtype = values.dtype
+        target = spec.pandas_dtype
+        if dtype != target and not _same_strings(dtype, target):
+            return False
+        if isinstance(dtype, np.dtype):
+            if dtype.kind in "iub":
+                continue
+            if dtype.kind != "f":
+                return False  # object, datetime64: the general path knows them
+            if spec.kind == "number" and not _had_infinity(spec):
+                if spec.nullable:
+                    if np.isinf(values).any():
+                        return False
+                elif not np.isfinite(values).all():
+                    return False
+            elif not spec.nullable and np.isnan(values).any():
+                return False
+            continue
+        if not spec.nullable and values.isna().any():
+            return False
+        if spec.allowed is not None and not isinstance(dtype, pd.CategoricalDtype):
+            allowed = spec.allowed
+            if any(u not in allowed and not _is_na(u) for u in pd.unique(values)):
+                return False
+    return True
+
+
 def apply(
     contract: Contract, policy: Policy, X: Any, *, invalid: Invalid = "raise"
 ) -> Prepared:
@@ -480,6 +521,8 @@ def apply(
     _check_option("invalid", invalid, ("raise", "drop"), "prepare")
     frame = as_frame(X)
     n = len(frame)
+    if _needs_nothing(contract, frame):
+        return Prepared(frame, PolicyReport(n))
     failures: list[Failure] = []
     actions: list[ColumnAction] = []
 
