@@ -367,6 +367,15 @@ class LoadSpy:
             return real(path, **kwargs)
 
         monkeypatch.setattr(store_module, "load", spy)
+        real_unverified: Callable[..., sm.ModelBundle] = store_module.load_unverified
+
+        def spy_unverified(path: Path, **kwargs: Any) -> sm.ModelBundle:
+            with self._lock:
+                self.calls.append((f"{Path(path).parent.parent.name}-{Path(path).stem}",
+                                   False))
+            return real_unverified(path, **kwargs)
+
+        monkeypatch.setattr(store_module, "load_unverified", spy_unverified)
 
 
 def test_cache_is_bounded_and_verifies_each_fingerprint_once(

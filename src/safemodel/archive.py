@@ -448,6 +448,36 @@ def load(
     if environment not in ("warn", "strict", "ignore"):
         raise SafeModelError(f"The 'environment' parameter of load must be one of "
                              f"['warn', 'strict', 'ignore']; got {environment!r} instead.")
+    bundle = load_unverified(path, signing_key=signing_key,
+                             allowed_modules=allowed_modules, environment=environment)
+    if verify:
+        report = bundle.verify()
+        if not report.ok:
+            raise GoldenMismatchError(report.describe(), mismatches=report.mismatches,
+                                      environment_diff=report.environment_diff)
+        if report.environment_diff and environment == "warn":
+            logger.info("%s==%s: golden outputs reproduce although package versions differ "
+                        "from build time: %s", bundle.name, bundle.version,
+                        ", ".join(f"{k} {a} -> {b}"
+                                  for k, (a, b) in report.environment_diff.items()))
+    else:
+        logger.warning("%s==%s loaded with verify=False: golden outputs were not checked.",
+                       bundle.name, bundle.version)
+    return bundle
+
+
+def load_unverified(
+    path: str | PathLike[str],
+    *,
+    signing_key: Any = None,
+    allowed_modules: Iterable[str] | None = None,
+    environment: Environment = "warn",
+) -> ModelBundle:
+    """Every check of :func:`load` but the golden re-run, silently.
+
+    For callers that verified this very content (same fingerprint) earlier in the
+    process, such as the store reloading an evicted bundle.
+    """
     archive = _read(path)
     manifest = archive.manifest
     key = resolve_key(signing_key)
@@ -479,25 +509,11 @@ def load(
 
         profile = Profile.from_dict(_json_member(archive, "profile.json"))
     estimator = _unpickle(estimator_bytes)
-    bundle = ModelBundle(
+    return ModelBundle(
         estimator, contract, policy, golden,
         name=manifest.name, version=manifest.version, metadata=metadata, profile=profile,
         _environment=manifest.environment, _estimator_bytes=estimator_bytes,
     )
-    if verify:
-        report = bundle.verify()
-        if not report.ok:
-            raise GoldenMismatchError(report.describe(), mismatches=report.mismatches,
-                                      environment_diff=report.environment_diff)
-        if report.environment_diff and environment == "warn":
-            logger.info("%s==%s: golden outputs reproduce although package versions differ "
-                        "from build time: %s", manifest.name, manifest.version,
-                        ", ".join(f"{k} {a} -> {b}"
-                                  for k, (a, b) in report.environment_diff.items()))
-    else:
-        logger.warning("%s==%s loaded with verify=False: golden outputs were not checked.",
-                       manifest.name, manifest.version)
-    return bundle
 
 
 def _unpickle(data: bytes) -> Any:
@@ -554,6 +570,11 @@ def _check_environment_strict(recorded: Mapping[str, str | None]) -> None:
             expected={k: a for k, (a, _) in bad.items()},
             found={k: b for k, (_, b) in bad.items()},
         )
+
+
+def check_integrity(path: str | PathLike[str]) -> None:
+    """Check every member's size and hash (the estimator's too) without unpickling."""
+    _read(path)
 
 
 def inspect(path: str | PathLike[str]) -> BundleInfo:

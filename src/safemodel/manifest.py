@@ -90,8 +90,8 @@ def environment_diff(
 ) -> dict[str, tuple[str | None, str | None]]:
     """``name -> (recorded, running)`` for every entry whose value differs."""
     if running is None:
-        running = {"python": platform.python_version(), "platform": sys.platform}
-        running.update({k: _version_of(k) for k in recorded if k not in running})
+        here = {"python": platform.python_version(), "platform": sys.platform}
+        running = {k: here[k] if k in here else _version_of(k) for k in recorded}
     return {
         k: (recorded.get(k), running.get(k))
         for k in sorted(set(recorded) | set(running))

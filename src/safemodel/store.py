@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import hashlib
 import json
 import logging
 import os
@@ -35,7 +34,6 @@ import sys
 import tempfile
 import threading
 import uuid
-import zipfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -47,7 +45,7 @@ from typing import IO, Any, Literal
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from .archive import Environment, inspect, load
+from .archive import Environment, check_integrity, inspect, load, load_unverified
 from .bundle import ModelBundle
 from .errors import (
     BundleFormatError,
@@ -230,19 +228,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-# load() warns on every verify=False load; a reload of a fingerprint this process has
-# already verified is not that case, so the store drops that one record (this thread,
-# this call only) and logs its own DEBUG line instead.
-_quiet = threading.local()
-
-
-class _VerifiedReload(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (getattr(_quiet, "active", False)
-                    and "loaded with verify=False" in str(record.msg))
-
-
-logging.getLogger("safemodel").addFilter(_VerifiedReload())
 
 
 # ---------------------------------------------------------------------- store
@@ -492,9 +477,8 @@ class BundleStore:
                 bundle.save(tmp, signing_key=signing_key)
             else:
                 shutil.copyfile(bundle, tmp)
-            info = inspect(tmp)
-            _check_estimator_hash(tmp, info)
-            return self._publish(tmp, info)
+            check_integrity(tmp)  # inspect leaves the estimator's hash to load
+            return self._publish(tmp, inspect(tmp))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -705,11 +689,9 @@ class BundleStore:
             if bundle is not None:
                 return bundle
             if verified:
-                _quiet.active = True
-                try:
-                    bundle = self._load(path, verify=False)
-                finally:
-                    _quiet.active = False
+                bundle = load_unverified(path, signing_key=self._signing_key,
+                                         allowed_modules=self._allowed_modules,
+                                         environment=self._environment)
                 logger.debug("%s reloaded; golden outputs were verified earlier for "
                              "fingerprint %s", path, fingerprint)
             else:
@@ -904,24 +886,6 @@ def _check_alias(alias: str) -> None:
 
 def _strs(versions: Iterable[Version]) -> list[str]:
     return [str(v) for v in versions]
-
-
-def _check_estimator_hash(path: Path, info: BundleInfo) -> None:
-    """Check the one member :func:`inspect` leaves unread, without unpickling it."""
-    member = "estimator.pkl"
-    expected = info.members.get(member)
-    if expected is None:
-        return
-    digest = hashlib.sha256()
-    with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != expected.sha256:
-        raise IntegrityError(
-            f"Member {member!r} of {str(path)!r} does not match its recorded SHA-256: the "
-            "file was modified or damaged after saving; it was not added to the store.",
-            member=member, expected=expected.sha256, found=digest.hexdigest(),
-        )
 
 
 def _refused(exc: SafeModelError, what: str, state: str) -> SafeModelError:
