@@ -100,3 +100,31 @@ def record(X: pd.DataFrame, i: int = 0) -> dict[str, Any]:
     """Row ``i`` as a JSON-like record (NaN as None)."""
     row = X.iloc[i].to_dict()
     return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+
+
+def policy_frame(n: int, seed: int = 0) -> pd.DataFrame:
+    """``n`` penguins drawn with replacement, about 4% of them edited so the default
+    policy acts (unseen and missing island, unseen sex, missing year), and an ``id``."""
+    X, _ = penguins_frame()
+    rng = np.random.default_rng(seed)
+    frame = X.iloc[rng.integers(0, len(X), n)].reset_index(drop=True)
+    frame["year"] = frame["year"].astype("Int64")
+    edits = rng.permutation(n)[: 4 * max(n // 100, 1)].reshape(4, -1)
+    frame.loc[edits[0], "island"] = "Atlantis"
+    frame.loc[edits[1], "island"] = None
+    frame.loc[edits[2], "sex"] = "unknown"
+    frame.loc[edits[3], "year"] = pd.NA
+    frame.insert(0, "id", np.arange(n))
+    return frame
+
+
+def expected_counts(report: sm.PolicyReport) -> dict[str, dict[str, int]]:
+    """Row-level actions and rejections of a single-process report, as policy_counts."""
+    out: dict[str, dict[str, int]] = {}
+    for a in report.actions:
+        if a.rows:
+            out.setdefault(a.column, {})[a.action] = len(a.rows)
+    for f in report.rejected:
+        key = f"rejected:{f.check}"
+        out.setdefault(f.column, {})[key] = out.get(f.column, {}).get(key, 0) + 1
+    return out

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
-from tests.conftest import penguins_frame
+from tests.conftest import expected_counts, penguins_frame, policy_frame
 
 import safemodel as sm
 import safemodel.spark as sms
@@ -58,34 +58,6 @@ def spark() -> Iterator[SparkSession]:
         session.sparkContext.setLogLevel("ERROR")
         yield session
         session.stop()
-
-
-def policy_frame(n: int, seed: int = 0) -> pd.DataFrame:
-    """``n`` penguins drawn with replacement, about 4% of them edited so the default
-    policy acts (unseen and missing island, unseen sex, missing year), and an ``id``."""
-    X, _ = penguins_frame()
-    rng = np.random.default_rng(seed)
-    frame = X.iloc[rng.integers(0, len(X), n)].reset_index(drop=True)
-    frame["year"] = frame["year"].astype("Int64")
-    edits = rng.permutation(n)[: 4 * max(n // 100, 1)].reshape(4, -1)
-    frame.loc[edits[0], "island"] = "Atlantis"
-    frame.loc[edits[1], "island"] = None
-    frame.loc[edits[2], "sex"] = "unknown"
-    frame.loc[edits[3], "year"] = pd.NA
-    frame.insert(0, "id", np.arange(n))
-    return frame
-
-
-def expected_counts(report: sm.PolicyReport) -> dict[str, dict[str, int]]:
-    """Row-level actions and rejections of a single-process report, as policy_counts."""
-    out: dict[str, dict[str, int]] = {}
-    for a in report.actions:
-        if a.rows:
-            out.setdefault(a.column, {})[a.action] = len(a.rows)
-    for f in report.rejected:
-        key = f"rejected:{f.check}"
-        out.setdefault(f.column, {})[key] = out.get(f.column, {}).get(key, 0) + 1
-    return out
 
 
 def collect(frame: DataFrame) -> pd.DataFrame:

@@ -40,7 +40,6 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
-    "DEFAULT_ALLOWED_MODULES",
     "BundleFormatError",
     "BundleInfo",
     "BundleStore",
@@ -48,6 +47,7 @@ __all__ = [
     "ColumnSpec",
     "Contract",
     "ContractViolation",
+    "DEFAULT_ALLOWED_MODULES",
     "DriftReport",
     "Golden",
     "GoldenMismatchError",

@@ -150,56 +150,39 @@ def _rebuild_golden_error(
     return GoldenMismatchError(message, mismatches=mismatches, environment_diff=environment_diff)
 
 
-class IntegrityError(SafeModelError, ValueError):
+class _FileError(SafeModelError, ValueError):
+    """Shared body of the errors about a bundle file: which member, expected, found."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        member: str | None = None,
+        expected: Any = None,
+        found: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.member = member
+        self.expected = expected
+        self.found = found
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        context = {"member": self.member, "expected": self.expected, "found": self.found}
+        return (_rebuild_keyword_error, (type(self), str(self), context))
+
+
+class IntegrityError(_FileError):
     """A bundle's bytes are not what its manifest (or signature, or audit) promises.
 
     Attributes: ``member`` (archive member concerned, if any), ``expected``, ``found``.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        member: str | None = None,
-        expected: Any = None,
-        found: Any = None,
-    ) -> None:
-        super().__init__(message)
-        self.member = member
-        self.expected = expected
-        self.found = found
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_keyword_error, (type(self), str(self), self._context()))
-
-    def _context(self) -> dict[str, Any]:
-        return {"member": self.member, "expected": self.expected, "found": self.found}
-
-
-class BundleFormatError(SafeModelError, ValueError):
+class BundleFormatError(_FileError):
     """The file is not a bundle safemodel can read (not a zip, wrong layout, newer format).
 
     Attributes: ``member``, ``expected``, ``found`` as for :class:`IntegrityError`.
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        member: str | None = None,
-        expected: Any = None,
-        found: Any = None,
-    ) -> None:
-        super().__init__(message)
-        self.member = member
-        self.expected = expected
-        self.found = found
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_keyword_error, (type(self), str(self), self._context()))
-
-    def _context(self) -> dict[str, Any]:
-        return {"member": self.member, "expected": self.expected, "found": self.found}
 
 
 class ScoringError(SafeModelError, RuntimeError):
