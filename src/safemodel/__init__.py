@@ -13,9 +13,8 @@ golden inputs and refuses a model whose scores changed.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _version
-from typing import Any
+import importlib.metadata as _metadata
+import typing as _typing
 
 from ._pickle_audit import DEFAULT_ALLOWED_MODULES
 from .archive import inspect, load
@@ -35,8 +34,8 @@ from .manifest import BundleInfo
 from .policy import ColumnPolicy, Policy, PolicyReport, Prepared
 
 try:
-    __version__ = _version("safemodel")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = _metadata.version("safemodel")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
@@ -69,7 +68,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     # Heavier or optional parts load on first use, so `import safemodel` stays light.
     if name == "BundleStore":
         from .store import BundleStore
