@@ -710,3 +710,28 @@ def test_removed_golden_outputs_are_a_format_error(seed: bytes, tmp_path: Path) 
     path.write_bytes(pack(rehash(kept)))
     with pytest.raises(sm.BundleFormatError, match="outputs"):
         sm.load(path)
+
+
+@pytest.mark.parametrize("impute", [[1, 2], ["Biscoe"]])
+def test_a_list_impute_value_is_a_format_error(seed: bytes, tmp_path: Path, impute: list) -> None:  # type: ignore[type-arg]
+    def change(d: dict[str, Any]) -> None:
+        d["columns"][0]["impute"] = impute
+
+    path = _rewritten(seed, tmp_path / "impute.safemodel", "contract.json", change)
+    with pytest.raises(sm.BundleFormatError, match="not a scalar"):
+        sm.load(path)
+
+
+@pytest.mark.parametrize(("column", "impute"), [
+    ("sex", True), ("sex", 3), ("island", "Atlantis"), ("year", 2007.5), ("year", True),
+    ("bill_length_mm", "long"), ("year", 2**70),
+])
+def test_an_impute_value_that_does_not_fit_is_a_format_error(
+    seed: bytes, tmp_path: Path, column: str, impute: Any
+) -> None:
+    def change(d: dict[str, Any]) -> None:
+        next(c for c in d["columns"] if c["name"] == column)["impute"] = impute
+
+    path = _rewritten(seed, tmp_path / "impute.safemodel", "contract.json", change)
+    with pytest.raises(sm.BundleFormatError, match=column):
+        sm.load(path)

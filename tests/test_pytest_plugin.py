@@ -49,10 +49,19 @@ def pytest_configure(config):
     version = importlib.metadata.version
     patch.setattr(importlib.metadata, "version",
                   lambda name: "9.9.9" if name == "scikit-learn" else version(name))
+    forget_versions()
 
 
 def pytest_unconfigure(config):
     patch.undo()
+    forget_versions()
+
+
+def forget_versions():
+    # safemodel reads each version once per process; this in-process run shares it.
+    import safemodel.manifest
+
+    safemodel.manifest._version_of.cache_clear()
 """
 
 

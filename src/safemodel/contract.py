@@ -161,15 +161,29 @@ class ColumnSpec:
 def _check_values(spec: ColumnSpec) -> None:
     """The dtype parses, categories are scalars, and the impute value fits the dtype."""
     dtype = spec.pandas_dtype  # parses the dtype string
-    for c in spec.categories or ():
-        if not isinstance(c, str | int | float | bool | pd.Timestamp):
-            raise TypeError(f"category {c!r} is not a scalar")
-    if spec.impute is not None:
-        fits = pd.array([spec.impute], dtype=dtype if not isinstance(
-            dtype, pd.CategoricalDtype) else object)
-        if isinstance(dtype, pd.CategoricalDtype) and spec.impute not in (spec.allowed or ()):
-            raise ValueError(f"impute value {spec.impute!r} is not one of the categories")
-        del fits
+    for value in (*(spec.categories or ()), spec.impute, spec.minimum, spec.maximum):
+        if not isinstance(value, str | int | float | bool | pd.Timestamp | None):
+            raise TypeError(f"{value!r} is not a scalar")
+    value = spec.impute
+    if value is None:
+        return
+    if isinstance(dtype, pd.CategoricalDtype) or spec.categories is not None:
+        ok = value in (spec.allowed or ())
+    elif pd.api.types.is_bool_dtype(dtype):
+        ok = isinstance(value, bool)
+    elif pd.api.types.is_numeric_dtype(dtype):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and pd.api.types.is_integer_dtype(dtype):
+            info = np.iinfo(getattr(dtype, "numpy_dtype", dtype))
+            ok = float(value).is_integer() and info.min <= value <= info.max
+    elif pd.api.types.is_datetime64_any_dtype(dtype):
+        ok = isinstance(value, pd.Timestamp)
+    elif pd.api.types.is_string_dtype(dtype):
+        ok = isinstance(value, str)
+    else:
+        ok = True
+    if not ok:
+        raise TypeError(f"impute value {value!r} does not fit dtype {spec.dtype}")
 
 
 def _json_scalar(v: Any) -> Any:
