@@ -84,6 +84,11 @@ def lr_bundle(lr_pipe: Pipeline, penguins: tuple[pd.DataFrame, pd.Series]) -> sm
 
 
 @pytest.fixture(scope="session")
+def hgb_bundle(hgb_pipe: Pipeline, penguins: tuple[pd.DataFrame, pd.Series]) -> sm.ModelBundle:
+    return sm.ModelBundle.from_training(hgb_pipe, penguins[0], name="penguins-hgb")
+
+
+@pytest.fixture(scope="session")
 def strict_bundle(lr_pipe: Pipeline, penguins: tuple[pd.DataFrame, pd.Series]) -> sm.ModelBundle:
     return sm.ModelBundle.from_training(lr_pipe, penguins[0], name="penguins-strict",
                                         version="1.0.0", policy=sm.Policy.strict())

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
 import json
 import pickle
 import subprocess
 import sys
 import types
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +26,6 @@ from safemodel.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 
 NAMES = ["adelie", "biscoe", "chinstrap", "dream", "gentoo"]
 VERSIONS = ["0.9.0", "1.0.0", "1.2.0", "1.9.0", "1.10.0", "2.0.0rc1"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _scan_distributions_once() -> Iterator[None]:
-    """Every save and every verifying load re-scans all installed distributions
-    (``importlib.metadata.packages_distributions``, 0.2-0.9 s here); the answer cannot
-    change during a test run, so this module scans once."""
-    cached = functools.cache(importlib.metadata.packages_distributions)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(importlib.metadata, "packages_distributions", cached)
-        yield
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: Any) -> tuple[int, str, str]:

@@ -40,11 +40,6 @@ def frame() -> pd.DataFrame:
     return policy_frame(20_000)
 
 
-@pytest.fixture(scope="module")
-def hgb_bundle(hgb_pipe: Pipeline) -> sm.ModelBundle:
-    return sm.ModelBundle.from_training(hgb_pipe, penguins_frame()[0], name="penguins-hgb")
-
-
 @pytest.mark.parametrize(
     ("name", "method"),
     [("lr_bundle", "predict_proba"), ("lr_bundle", "predict"),

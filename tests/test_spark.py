@@ -70,11 +70,6 @@ def policy_sdf(spark: SparkSession) -> tuple[pd.DataFrame, DataFrame]:
     return frame, spark.createDataFrame(frame).repartition(8)
 
 
-@pytest.fixture(scope="module")
-def hgb_bundle(hgb_pipe: Pipeline) -> sm.ModelBundle:
-    return sm.ModelBundle.from_training(hgb_pipe, penguins_frame()[0], name="penguins-hgb")
-
-
 @pytest.mark.parametrize(
     ("name", "method"),
     [("lr_bundle", "predict_proba"), ("lr_bundle", "predict"),

@@ -3,8 +3,6 @@ serving cache, and consistency under real concurrent processes."""
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
 import itertools
 import json
 import logging
@@ -15,7 +13,7 @@ import sys
 import textwrap
 import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,17 +30,6 @@ from safemodel.store import BundleStore, HistoryEntry, ModelService
 
 NAMES = ["adelie", "biscoe", "chinstrap", "dream", "gentoo"]
 VERSIONS = ["0.9.0", "1.0.0", "1.2.0", "1.9.0", "1.10.0", "2.0.0rc1"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _scan_distributions_once() -> Iterator[None]:
-    """Every save and every verifying load re-scans all installed distributions
-    (``importlib.metadata.packages_distributions``, 0.2-0.9 s here); the answer cannot
-    change during a test run, so this module scans once."""
-    cached = functools.cache(importlib.metadata.packages_distributions)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(importlib.metadata, "packages_distributions", cached)
-        yield
 
 
 def build_bundles(folder: Path, X: pd.DataFrame, y: pd.Series) -> dict[tuple[str, str], Path]:
