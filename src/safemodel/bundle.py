@@ -144,8 +144,8 @@ class ModelBundle:
         if not isinstance(golden, Golden):
             raise SafeModelError(f"golden must be a safemodel Golden; got {type(golden).__name__}.")
         self._estimator = estimator
-        self._contract = contract if isinstance(contract, Contract) else _contract_for(
-            None, contract, 100)
+        self._contract = (contract if isinstance(contract, Contract)
+                          else Contract.from_schema(contract))
         self._policy = policy if policy is not None else Policy()
         if not isinstance(self._policy, Policy):
             raise SafeModelError(f"policy must be a safemodel Policy; got {type(policy).__name__}.")

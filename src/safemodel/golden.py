@@ -314,6 +314,4 @@ def _num(x: Any) -> str:
 def _short(v: Any) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_short(x) for x in v[:8]) + (", ..." if len(v) > 8 else "") + "]"
-    if isinstance(v, float):
-        return repr(v)
     return repr(v)
