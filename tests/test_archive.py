@@ -188,3 +188,21 @@ def test_interrupted_save_leaves_nothing_behind(
 def test_save_into_missing_folder(lr_bundle: sm.ModelBundle, tmp_path: Path) -> None:
     with pytest.raises(sm.SafeModelError, match="does not exist"):
         lr_bundle.save(tmp_path / "no" / "b.safemodel")
+
+
+def test_a_loaded_bundle_reserialises_to_its_recorded_fingerprint(
+    lr_bundle_path: Path, tmp_path: Path
+) -> None:
+    """A loaded bundle reports the manifest's fingerprint; saving it again must give the
+    same members, so that value is also what a re-save records."""
+    import hashlib
+
+    from safemodel.manifest import fingerprint_of
+
+    loaded = sm.load(lr_bundle_path)
+    recomputed = fingerprint_of({n: hashlib.sha256(d).hexdigest()
+                                 for n, d in loaded._members().items()})
+    assert recomputed == loaded.fingerprint == sm.inspect(lr_bundle_path).fingerprint
+    again = tmp_path / "again.safemodel"
+    loaded.save(again)
+    assert sm.inspect(again).fingerprint == loaded.fingerprint

@@ -307,9 +307,11 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> byte
     return data
 
 
-def _read(path: str | PathLike[str], *, unverified: Iterable[str] = ()) -> _Archive:
+def _read(
+    path: str | PathLike[str], *, unverified: Iterable[str] = (), members: bool = True
+) -> _Archive:
     try:
-        return _read_checked(path, set(unverified))
+        return _read_checked(path, set(unverified), members)
     except SafeModelError:
         raise
     except Exception as exc:  # zipfile raises many kinds on crafted files: none escape raw
@@ -319,7 +321,8 @@ def _read(path: str | PathLike[str], *, unverified: Iterable[str] = ()) -> _Arch
         ) from None
 
 
-def _read_checked(path: str | PathLike[str], unverified: set[str]) -> _Archive:
+def _read_checked(path: str | PathLike[str], unverified: set[str], read_members: bool
+                  ) -> _Archive:
     with _open(path) as zf:
         infos = zf.infolist()
         _check_names(infos)
@@ -353,6 +356,8 @@ def _read_checked(path: str | PathLike[str], unverified: set[str]) -> _Archive:
         if missing_required:
             raise BundleFormatError(f"The bundle lacks required members {missing_required}.",
                                     member=missing_required[0])
+        if not read_members:
+            return _Archive(manifest, manifest_bytes, None, {})
         members: dict[str, bytes] = {}
         for name, info in manifest.members.items():
             data = _read_member(zf, by_name[name], min(info.size, MAX_MEMBER_BYTES))
@@ -513,6 +518,7 @@ def load_unverified(
         estimator, contract, policy, golden,
         name=manifest.name, version=manifest.version, metadata=metadata, profile=profile,
         _environment=manifest.environment, _estimator_bytes=estimator_bytes,
+        _fingerprint=manifest.fingerprint,
     )
 
 
@@ -570,6 +576,15 @@ def _check_environment_strict(recorded: Mapping[str, str | None]) -> None:
             expected={k: a for k, (a, _) in bad.items()},
             found={k: b for k, (_, b) in bad.items()},
         )
+
+
+def recorded_fingerprint(path: str | PathLike[str]) -> str:
+    """The fingerprint the manifest records, after the structural checks only.
+
+    Cheap (no member is read); for callers that load the bundle next, since loading
+    checks every member against the manifest.
+    """
+    return _read(path, members=False).manifest.fingerprint
 
 
 def check_integrity(path: str | PathLike[str]) -> None:

@@ -136,6 +136,7 @@ class ModelBundle:
         profile: Profile | None = None,
         _environment: Mapping[str, str | None] | None = None,
         _estimator_bytes: bytes | None = None,
+        _fingerprint: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip() or "/" in name or "\\" in name:
             raise SafeModelError(
@@ -169,6 +170,9 @@ class ModelBundle:
         self._estimator_bytes = _estimator_bytes
         self._environment = dict(_environment) if _environment is not None else None
         self._members_cache: dict[str, bytes] | None = None
+        # A loaded bundle's members were checked against this value, so it need not
+        # be computed again by serialising every member.
+        self._fingerprint = _fingerprint
         self._label = f"{name}=={self._version}"
 
     # ----------------------------------------------------------------- building
@@ -300,8 +304,11 @@ class ModelBundle:
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the bundle's content (estimator bytes, contract, policy, golden...)."""
-        members = self._members()
-        return fingerprint_of({k: hashlib.sha256(v).hexdigest() for k, v in members.items()})
+        if self._fingerprint is None:
+            members = self._members()
+            self._fingerprint = fingerprint_of(
+                {k: hashlib.sha256(v).hexdigest() for k, v in members.items()})
+        return self._fingerprint
 
     def __repr__(self) -> str:
         return (f"<ModelBundle {self._name}=={self._version} "

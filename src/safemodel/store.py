@@ -45,7 +45,14 @@ from typing import IO, Any, Literal
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from .archive import Environment, check_integrity, inspect, load, load_unverified
+from .archive import (
+    Environment,
+    check_integrity,
+    inspect,
+    load,
+    load_unverified,
+    recorded_fingerprint,
+)
 from .bundle import ModelBundle
 from .errors import (
     BundleFormatError,
@@ -666,7 +673,7 @@ class BundleStore:
             known = self._fingerprints.get(path)
         if known is not None and known[0] == state:
             return known[1]
-        fingerprint = inspect(path).fingerprint
+        fingerprint = recorded_fingerprint(path)  # the load that follows checks the members
         with self._lock:
             self._fingerprints[path] = (state, fingerprint)
         return fingerprint
