@@ -47,9 +47,13 @@ def test_a_new_category_alerts(lr_bundle, penguins) -> None:
 
 
 def test_drift_under_a_strict_policy_counts_rejected_rows(strict_bundle, penguins) -> None:
-    X = penguins[0]
-    report = strict_bundle.drift(X)  # rows with gaps are rejected: their scores are missing
-    assert report.to_dict()
+    X = penguins[0].copy()
+    X.loc[X.index[:50], "island"] = "Atlantis"  # rejected by the strict policy: no scores
+    frame = strict_bundle.drift(X).to_frame()
+    assert frame.loc["island", "unseen_rate"] == pytest.approx(50 / len(X))
+    for score in ("proba[Adelie]", "proba[Chinstrap]", "proba[Gentoo]"):
+        assert frame.loc[score, "rows"] == len(X)
+        assert frame.loc[score, "missing_rate"] == pytest.approx(50 / len(X))
 
 
 def test_bundle_without_profile_says_why(lr_bundle, penguins) -> None:
