@@ -121,18 +121,22 @@ compare it with, measured by `benchmarks/run.py`. The budget is in `DESIGN.md`
 """
 
 
-def write(path: Path, results: str) -> None:
+def write(path: Path, results: str, *, begin: str = BEGIN, end: str = END,
+          preamble: str | None = _PREAMBLE) -> None:
     """Put ``results`` between the markers of ``path``, keeping any text around them.
 
-    A file without the markers is (re)written as a preamble plus the results.
+    A file without the markers is rewritten as ``preamble`` plus the results, or, with
+    ``preamble=None``, keeps its text and gets the results appended.
     """
-    block = f"{BEGIN}\n\n{results.strip()}\n\n{END}"
+    block = f"{begin}\n\n{results.strip()}\n\n{end}"
     text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
         text = head + block + tail
+    elif preamble is None:
+        text = text + ("\n" if text else "") + block + "\n"
     else:
-        text = _PREAMBLE + block + "\n"
+        text = preamble + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from _pipelines import PIPELINES, penguins, rows
-from _report import machine, table
+from _report import machine, table, write
 
 import safemodel as sm
 import safemodel.dask as smd
@@ -197,20 +197,6 @@ def run(n: int, repeats: int, pipelines: Sequence[str], work: Path) -> str:
             + "\n\n".join(sections) + f"\n\n#### Machine\n\n{about}\n")
 
 
-def write(path: Path, results: str) -> None:
-    """Put ``results`` between this script's markers in ``path`` (appended if absent)."""
-    block = f"{BEGIN}\n\n{results.strip()}\n\n{END}"
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        text = head + block + tail
-    else:
-        text = text + ("\n" if text else "") + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -224,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
     with tempfile.TemporaryDirectory(prefix="safemodel-scale-") as folder:
         results = run(args.rows, args.repeats, args.pipelines.split(","), Path(folder))
-    write(args.output, results)
+    write(args.output, results, begin=BEGIN, end=END, preamble=None)
     print(f"wrote {args.output}")
     return 0
 
