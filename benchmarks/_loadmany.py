@@ -42,7 +42,7 @@ def rss_bytes() -> int | None:
 
 def load_store_all(root: Path, count: int) -> list[Any]:
     """Every bundle behind the store's "production" alias, loaded and verified now."""
-    from safemodel.store import BundleStore
+    from safemodel.store.store import BundleStore
 
     store = BundleStore(root, max_loaded=count)  # the default cache keeps 16 loaded
     service = store.load_all(preload=True)

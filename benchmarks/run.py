@@ -299,9 +299,9 @@ def size_table(subjects: dict[str, Subject]) -> str:
 def bench_monitor(X: pd.DataFrame, subjects: dict[str, Subject],
                   plan: Plan) -> dict[tuple[str, int], Timings] | str:
     try:
-        from safemodel.monitor import Monitor
+        from safemodel.monitoring.monitor import Monitor
     except Exception as exc:  # not written yet, or broken: the table says why
-        return f"n/a (safemodel.monitor is not importable: {type(exc).__name__}: {exc})"
+        return f"n/a (safemodel.monitoring.monitor is not importable: {type(exc).__name__}: {exc})"
     results = {}
     for key in plan.monitor_pipelines:
         bundle = subjects[key].bundle
@@ -371,9 +371,9 @@ def build_many(X: pd.DataFrame, y: pd.Series, keys: Sequence[str], count: int,
         if i < count:
             bundles.append(bundle)
     try:
-        from safemodel.store import BundleStore
+        from safemodel.store.store import BundleStore
     except Exception as exc:
-        return f"n/a (safemodel.store is not importable: {type(exc).__name__})"
+        return f"n/a (safemodel.store.store is not importable: {type(exc).__name__})"
     try:
         store = BundleStore(folder / "store")
         for bundle in bundles:
@@ -582,7 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "`predict_proba` on the golden rows, the fair comparison for a "
                               "verified load.\n\n" + load_table(subjects, loads)),
         ("File size", size_table(subjects)),
-        ("Monitoring overhead", "`safemodel.monitor.Monitor(bundle)`; ratios to "
+        ("Monitoring overhead", "`safemodel.monitoring.monitor.Monitor(bundle)`; ratios to "
                                 "`bundle.predict_proba` on the same rows.\n\n"
                                 + monitor_table(subjects, monitor)),
         (f"{plan.many} models in one process", many_table(many)),

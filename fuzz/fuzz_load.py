@@ -84,7 +84,7 @@ def members_of(data: bytes) -> dict[str, bytes]:
 
 def pack(members: Mapping[str, bytes]) -> bytes:
     """A zip with safemodel's canonical headers (so it passes the structural checks)."""
-    from safemodel import archive
+    from safemodel.io import archive
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -100,7 +100,7 @@ def rehash(
 
     What an attacker who can write the file (but holds no signing key) can do.
     """
-    from safemodel.manifest import fingerprint_of
+    from safemodel.io.manifest import fingerprint_of
 
     manifest = json.loads(members["manifest.json"])
     content = {n: d for n, d in members.items() if n not in ("manifest.json", "signature.json")}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import safemodel as sm
-from safemodel import archive
+from safemodel.io import archive
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ def test_a_loaded_bundle_reserialises_to_its_recorded_fingerprint(
     same members, so that value is also what a re-save records."""
     import hashlib
 
-    from safemodel.manifest import fingerprint_of
+    from safemodel.io.manifest import fingerprint_of
 
     loaded = sm.load(lr_bundle_path)
     recomputed = fingerprint_of({n: hashlib.sha256(d).hexdigest()

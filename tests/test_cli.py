@@ -395,10 +395,9 @@ def test_demo_runs_the_demo_module(capsys: pytest.CaptureFixture[str],
         calls.append(argv)
         return 0
 
-    fake = types.ModuleType("safemodel._demo")
+    fake = types.ModuleType("safemodel.cli.demo")
     fake.main = fake_main  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "safemodel._demo", fake)
-    monkeypatch.setattr(sm, "_demo", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "safemodel.cli.demo", fake)
     assert run(capsys, "demo", "--output", tmp_path)[0] == EXIT_OK
     assert run(capsys, "demo")[0] == EXIT_OK
     assert calls == [["--output", str(tmp_path)], []]
@@ -411,7 +410,7 @@ def test_drift_table_json_html_and_alerts(
     capsys: pytest.CaptureFixture[str], lr_bundle_path: Path, tmp_path: Path,
     penguins: tuple[pd.DataFrame, pd.Series],
 ) -> None:
-    pytest.importorskip("safemodel.drift")
+    pytest.importorskip("safemodel.monitoring.drift")
     X = penguins[0]
     steady = tmp_path / "steady.csv"
     X.sample(150, random_state=3).to_csv(steady, index=False)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from safemodel import _codec
 from safemodel.errors import BundleFormatError, SafeModelError
+from safemodel.io import codec as _codec
 
 MAYBE = st.none()
 

@@ -27,7 +27,7 @@ import logging, sys, time
 from pathlib import Path
 logging.disable(logging.CRITICAL)
 import safemodel as sm
-from safemodel import archive
+from safemodel.io import archive
 
 def wait_for(go):
     print("ready", flush=True)

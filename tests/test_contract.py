@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from tests.conftest import record
 
 import safemodel as sm
+from safemodel.core.policy import apply
 
 
 def test_infer_penguins(penguins) -> None:
@@ -114,12 +115,12 @@ def test_from_schema_keeps_builtin_checks_and_refuses_custom_ones_at_save() -> N
     assert sm.Contract.from_dict(json.loads(json.dumps(c.to_dict()))) == c
     # the built-in check is enforced on the hot path
     with pytest.raises(sm.ContractViolation, match="in_range"):
-        sm.policy.apply(c, sm.Policy(), pd.DataFrame({"x": [11.0], "c": ["a"]}))
+        apply(c, sm.Policy(), pd.DataFrame({"x": [11.0], "c": ["a"]}))
 
     custom = pa.DataFrameSchema({"x": pa.Column(float, checks=pa.Check(lambda s: s > 0))})
     cc = sm.Contract.from_schema(custom, X[["x"]])
     with pytest.raises(sm.ContractViolation):
-        sm.policy.apply(cc, sm.Policy(), pd.DataFrame({"x": [-1.0]}))
+        apply(cc, sm.Policy(), pd.DataFrame({"x": [-1.0]}))
     with pytest.raises(sm.SafeModelError, match="custom pandera check"):
         cc.to_dict()
 

@@ -119,7 +119,7 @@ def test_each_worker_process_verifies_once(
     assert not scored["proba_Adelie"].isna().any().compute()  # scores again
 
     def loads() -> dict[str, int]:
-        from safemodel import _scale as engine_neutral
+        from safemodel.integrations import plan as engine_neutral
 
         return dict(engine_neutral._loads)
 

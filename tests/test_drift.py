@@ -1,4 +1,4 @@
-"""Tests for safemodel.drift: PSI, JS distance, verdicts, accumulation and reports."""
+"""Tests for safemodel.monitoring.drift: PSI, JS distance, verdicts, accumulation and reports."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from palmerpenguins import load_penguins
 
-from safemodel import _binning
-from safemodel.drift import DriftAccumulator, DriftReport, drift, js_distance, psi
-from safemodel.profile import CategoricalProfile, NumericProfile, Profile
+from safemodel.monitoring import binning as _binning
+from safemodel.monitoring.drift import DriftAccumulator, DriftReport, drift, js_distance, psi
+from safemodel.monitoring.profile import CategoricalProfile, NumericProfile, Profile
 
 CATEGORICAL = ["species", "island", "sex"]
 FEATURES = [

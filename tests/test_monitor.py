@@ -1,4 +1,4 @@
-"""Tests for safemodel.monitor, against a stand-in for ModelBundle."""
+"""Tests for safemodel.monitoring.monitor, against a stand-in for ModelBundle."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from palmerpenguins import load_penguins
 
-from safemodel.drift import drift
 from safemodel.errors import SafeModelError
-from safemodel.monitor import Monitor
-from safemodel.profile import Profile
+from safemodel.monitoring.drift import drift
+from safemodel.monitoring.monitor import Monitor
+from safemodel.monitoring.profile import Profile
 
 CATEGORICAL = ["species", "island", "sex"]
 

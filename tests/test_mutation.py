@@ -38,7 +38,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 import safemodel as sm
-from safemodel import archive
+from safemodel.io import archive
 
 
 def _fuzz_module() -> ModuleType:

@@ -1,4 +1,4 @@
-"""Tests for the static pickle audit (``safemodel._pickle_audit``).
+"""Tests for the static pickle audit (``safemodel.io.audit``).
 
 Nothing here unpickles an untrusted payload: malicious pickles are only ever given
 to the audit. Pickles the tests made themselves are unpickled as an oracle, to check
@@ -44,14 +44,14 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from safemodel._pickle_audit import (
+from safemodel.errors import IntegrityError, SafeModelError
+from safemodel.io.audit import (
     ARBITRARY_CODE_MODULES,
     DEFAULT_ALLOWED_MODULES,
     UNRESOLVED,
     disallowed_references,
     pickle_references,
 )
-from safemodel.errors import IntegrityError, SafeModelError
 
 # --------------------------------------------------------------------------------------
 # Hand-made pickles, opcode by opcode (see pickletools for the opcode table).

@@ -1,4 +1,4 @@
-"""Tests for safemodel.profile: the reference profile stored in a bundle."""
+"""Tests for safemodel.monitoring.profile: the reference profile stored in a bundle."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from palmerpenguins import load_penguins
 
 from safemodel.errors import BundleFormatError
-from safemodel.profile import (
+from safemodel.monitoring.profile import (
     CategoricalProfile,
     NumericProfile,
     Profile,

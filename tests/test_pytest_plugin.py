@@ -59,9 +59,9 @@ def pytest_unconfigure(config):
 
 def forget_versions():
     # safemodel reads each version once per process; this in-process run shares it.
-    import safemodel.manifest
+    import safemodel.io.manifest
 
-    safemodel.manifest._version_of.cache_clear()
+    safemodel.io.manifest._version_of.cache_clear()
 """
 
 

@@ -1,4 +1,4 @@
-"""Tests for manifest signing (``safemodel._signing``)."""
+"""Tests for manifest signing (``safemodel.io.signing``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from safemodel._signing import (
+from safemodel.errors import IntegrityError, SafeModelError
+from safemodel.io.signing import (
     SIGNATURE_MEMBER,
     SIGNING_KEY_ENV,
     SigningKeyError,
@@ -20,7 +21,6 @@ from safemodel._signing import (
     sign_manifest,
     verify_manifest,
 )
-from safemodel.errors import IntegrityError, SafeModelError
 
 MANIFEST = json.dumps(
     {"format_version": 1, "name": "churn", "members": {"estimator.pkl": {"sha256": "ab" * 32}}},
@@ -286,7 +286,7 @@ def test_resolve_key_without_key_or_environment(
 
 
 def test_importing_signing_does_not_import_cryptography() -> None:
-    code = "import sys, safemodel._signing; print('cryptography' in sys.modules)"
+    code = "import sys, safemodel.io.signing; print('cryptography' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

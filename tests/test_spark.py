@@ -148,7 +148,7 @@ def _loads_per_process(spark: SparkSession) -> dict[int, dict[str, int]]:
     def report(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for _ in batches:
             pass
-        from safemodel import _scale as in_worker
+        from safemodel.integrations import plan as in_worker
 
         yield pd.DataFrame({"pid": [os.getpid()], "loads": [json.dumps(in_worker._loads)]})
 

@@ -24,9 +24,9 @@ from packaging.version import Version
 from sklearn.linear_model import LogisticRegression
 
 import safemodel as sm
-import safemodel.store as store_module
+import safemodel.store.store as store_module
 from conftest import lr_pipeline
-from safemodel.store import BundleStore, HistoryEntry, ModelService
+from safemodel.store.store import BundleStore, HistoryEntry, ModelService
 
 NAMES = ["adelie", "biscoe", "chinstrap", "dream", "gentoo"]
 VERSIONS = ["0.9.0", "1.0.0", "1.2.0", "1.9.0", "1.10.0", "2.0.0rc1"]

@@ -33,10 +33,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 import safemodel as sm
-import safemodel.bundle
-from safemodel import archive
-from safemodel._pickle_audit import ARBITRARY_CODE_MODULES
-from safemodel._signing import SIGNATURE_MEMBER, SIGNING_KEY_ENV, SigningKeyError, sign_manifest
+import safemodel.core.bundle
+from safemodel.io import archive
+from safemodel.io.audit import ARBITRARY_CODE_MODULES
+from safemodel.io.signing import SIGNATURE_MEMBER, SIGNING_KEY_ENV, SigningKeyError, sign_manifest
 from test_mutation import members_of, pack, rehash
 
 SECRET = "correct horse battery staple, but longer and random"
@@ -324,9 +324,9 @@ def build_recording(
     The manifest is hashed, so the versions are changed where the bundle captures them.
     """
     def build(**versions: str | None) -> Path:
-        real = safemodel.bundle.capture_environment
+        real = safemodel.core.bundle.capture_environment
         with monkeypatch.context() as patch:
-            patch.setattr(safemodel.bundle, "capture_environment",
+            patch.setattr(safemodel.core.bundle, "capture_environment",
                           lambda modules=(): {**real(modules), **versions})
             bundle = sm.ModelBundle.from_training(lr_pipe, penguins[0], name="env",
                                                   version="1.0.0", golden_rows=8)

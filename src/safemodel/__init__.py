@@ -16,22 +16,23 @@ import importlib
 import importlib.metadata as _metadata
 import typing as _typing
 
-from ._pickle_audit import DEFAULT_ALLOWED_MODULES
-from .archive import inspect, load
-from .bundle import ModelBundle, Scored
-from .contract import ColumnSpec, Contract
-from .errors import (
+from safemodel.core.bundle import ModelBundle, Scored
+from safemodel.core.contract import ColumnSpec, Contract
+from safemodel.core.golden import Golden, VerificationReport
+from safemodel.core.policy import ColumnPolicy, Policy, PolicyReport, Prepared
+from safemodel.errors import (
     BundleFormatError,
     ContractViolation,
     GoldenMismatchError,
     IntegrityError,
+    InvalidArgument,
     SafeModelError,
     ScoringError,
     StoreError,
 )
-from .golden import Golden, VerificationReport
-from .manifest import BundleInfo
-from .policy import ColumnPolicy, Policy, PolicyReport, Prepared
+from safemodel.io.archive import inspect, load
+from safemodel.io.audit import DEFAULT_ALLOWED_MODULES
+from safemodel.io.manifest import BundleInfo
 
 try:
     __version__ = _metadata.version("safemodel")
@@ -51,6 +52,7 @@ __all__ = [
     "Golden",
     "GoldenMismatchError",
     "IntegrityError",
+    "InvalidArgument",
     "ModelBundle",
     "Monitor",
     "Policy",
@@ -71,15 +73,15 @@ __all__ = [
 def __getattr__(name: str) -> _typing.Any:
     # Heavier or optional parts load on first use, so `import safemodel` stays light.
     if name == "BundleStore":
-        from .store import BundleStore
+        from safemodel.store.store import BundleStore
 
         return BundleStore
     if name == "Monitor":
-        from .monitor import Monitor
+        from safemodel.monitoring.monitor import Monitor
 
         return Monitor
     if name == "DriftReport":
-        from .drift import DriftReport
+        from safemodel.monitoring.drift import DriftReport
 
         return DriftReport
     if name == "testing":

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import ContractViolation, Failure
+from safemodel.errors import ContractViolation, Failure
 
 __all__ = ["Input", "as_frame", "column_at"]
 

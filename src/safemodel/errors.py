@@ -5,6 +5,7 @@ each subclass also inherits the builtin exception it resembles, so existing
 ``except ValueError`` code keeps working::
 
     SafeModelError(Exception)
+    ├── InvalidArgument(SafeModelError, ValueError)      a bad argument to a safemodel call
     ├── ContractViolation(SafeModelError, ValueError)    input does not meet the contract
     ├── GoldenMismatchError(SafeModelError, AssertionError)  outputs no longer reproduce
     ├── IntegrityError(SafeModelError, ValueError)       hashes, signature or pickle audit
@@ -29,6 +30,7 @@ __all__ = [
     "Failure",
     "GoldenMismatchError",
     "IntegrityError",
+    "InvalidArgument",
     "SafeModelError",
     "ScoringError",
     "StoreError",
@@ -37,6 +39,46 @@ __all__ = [
 
 class SafeModelError(Exception):
     """Base class of every error safemodel raises on purpose."""
+
+
+class InvalidArgument(SafeModelError, ValueError):
+    """An argument to a safemodel function or class is not one it accepts.
+
+    Attributes
+    ----------
+    argument : str or None
+        The parameter's name.
+    expected : str or None
+        What the parameter accepts, in words ("a number in (0, 1]").
+    found : object
+        The value given (its ``repr`` is in the message).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argument: str | None = None,
+        expected: str | None = None,
+        found: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.expected = expected
+        self.found = found
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        context = {"argument": self.argument, "expected": self.expected, "found": self.found}
+        return (_rebuild_keyword_error, (type(self), str(self), context))
+
+    @classmethod
+    def of(cls, function: str, argument: str, expected: str, found: Any) -> InvalidArgument:
+        """The scikit-learn-style message: "The 'x' parameter of f must be ...; got ..."."""
+        return cls(
+            f"The {argument!r} parameter of {function} must be {expected}; got {found!r} "
+            "instead.",
+            argument=argument, expected=expected, found=found,
+        )
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from typing import Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
-from ._frame import as_frame, column_at
-from .contract import ColumnSpec, Contract
-from .errors import BundleFormatError, ContractViolation, Failure, SafeModelError
+from safemodel._frame import as_frame, column_at
+from safemodel.core.contract import ColumnSpec, Contract
+from safemodel.errors import BundleFormatError, ContractViolation, Failure, SafeModelError
 
 __all__ = [
     "ColumnAction",
@@ -653,7 +653,7 @@ def _found_type(s: pd.Series) -> str:
 
 
 def _extra_check_failures(spec: ColumnSpec, s: pd.Series, skip: np.ndarray) -> list[Failure]:
-    from .contract import _build_check
+    from safemodel.core.contract import _build_check
 
     failures: list[Failure] = []
     checks = [*(_build_check(c) for c in spec.checks), *spec.custom_checks]

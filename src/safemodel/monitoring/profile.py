@@ -49,8 +49,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from . import _binning
-from .errors import BundleFormatError
+from safemodel.errors import BundleFormatError
+from safemodel.monitoring import binning as _binning
 
 __all__ = [
     "CategoricalProfile",

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import BundleFormatError, SafeModelError
+from safemodel.errors import BundleFormatError, SafeModelError
 
 __all__ = ["decode_array", "decode_frame", "encode_array", "encode_frame"]
 

@@ -45,7 +45,15 @@ from typing import IO, Any, Literal
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from .archive import (
+from safemodel.core.bundle import ModelBundle
+from safemodel.errors import (
+    BundleFormatError,
+    GoldenMismatchError,
+    IntegrityError,
+    SafeModelError,
+    StoreError,
+)
+from safemodel.io.archive import (
     Environment,
     check_integrity,
     inspect,
@@ -53,15 +61,7 @@ from .archive import (
     load_unverified,
     recorded_fingerprint,
 )
-from .bundle import ModelBundle
-from .errors import (
-    BundleFormatError,
-    GoldenMismatchError,
-    IntegrityError,
-    SafeModelError,
-    StoreError,
-)
-from .manifest import BundleInfo
+from safemodel.io.manifest import BundleInfo
 
 __all__ = ["BundleStore", "HistoryEntry", "ModelService"]
 

@@ -1,7 +1,7 @@
 """Vectorised assignment of values to the bins of a reference profile.
 
-:meth:`Profile.build <safemodel.profile.Profile.build>` counts the training data and
-:class:`~safemodel.drift.DriftAccumulator` counts production data with the same
+:meth:`Profile.build <safemodel.monitoring.profile.Profile.build>` counts the training data and
+:class:`~safemodel.monitoring.drift.DriftAccumulator` counts production data with the same
 objects, so a value lands in the same bin on both sides by construction.
 
 Every column kind has a fixed *layout*: the ordered list of bins a value can land in.
@@ -31,7 +31,7 @@ import numpy.typing as npt
 import pandas as pd
 from pandas.api.extensions import ExtensionArray
 
-from ._frame import column_at
+from safemodel._frame import column_at
 
 __all__ = [
     "Array",

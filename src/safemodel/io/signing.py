@@ -30,7 +30,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
-from .errors import IntegrityError, SafeModelError
+from safemodel.errors import IntegrityError, SafeModelError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (

@@ -1,8 +1,8 @@
-"""Drift of production data against a bundle's reference :class:`~safemodel.profile.Profile`.
+"""Drift of production data against a bundle's reference profile (:class:`Profile`).
 
 Every batch is counted into the profile's own bins (:class:`DriftAccumulator`), and
 the counts are compared with the reference counts (:class:`DriftReport`).
-:func:`drift` is one batch counted once; :class:`~safemodel.monitor.Monitor` keeps
+:func:`drift` is one batch counted once; :class:`~safemodel.monitoring.monitor.Monitor` keeps
 counting across batches. Both go through the same code.
 
 Per column (and per scoring output) the report gives:
@@ -46,8 +46,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from . import _binning, _drift_html
-from .profile import CategoricalProfile, FeatureProfile, NumericProfile, Profile
+from safemodel.monitoring import binning as _binning
+from safemodel.monitoring import html as _drift_html
+from safemodel.monitoring.profile import CategoricalProfile, FeatureProfile, NumericProfile, Profile
 
 __all__ = [
     "DriftAccumulator",
@@ -432,7 +433,7 @@ class DriftAccumulator:
     Examples
     --------
     >>> import pandas as pd
-    >>> from safemodel.profile import Profile
+    >>> from safemodel.monitoring.profile import Profile
     >>> ref = pd.DataFrame({"x": [float(i) for i in range(100)]})
     >>> acc = DriftAccumulator(Profile.build(ref, categorical={}))
     >>> acc.add(ref.iloc[:50])
@@ -674,7 +675,7 @@ def drift(
     Examples
     --------
     >>> import pandas as pd
-    >>> from safemodel.profile import Profile
+    >>> from safemodel.monitoring.profile import Profile
     >>> ref = pd.DataFrame({"c": ["a"] * 50 + ["b"] * 50})
     >>> profile = Profile.build(ref, categorical={"c": ["a", "b"]})
     >>> drift(profile, ref).ok

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from ._frame import as_frame
-from .errors import BundleFormatError, ContractViolation, Failure, SafeModelError
+from safemodel._frame import as_frame
+from safemodel.errors import BundleFormatError, ContractViolation, Failure, SafeModelError
 
 if TYPE_CHECKING:
     import pandera.pandas as pa

@@ -20,17 +20,22 @@ import numpy as np
 import pandas as pd
 from packaging.version import Version
 
-from . import _codec
-from ._frame import as_frame
-from .contract import Contract, _contract_for
-from .errors import SafeModelError, ScoringError
-from .golden import Golden, VerificationReport, compare_outputs, golden_inputs
-from .manifest import capture_environment, environment_diff, fingerprint_of, parse_version
-from .policy import Invalid, Policy, PolicyReport, Prepared, apply, log_report, logger
+from safemodel._frame import as_frame
+from safemodel.core.contract import Contract, _contract_for
+from safemodel.core.golden import Golden, VerificationReport, compare_outputs, golden_inputs
+from safemodel.core.policy import Invalid, Policy, PolicyReport, Prepared, apply, log_report, logger
+from safemodel.errors import SafeModelError, ScoringError
+from safemodel.io import codec as _codec
+from safemodel.io.manifest import (
+    capture_environment,
+    environment_diff,
+    fingerprint_of,
+    parse_version,
+)
 
 if TYPE_CHECKING:
-    from .drift import DriftReport
-    from .profile import Profile
+    from safemodel.monitoring.drift import DriftReport
+    from safemodel.monitoring.profile import Profile
 
 __all__ = ["SCORING_METHODS", "ModelBundle", "Scored"]
 
@@ -242,7 +247,7 @@ class ModelBundle:
         return bundle
 
     def _build_profile(self, frame: pd.DataFrame) -> Profile:
-        from .profile import Profile
+        from safemodel.monitoring.profile import Profile
 
         categorical = {s.name: list(s.categories) for s in self._contract.columns
                        if s.categories is not None}
@@ -294,7 +299,7 @@ class ModelBundle:
     def environment(self) -> dict[str, str | None]:
         """Package versions at build time (Python, scikit-learn, numpy, ...)."""
         if self._environment is None:
-            from ._pickle_audit import UNRESOLVED, pickle_references
+            from safemodel.io.audit import UNRESOLVED, pickle_references
 
             modules = {re.split(r"[.:]", ref, maxsplit=1)[0]
                        for ref in pickle_references(self._pickle()) if ref != UNRESOLVED}
@@ -486,7 +491,7 @@ class ModelBundle:
             When the bundle carries no reference profile (built before profiles
             existed); rebuild it with :meth:`from_training`.
         """
-        from .drift import drift
+        from safemodel.monitoring.drift import drift
 
         if self._profile is None:
             raise SafeModelError(
@@ -522,7 +527,7 @@ class ModelBundle:
             Defaults to the ``SAFEMODEL_SIGNING_KEY`` environment variable.
         """
         # bundle sits below archive in the layers; save is sugar for archive.save.
-        from .archive import save
+        from safemodel.io.archive import save
 
         save(self, path, overwrite=overwrite, signing_key=signing_key)
 

@@ -27,12 +27,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from . import ContractViolation, GoldenMismatchError, ModelBundle, SafeModelError, load
+from safemodel.core.bundle import ModelBundle
+from safemodel.errors import ContractViolation, GoldenMismatchError, SafeModelError
+from safemodel.io.archive import load
 
 if TYPE_CHECKING:
     from hypothesis.strategies import DrawFn, SearchStrategy
 
-    from .contract import ColumnSpec, Contract
+    from safemodel.core.contract import ColumnSpec, Contract
 
 __all__ = [
     "assert_bundle_reproducible",

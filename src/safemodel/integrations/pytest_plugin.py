@@ -30,7 +30,7 @@ import pytest
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr, TracebackStyle
 
-    from safemodel import ModelBundle
+    from safemodel.core.bundle import ModelBundle
 
 __all__ = [
     "CHECKS",
@@ -249,7 +249,7 @@ class BundleItem(pytest.Item):
         Unexpected errors (neither a failed assertion nor a safemodel error) keep
         pytest's usual traceback.
         """
-        from safemodel import SafeModelError
+        from safemodel.errors import SafeModelError
 
         exc = excinfo.value
         if isinstance(exc, AssertionError):

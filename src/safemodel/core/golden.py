@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .contract import ColumnSpec, Contract
-from .errors import BundleFormatError, SafeModelError
+from safemodel.core.contract import ColumnSpec, Contract
+from safemodel.errors import BundleFormatError, SafeModelError
 
 __all__ = ["Golden", "VerificationReport", "compare_outputs", "golden_inputs"]
 

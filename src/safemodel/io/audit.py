@@ -20,7 +20,7 @@ not a function an allowed module merely imports. A module entry permits the
 their arguments); functions are permitted one by one. What the audit cannot judge is
 what allowed classes and functions do with the arguments and state the pickle gives
 them, so the allow-list stays narrow, and a bundle from a known author is best
-proven by its signature (:mod:`safemodel._signing`), not by this audit.
+proven by its signature (:mod:`safemodel.io.signing`), not by this audit.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import pickletools
 from collections.abc import Iterable, Iterator
 from typing import Any, Final, Literal, NamedTuple
 
-from .errors import IntegrityError
+from safemodel.errors import IntegrityError
 
 __all__ = [
     "ARBITRARY_CODE_MODULES",

@@ -18,10 +18,10 @@ from typing import Any, Protocol
 import numpy.typing as npt
 import pandas as pd
 
-from ._frame import Input, as_frame
-from .drift import DriftAccumulator, DriftReport, Scores, _check_thresholds
-from .errors import SafeModelError
-from .profile import Profile
+from safemodel._frame import Input, as_frame
+from safemodel.errors import SafeModelError
+from safemodel.monitoring.drift import DriftAccumulator, DriftReport, Scores, _check_thresholds
+from safemodel.monitoring.profile import Profile
 
 __all__ = ["Monitor"]
 

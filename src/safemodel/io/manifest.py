@@ -17,7 +17,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from .errors import BundleFormatError
+from safemodel.errors import BundleFormatError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -271,7 +271,7 @@ def parse_version(version: Any) -> Version:
     try:
         return Version(str(version))
     except InvalidVersion:
-        from .errors import SafeModelError
+        from safemodel.errors import SafeModelError
 
         raise SafeModelError(
             f"Bundle version must be a PEP 440 version such as '1.2.0' or '2.0rc1'; "

@@ -20,10 +20,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .archive import load
-from .bundle import ModelBundle
-from .errors import ContractViolation, Failure, IntegrityError, SafeModelError
-from .policy import Invalid, PolicyReport
+from safemodel.core.bundle import ModelBundle
+from safemodel.core.policy import Invalid, PolicyReport
+from safemodel.errors import ContractViolation, Failure, IntegrityError, SafeModelError
+from safemodel.io.archive import load
 
 __all__: list[str] = []
 

@@ -1,4 +1,4 @@
-"""Render a :class:`~safemodel.drift.DriftReport` as one self-contained HTML page.
+"""Render a :class:`~safemodel.monitoring.drift.DriftReport` as one self-contained HTML page.
 
 No script, no stylesheet or font from elsewhere: charts are inline SVG and every
 name or label from the data is escaped, so the file reads the same offline.
@@ -10,7 +10,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .drift import DriftReport, FeatureDrift
+    from safemodel.monitoring.drift import DriftReport, FeatureDrift
 
 __all__ = ["render"]
 

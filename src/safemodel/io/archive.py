@@ -25,14 +25,14 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
-from . import _codec
-from ._pickle_audit import UNRESOLVED, disallowed_references, pickle_references
-from ._signing import SIGNATURE_MEMBER, resolve_key, sign_manifest, verify_manifest
-from .bundle import ModelBundle
-from .contract import Contract
-from .errors import BundleFormatError, GoldenMismatchError, IntegrityError, SafeModelError
-from .golden import Golden
-from .manifest import (
+from safemodel.core.bundle import ModelBundle
+from safemodel.core.contract import Contract
+from safemodel.core.golden import Golden
+from safemodel.core.policy import Policy
+from safemodel.errors import BundleFormatError, GoldenMismatchError, IntegrityError, SafeModelError
+from safemodel.io import codec as _codec
+from safemodel.io.audit import UNRESOLVED, disallowed_references, pickle_references
+from safemodel.io.manifest import (
     BundleInfo,
     Manifest,
     MemberInfo,
@@ -40,7 +40,7 @@ from .manifest import (
     fingerprint_of,
     parse_version,
 )
-from .policy import Policy
+from safemodel.io.signing import SIGNATURE_MEMBER, resolve_key, sign_manifest, verify_manifest
 
 __all__ = ["inspect", "load", "save"]
 
@@ -510,7 +510,7 @@ def load_unverified(
     metadata = _mapping(_json_member(archive, "metadata.json"), "metadata.json")
     profile = None
     if "profile.json" in archive.members:
-        from .profile import Profile
+        from safemodel.monitoring.profile import Profile
 
         profile = Profile.from_dict(_json_member(archive, "profile.json"))
     estimator = _unpickle(estimator_bytes)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import logging
 import math
@@ -40,7 +41,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .errors import (
+from safemodel.errors import (
     BundleFormatError,
     GoldenMismatchError,
     IntegrityError,
@@ -52,9 +53,9 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from .bundle import ModelBundle
-    from .manifest import BundleInfo
-    from .store import BundleStore
+    from safemodel.core.bundle import ModelBundle
+    from safemodel.io.manifest import BundleInfo
+    from safemodel.store.store import BundleStore
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -273,7 +274,7 @@ def _listing(values: Sequence[Any], limit: int = 8) -> str:
 
 
 def _parser() -> _Parser:
-    from . import __version__
+    from safemodel import __version__
 
     def options(parser: _Parser, default: Any) -> _Parser:
         parser.add_argument("--json", action="store_true", default=default,
@@ -379,7 +380,7 @@ def _parser() -> _Parser:
 
 
 def _module_list(text: str) -> tuple[str, ...]:
-    from ._pickle_audit import DEFAULT_ALLOWED_MODULES
+    from safemodel.io.audit import DEFAULT_ALLOWED_MODULES
 
     modules: list[str] = []
     for entry in (m.strip() for m in text.split(",")):
@@ -411,7 +412,7 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _store(root: Path, *, must_exist: bool = True, **options: Any) -> BundleStore:
-    from .store import BundleStore
+    from safemodel.store.store import BundleStore
 
     if must_exist and not root.is_dir():
         raise StoreError(f"No store at {str(root)!r}: the folder does not exist.")
@@ -427,7 +428,7 @@ def _locate(args: argparse.Namespace, ref: str) -> Path:
 
 
 def _load(args: argparse.Namespace, path: Path) -> ModelBundle:
-    from .archive import load
+    from safemodel.io.archive import load
 
     return load(path, **_load_options(args))
 
@@ -436,7 +437,7 @@ def _load(args: argparse.Namespace, path: Path) -> ModelBundle:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .archive import inspect
+    from safemodel.io.archive import inspect
 
     info = inspect(_locate(args, args.bundle))
     if args.json:
@@ -522,7 +523,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from .archive import inspect
+    from safemodel.io.archive import inspect
 
     path_a, path_b = _locate(args, args.a), _locate(args, args.b)
     info_a, info_b = inspect(path_a), inspect(path_b)
@@ -753,7 +754,8 @@ def _read_data(path: Path) -> pd.DataFrame:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     try:
-        from . import _demo
+        # Through sys.modules, so the demo can be replaced (tests) without importing it.
+        _demo = importlib.import_module("safemodel.cli.demo")
     except ImportError as exc:
         raise SafeModelError(f"The demo is not available in this installation ({exc}).") \
             from None
@@ -787,7 +789,7 @@ def _cmd_store_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_store_versions(args: argparse.Namespace) -> int:
-    from .archive import inspect
+    from safemodel.io.archive import inspect
 
     store = _store(args.root)
     by_version: dict[str, list[str]] = {}

@@ -1,0 +1,264 @@
+"""Score Spark DataFrames with a bundle, with the same guarantees as on one machine.
+
+:func:`score` adds the bundle's outputs to a Spark DataFrame through a pandas UDF::
+
+    import safemodel.spark
+
+    scored = safemodel.spark.score(bundle, sdf, method="predict_proba", invalid="drop")
+    scored.write.parquet("scores/")                      # proba_Adelie, proba_Chinstrap, ...
+    safemodel.spark.policy_counts(spark.read.parquet("scores/"))
+    # {'island': {'imputed': 12, 'unseen_to_missing': 12}, 'year': {'imputed': 3}}
+
+The bundle's bytes are broadcast once. Every executor Python process loads them with
+:func:`safemodel.load` in its own environment, so the golden outputs are re-run there,
+once per process and bundle; an executor whose packages score differently refuses to
+score. :func:`score` checks this on the executors before it returns and raises the
+executor's :class:`~safemodel.GoldenMismatchError` (with its diff) on the driver.
+
+Contract and policy run per batch, exactly as :meth:`ModelBundle.score` runs them. What
+the policy did to each row travels with the row, in :data:`POLICY_COLUMN` (and, with
+``invalid="drop"``, why a row was rejected in :data:`REJECTED_COLUMN`), so the counts
+reach the driver exactly, however often Spark retries or re-evaluates a task.
+
+This module needs ``pyspark`` (``pip install "safemodel[spark]"``); ``import safemodel``
+never imports it. The engine-neutral part lives in
+:mod:`safemodel.integrations.plan`, shared with :mod:`safemodel.dask`.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from safemodel.core.policy import Invalid
+from safemodel.errors import SafeModelError
+from safemodel.integrations.plan import (
+    POLICY_COLUMN,
+    REJECTED_COLUMN,
+    BundleLike,
+    Kind,
+    _added_columns,
+    _check_columns,
+    _check_invalid,
+    _count_frame,
+    _count_table,
+    _method,
+    _nested,
+    _outputs,
+    _score_frame,
+    _scored_columns,
+    _shippable,
+    _verified_bundle,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql.types import DataType
+
+__all__ = ["POLICY_COLUMN", "REJECTED_COLUMN", "policy_counts", "score"]
+
+# --------------------------------------------------------------------- Spark
+
+
+def _pyspark() -> Any:
+    try:
+        from pyspark.sql import functions
+    except ImportError as exc:
+        raise ImportError(
+            'safemodel.spark needs pyspark; install it with pip install "safemodel[spark]".'
+        ) from exc
+    return functions
+
+
+def _spark_type(kind: Kind) -> DataType:
+    from pyspark.sql.types import BooleanType, DoubleType, LongType, StringType
+
+    types: dict[str, DataType] = {"double": DoubleType(), "long": LongType(),
+                                  "boolean": BooleanType(), "string": StringType()}
+    return types[kind]
+
+
+def _col(name: str) -> Column:
+    functions = _pyspark()
+    column: Column = functions.col("`" + name.replace("`", "``") + "`")
+    return column
+
+
+def score(
+    bundle: BundleLike,
+    frame: DataFrame,
+    *,
+    method: str | None = None,
+    invalid: Invalid = "raise",
+    output_col: str | None = None,
+) -> DataFrame:
+    """Add a bundle's outputs to a Spark DataFrame, verified on every executor.
+
+    Only the contract's columns are sent to Python; the others pass through untouched.
+    Each executor Python process loads the broadcast bundle once and re-runs its golden
+    inputs there; the contract and policy then run per Arrow batch, exactly as
+    :meth:`ModelBundle.score` runs them.
+
+    Parameters
+    ----------
+    bundle : ModelBundle, str or path-like
+        A bundle, or the path of a bundle file (loaded and verified on the driver too).
+    frame : pyspark.sql.DataFrame
+        Holds every contract column; other columns are kept as they are.
+    method : {"predict_proba", "predict", "decision_function"}, optional
+        Defaults to ``predict_proba`` when the estimator has it, else ``predict``.
+    invalid : {"raise", "drop"}, default "raise"
+        ``"raise"``: a row that breaks the contract fails the Spark job (the executor's
+        ``ContractViolation`` message names every failure of its batch). ``"drop"``:
+        such rows get null outputs and say why in :data:`REJECTED_COLUMN`.
+    output_col : str, optional
+        Name of the output column, or prefix of one column per class for
+        ``predict_proba`` (``proba_Adelie``, ...). Defaults to ``"prediction"``,
+        ``"proba"`` or ``"decision"``.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        ``frame``'s columns, the outputs, :data:`POLICY_COLUMN` and (with
+        ``invalid="drop"``) :data:`REJECTED_COLUMN`. Lazy, like any DataFrame.
+
+    Raises
+    ------
+    GoldenMismatchError
+        An executor's environment does not reproduce the golden outputs; the error is
+        the executor's own, with its ``mismatches`` and ``environment_diff``.
+    ContractViolation
+        ``frame`` lacks contract columns (every missing one is named).
+    SafeModelError
+        A bad argument, or ``frame`` already has a column scoring would add.
+
+    Notes
+    -----
+    Executors load the bundle with :func:`safemodel.load`'s defaults: a
+    ``SAFEMODEL_SIGNING_KEY`` in their environment makes them require a valid
+    signature. Executors added after :func:`score` returned verify the bundle before
+    their first batch; if one cannot, the job fails with its ``GoldenMismatchError``
+    message instead of writing its numbers.
+
+    Examples
+    --------
+    >>> import safemodel.spark
+    >>> scored = safemodel.spark.score(bundle, sdf, invalid="drop")  # doctest: +SKIP
+    >>> scored.select("proba_Adelie", "_safemodel_rejected").show()  # doctest: +SKIP
+    """
+    functions = _pyspark()
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    the_bundle, data = _shippable(bundle)
+    method = _method(the_bundle, method)
+    _check_invalid(invalid)
+    outputs = _outputs(the_bundle, method, output_col)
+    _check_columns(frame.columns, the_bundle, outputs, invalid)
+    fingerprint = the_bundle.fingerprint
+    session = frame.sparkSession
+    shipped = session.sparkContext.broadcast(data)
+    _verify_on_executors(session, shipped, fingerprint)
+
+    added = _added_columns(outputs, invalid)
+    schema = StructType(
+        [StructField(o.name, _spark_type(o.kind)) for o in outputs]
+        + [StructField(name, StringType()) for name in added[len(outputs):]]
+    )
+
+    def score_batch(batch: pd.DataFrame) -> pd.DataFrame:
+        return _score_frame(_verified_bundle(fingerprint, lambda: shipped.value), batch,
+                            method, invalid, outputs)
+
+    # Nondeterministic, so that Spark never pushes a filter on the outputs below the UDF:
+    # that would score the surviving rows a second time.
+    udf = functions.pandas_udf(score_batch, schema).asNondeterministic()
+    scored = "__safemodel_scored"
+    inputs = functions.struct(*[_col(name) for name in the_bundle.contract.names])
+    result: DataFrame = frame.withColumn(scored, udf(inputs)).select(
+        *[_col(c) for c in frame.columns],
+        *[_col(scored).getField(name).alias(name) for name in added],
+    )
+    return result
+
+
+def _verify_on_executors(session: SparkSession, shipped: Any, fingerprint: str) -> None:
+    """Load and verify the bundle in the executors' Python processes now.
+
+    One small task per core: the processes that will score have the bundle verified and
+    cached, and a refusal reaches the driver as the executor's own exception.
+    """
+    tasks = session.sparkContext.defaultParallelism
+
+    def verify(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for _ in batches:
+            pass
+        error = b""
+        try:
+            _verified_bundle(fingerprint, lambda: shipped.value)
+        except SafeModelError as exc:
+            error = pickle.dumps(exc)
+        yield pd.DataFrame({"host": [socket.gethostname()], "pid": [os.getpid()],
+                            "error": [error]})
+
+    rows = (session.range(0, tasks, 1, tasks)
+            .mapInPandas(verify, "host string, pid long, error binary").collect())
+    for row in rows:
+        if row["error"]:
+            # Our executors' own pickle, as Spark itself trusts for every collect().
+            exc = pickle.loads(row["error"])
+            exc.add_note(f"Raised on a Spark executor: host {row['host']}, pid {row['pid']}.")
+            raise exc
+
+
+def policy_counts(frame: DataFrame) -> dict[str, dict[str, int]]:
+    """Count what the policy did, and why rows were rejected, over a scored frame.
+
+    Runs one Spark job over the frame's :data:`POLICY_COLUMN` and
+    :data:`REJECTED_COLUMN`. Pass the written result (``spark.read.parquet(...)``) or a
+    cached frame, or Spark scores everything again to count.
+
+    Parameters
+    ----------
+    frame : pyspark.sql.DataFrame
+        Returned by :func:`score`, or read back from where it was written.
+
+    Returns
+    -------
+    dict
+        ``{column: {action: rows}}``, as :meth:`PolicyReport.counts` gives on one machine
+        (``imputed``, ``unseen_to_missing`` ...), plus ``"rejected:<check>"`` entries for
+        rows dropped with ``invalid="drop"``.
+
+    Raises
+    ------
+    SafeModelError
+        ``frame`` has no :data:`POLICY_COLUMN`.
+
+    Examples
+    --------
+    >>> safemodel.spark.policy_counts(spark.read.parquet("scores/"))  # doctest: +SKIP
+    {'island': {'imputed': 12, 'unseen_to_missing': 12}}
+    """
+    functions = _pyspark()
+    columns = _scored_columns(frame.columns)
+    touched = functions.lit(False)
+    for name in columns:
+        touched = touched | _col(name).isNotNull()
+    rows = (frame.select(*[_col(c) for c in columns]).where(touched)
+            .mapInPandas(_count_batches, "column string, action string, rows long")
+            .groupBy("column", "action").agg(functions.sum("rows").alias("rows"))
+            .collect())
+    return _nested({(r["column"], r["action"]): r["rows"] for r in rows})
+
+
+def _count_batches(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    counts: Counter[tuple[str, str]] = Counter()
+    for batch in batches:
+        counts.update(_count_frame(batch))
+    yield _count_table(counts)
