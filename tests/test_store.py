@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 import safemodel as sm
 import safemodel.store.store as store_module
 from conftest import lr_pipeline
-from safemodel.store.store import BundleStore, HistoryEntry, ModelService
+from safemodel.store import BundleStore, HistoryEntry, ModelService
 
 NAMES = ["adelie", "biscoe", "chinstrap", "dream", "gentoo"]
 VERSIONS = ["0.9.0", "1.0.0", "1.2.0", "1.9.0", "1.10.0", "2.0.0rc1"]
@@ -152,7 +152,7 @@ def test_put_creates_the_store(tmp_path: Path, lr_bundle: sm.ModelBundle) -> Non
     assert store.names() == ["penguins-lr"]
     with pytest.raises(sm.StoreError, match="is a file"):
         BundleStore(Path(info.path))
-    with pytest.raises(sm.StoreError, match="max_loaded"):
+    with pytest.raises(sm.InvalidArgument, match="max_loaded"):
         BundleStore(tmp_path, max_loaded=0)
 
 
