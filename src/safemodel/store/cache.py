@@ -92,8 +92,9 @@ class VerifiedCache(Generic[T]):
         load : callable
             Called with ``True`` when a value for ``key`` was verified here before
             (so it may skip verification), else ``False``; returns the verified value.
-            At most one thread at a time runs ``load`` for a given key; what it raises
-            reaches every caller that asked, and nothing is cached.
+            At most one thread at a time runs ``load`` for a given key. What it raises
+            reaches its caller and nothing is cached: a thread that was waiting for
+            that load then loads itself.
 
         Returns
         -------
