@@ -121,7 +121,7 @@ def test_each_worker_process_verifies_once(
     def loads() -> dict[str, int]:
         from safemodel.integrations import plan as engine_neutral
 
-        return dict(engine_neutral._loads)
+        return engine_neutral.load_counts()
 
     per_worker = [w.get(bundle.fingerprint, 0) for w in client.run(loads).values()]
     assert 1 in per_worker
@@ -192,12 +192,13 @@ def test_missing_contract_columns_are_named_before_any_computation(
 )
 def test_bad_arguments(lr_bundle: sm.ModelBundle, kwargs: dict[str, Any], message: str) -> None:
     ddf = dd.from_pandas(policy_frame(10), npartitions=1)
-    with pytest.raises(sm.SafeModelError, match=message):
+    with pytest.raises(sm.InvalidArgument, match=message) as caught:
         smd.score(lr_bundle, ddf, **kwargs)
+    assert caught.value.argument in kwargs
 
 
 def test_policy_counts_needs_a_scored_frame() -> None:
-    with pytest.raises(sm.SafeModelError, match="_safemodel_policy"):
+    with pytest.raises(sm.InvalidArgument, match="_safemodel_policy"):
         smd.policy_counts(dd.from_pandas(policy_frame(10), npartitions=1))
 
 

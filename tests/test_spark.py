@@ -150,7 +150,8 @@ def _loads_per_process(spark: SparkSession) -> dict[int, dict[str, int]]:
             pass
         from safemodel.integrations import plan as in_worker
 
-        yield pd.DataFrame({"pid": [os.getpid()], "loads": [json.dumps(in_worker._loads)]})
+        loads = json.dumps(in_worker.load_counts())
+        yield pd.DataFrame({"pid": [os.getpid()], "loads": [loads]})
 
     rows = spark.range(0, 16, 1, 16).mapInPandas(report, "pid long, loads string").collect()
     return {r["pid"]: json.loads(r["loads"]) for r in rows}
@@ -235,10 +236,11 @@ def test_bad_arguments(
     spark: SparkSession, lr_bundle: sm.ModelBundle, kwargs: dict[str, Any], message: str
 ) -> None:
     sdf = spark.createDataFrame(policy_frame(10))
-    with pytest.raises(sm.SafeModelError, match=message):
+    with pytest.raises(sm.InvalidArgument, match=message) as caught:
         sms.score(lr_bundle, sdf, **kwargs)
+    assert caught.value.argument in kwargs
 
 
 def test_policy_counts_needs_a_scored_frame(spark: SparkSession) -> None:
-    with pytest.raises(sm.SafeModelError, match="_safemodel_policy"):
+    with pytest.raises(sm.InvalidArgument, match="_safemodel_policy"):
         sms.policy_counts(spark.createDataFrame(policy_frame(10)))

@@ -7,6 +7,7 @@ import itertools
 import json
 import logging
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 import safemodel as sm
 import safemodel.store.store as store_module
 from conftest import lr_pipeline
-from safemodel.store.store import BundleStore, HistoryEntry, ModelService
+from safemodel.store import BundleStore, HistoryEntry, ModelService
 
 NAMES = ["adelie", "biscoe", "chinstrap", "dream", "gentoo"]
 VERSIONS = ["0.9.0", "1.0.0", "1.2.0", "1.9.0", "1.10.0", "2.0.0rc1"]
@@ -152,7 +153,7 @@ def test_put_creates_the_store(tmp_path: Path, lr_bundle: sm.ModelBundle) -> Non
     assert store.names() == ["penguins-lr"]
     with pytest.raises(sm.StoreError, match="is a file"):
         BundleStore(Path(info.path))
-    with pytest.raises(sm.StoreError, match="max_loaded"):
+    with pytest.raises(sm.InvalidArgument, match="max_loaded"):
         BundleStore(tmp_path, max_loaded=0)
 
 
@@ -511,3 +512,62 @@ def test_concurrent_processes_leave_a_consistent_store(
     assert store.aliases("gentoo") == {"production": promotions[-1].to_version}
     assert store.get("gentoo", "production").version == promotions[-1].to_version
     assert not [p for p in (store.root / "gentoo").iterdir() if p.name.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_store_errors_carry_what_was_asked_and_what_is_there(store: BundleStore) -> None:
+    cases: list[tuple[Callable[[], Any], dict[str, Any]]] = [
+        (lambda: store.versions("emperor"), {"name": "emperor", "known": NAMES}),
+        (lambda: store.resolve("biscoe", "3.0"),
+         {"name": "biscoe", "version": "3.0", "known": VERSIONS}),
+        (lambda: store.resolve("biscoe", ">=3"), {"name": "biscoe", "version": ">=3"}),
+        (lambda: store.resolve("biscoe", "staging"),
+         {"name": "biscoe", "alias": "staging", "known": []}),
+        (lambda: store.rollback("biscoe", alias="staging"),
+         {"name": "biscoe", "alias": "staging"}),
+    ]
+    for call, context in cases:
+        with pytest.raises(sm.StoreError) as caught:
+            call()
+        error = caught.value
+        # Unknown names, versions and aliases are missing keys, as in a mapping.
+        assert isinstance(error, KeyError), error
+        assert str(error) == error.args[0]              # the message, not a KeyError repr
+        for attribute, value in context.items():
+            assert getattr(error, attribute) == value, (attribute, error)
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error)
+        assert str(again) == str(error)
+        assert again.to_dict() == error.to_dict()
+        json.dumps(error.to_dict())
+
+    with pytest.raises(KeyError):
+        store.load_all("production")["dream"]
+    with pytest.raises(sm.StoreError) as caught:
+        store.resolve("biscoe", "==!1")
+    assert not isinstance(caught.value, KeyError)       # a bad request, not a missing key
+    assert (caught.value.name, caught.value.version) == ("biscoe", "==!1")
+    with pytest.raises(sm.StoreError) as caught:
+        store.promote("biscoe", "1.0.0", alias="1.0")
+    assert caught.value.alias == "1.0"
+
+
+@pytest.mark.parametrize("line", [
+    {"action": "delete", "time": "t", "to": "1.0", "fingerprint": "f"},
+    {"action": "put", "time": "t", "to": "not a version", "fingerprint": "f"},
+    {"action": "put", "time": "t"},
+    ["not", "an", "object"],
+])
+def test_a_malformed_history_line_is_a_store_error(line: Any) -> None:
+    with pytest.raises(sm.StoreError, match="Malformed history entry"):
+        HistoryEntry.from_dict(line)
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"production": {"version": "x"}}', "[1]"])
+def test_a_damaged_aliases_file_is_a_store_error(store: BundleStore, text: str) -> None:
+    (store.root / "adelie" / "aliases.json").write_text(text)
+    with pytest.raises(sm.StoreError, match="aliases.json") as caught:
+        store.aliases("adelie")
+    assert caught.value.name == "adelie"

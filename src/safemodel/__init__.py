@@ -18,6 +18,7 @@ import typing as _typing
 
 from safemodel.core.bundle import ModelBundle, Scored
 from safemodel.core.contract import ColumnSpec, Contract
+from safemodel.core.diff import BundleDiff, diff
 from safemodel.core.golden import Golden, VerificationReport
 from safemodel.core.policy import ColumnPolicy, Policy, PolicyReport, Prepared
 from safemodel.errors import (
@@ -40,6 +41,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
     __version__ = "0.0.0"
 
 __all__ = [
+    "BundleDiff",
     "BundleFormatError",
     "BundleInfo",
     "BundleStore",
@@ -64,6 +66,7 @@ __all__ = [
     "StoreError",
     "VerificationReport",
     "__version__",
+    "diff",
     "inspect",
     "load",
     "testing",
@@ -73,7 +76,7 @@ __all__ = [
 def __getattr__(name: str) -> _typing.Any:
     # Heavier or optional parts load on first use, so `import safemodel` stays light.
     if name == "BundleStore":
-        from safemodel.store.store import BundleStore
+        from safemodel.store import BundleStore
 
         return BundleStore
     if name == "Monitor":

@@ -12,6 +12,7 @@ each subclass also inherits the builtin exception it resembles, so existing
     ├── BundleFormatError(SafeModelError, ValueError)    not a readable bundle file
     ├── ScoringError(SafeModelError, RuntimeError)       the estimator itself raised
     └── StoreError(SafeModelError, LookupError)          bundle store lookups and updates
+        └── BundleNotFoundError(StoreError, KeyError)    no such name, version or alias
 
 Errors carry structured context as attributes (``failures``, ``member``,
 ``expected``, ``found`` ...), and pickle with it, so a service can return them as
@@ -26,6 +27,7 @@ from typing import Any
 
 __all__ = [
     "BundleFormatError",
+    "BundleNotFoundError",
     "ContractViolation",
     "Failure",
     "GoldenMismatchError",
@@ -242,7 +244,61 @@ class ScoringError(SafeModelError, RuntimeError):
 
 
 class StoreError(SafeModelError, LookupError):
-    """A bundle store lookup or update that cannot be done (unknown name, version taken)."""
+    """A bundle store lookup or update that cannot be done (version taken, bad alias).
+
+    Attributes
+    ----------
+    name : str or None
+        The bundle name concerned.
+    version : str or None
+        The version, specifier or alias asked for, or the version concerned, as text.
+    alias : str or None
+        The alias concerned.
+    known : list of str or None
+        What the store holds instead (names, versions or aliases), when that helps.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        alias: str | None = None,
+        known: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.name = name
+        self.version = version
+        self.alias = alias
+        self.known = None if known is None else [str(k) for k in known]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        context = {"name": self.name, "version": self.version, "alias": self.alias,
+                   "known": self.known}
+        return (_rebuild_keyword_error, (type(self), str(self), context))
+
+    def __str__(self) -> str:
+        # The message as given; KeyError (a subclass's base) would show its repr.
+        return str(self.args[0]) if self.args else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description, suitable for an HTTP 404 or 409 body."""
+        return {"error": _snake(type(self).__name__), "message": str(self), "name": self.name,
+                "version": self.version, "alias": self.alias, "known": self.known}
+
+
+class BundleNotFoundError(StoreError, KeyError):
+    """The store has no bundle of that name, no such version, or no such alias.
+
+    Also a :class:`KeyError`, as for a missing key of a mapping
+    (``service["churn"]``). Attributes as for :class:`StoreError`.
+    """
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower()
+                   for i, c in enumerate(name))
 
 
 def _rebuild_keyword_error(cls: type[Any], message: str, context: dict[str, Any]) -> Any:

@@ -37,19 +37,19 @@ from safemodel.integrations.plan import (
     POLICY_COLUMN,
     REJECTED_COLUMN,
     BundleLike,
-    _check_columns,
-    _check_invalid,
-    _count_frame,
-    _count_table,
-    _empty_scores,
-    _method,
-    _nested,
-    _Output,
-    _outputs,
-    _score_frame,
-    _scored_columns,
-    _shippable,
-    _verified_bundle,
+    Output,
+    check_columns,
+    check_invalid,
+    count_frame,
+    count_table,
+    empty_scores,
+    nested_counts,
+    output_columns,
+    score_frame,
+    scored_columns,
+    scoring_method,
+    shippable,
+    verified_bundle,
 )
 
 if TYPE_CHECKING:
@@ -123,15 +123,15 @@ def score(
     >>> scored[["proba_Adelie", "_safemodel_rejected"]].head()      # doctest: +SKIP
     """
     dask = _dask()
-    the_bundle, data = _shippable(bundle)
-    method = _method(the_bundle, method)
-    _check_invalid(invalid)
-    outputs = _outputs(the_bundle, method, output_col)
+    the_bundle, data = shippable(bundle)
+    method = scoring_method(the_bundle, method)
+    check_invalid(invalid)
+    outputs = output_columns(the_bundle, method, output_col)
     columns = [str(c) for c in frame.columns]
-    _check_columns(columns, the_bundle, outputs, invalid)
+    check_columns(columns, the_bundle, outputs, invalid)
     # One key holding the bytes, named by their content: each worker fetches it once.
     shipped = dask.delayed(data, pure=True)
-    meta = pd.concat([frame._meta, _empty_scores(outputs, invalid)], axis=1)
+    meta = pd.concat([frame._meta, empty_scores(outputs, invalid)], axis=1)
     scored: dd.DataFrame = frame.map_partitions(  # type: ignore[no-untyped-call]
         _score_partition, shipped, the_bundle.fingerprint, method, invalid, outputs,
         the_bundle.contract.names, meta=meta,
@@ -145,11 +145,11 @@ def _score_partition(
     fingerprint: str,
     method: str,
     invalid: Invalid,
-    outputs: Sequence[_Output],
+    outputs: Sequence[Output],
     names: Sequence[str],
 ) -> pd.DataFrame:
-    bundle = _verified_bundle(fingerprint, lambda: data)
-    added = _score_frame(bundle, partition[list(names)], method, invalid, outputs)
+    bundle = verified_bundle(fingerprint, lambda: data)
+    added = score_frame(bundle, partition[list(names)], method, invalid, outputs)
     return pd.concat([partition, added], axis=1)
 
 
@@ -183,17 +183,17 @@ def policy_counts(frame: dd.DataFrame | pd.DataFrame) -> dict[str, dict[str, int
     >>> safemodel.dask.policy_counts(scored)                 # doctest: +SKIP
     {'island': {'imputed': 12, 'unseen_to_missing': 12}}
     """
-    columns = _scored_columns([str(c) for c in frame.columns])
+    columns = scored_columns([str(c) for c in frame.columns])
     if isinstance(frame, pd.DataFrame):
-        return _nested(_count_frame(frame[columns]))
+        return nested_counts(count_frame(frame[columns]))
     parts = frame[columns].map_partitions(_count_partition,
                                           meta=_count_partition(frame._meta[columns]))
     table = parts.compute()
     counts: Counter[tuple[str, str]] = Counter()
     for column, action, rows in table.itertuples(index=False):
         counts[(column, action)] += rows
-    return _nested(counts)
+    return nested_counts(counts)
 
 
 def _count_partition(partition: pd.DataFrame) -> pd.DataFrame:
-    return _count_table(_count_frame(partition))
+    return count_table(count_frame(partition))

@@ -1,7 +1,17 @@
 """What scoring on a cluster engine needs whatever the engine: shipping a bundle,
 the per-process cache of verified bundles, and the layout of the output columns.
 
-Used by :mod:`safemodel.spark` and :mod:`safemodel.dask`; imports neither engine.
+Used by :mod:`safemodel.spark` and :mod:`safemodel.dask`; imports neither engine. An
+engine adapter does, in this order:
+
+1. on the driver: :func:`shippable` (the bundle and its file's bytes),
+   :func:`scoring_method` and :func:`check_invalid` (the arguments),
+   :func:`output_columns` and :func:`check_columns` (the schema it promises, checked
+   before any job runs), :func:`added_columns` / :func:`empty_scores` (that schema);
+2. in each worker process, per batch: :func:`verified_bundle` (loaded and verified
+   once per process), then :func:`score_frame`;
+3. for ``policy_counts``: :func:`scored_columns`, :func:`count_frame` per batch,
+   :func:`count_table` to aggregate, :func:`nested_counts` for the result.
 """
 
 from __future__ import annotations
@@ -10,7 +20,7 @@ import json
 import os
 import tempfile
 import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -22,10 +32,31 @@ import pandas as pd
 
 from safemodel.core.bundle import ModelBundle
 from safemodel.core.policy import Invalid, PolicyReport
-from safemodel.errors import ContractViolation, Failure, IntegrityError, SafeModelError
+from safemodel.errors import ContractViolation, Failure, IntegrityError, InvalidArgument
 from safemodel.io.archive import load
+from safemodel.store.cache import VerifiedCache
 
-__all__: list[str] = []
+__all__ = [
+    "POLICY_COLUMN",
+    "REJECTED_COLUMN",
+    "BundleLike",
+    "Kind",
+    "Output",
+    "added_columns",
+    "check_columns",
+    "check_invalid",
+    "count_frame",
+    "count_table",
+    "empty_scores",
+    "load_counts",
+    "nested_counts",
+    "output_columns",
+    "score_frame",
+    "scored_columns",
+    "scoring_method",
+    "shippable",
+    "verified_bundle",
+]
 
 POLICY_COLUMN = "_safemodel_policy"
 """What the policy did to the row: JSON ``{column: [action, ...]}``, null if nothing."""
@@ -47,15 +78,19 @@ _DEFAULT_OUTPUT = {"predict": "prediction", "predict_proba": "proba",
 
 
 @dataclass(frozen=True)
-class _Output:
+class Output:
     """One output column: its name and the kind of value it holds."""
 
     name: str
     kind: Kind
 
 
-def _shippable(bundle: BundleLike) -> tuple[ModelBundle, bytes]:
-    """The bundle, and the bytes of its file (what executors load and verify)."""
+def shippable(bundle: BundleLike) -> tuple[ModelBundle, bytes]:
+    """The bundle, and the bytes of its file (what executors load and verify).
+
+    A path is loaded (and verified) here, on the driver, so a bad file fails before
+    any job starts.
+    """
     if isinstance(bundle, ModelBundle):
         with tempfile.TemporaryDirectory(prefix="safemodel-") as folder:
             path = Path(folder) / "bundle.safemodel"
@@ -76,24 +111,44 @@ def _load_bytes(data: bytes) -> ModelBundle:
 
 
 # Verified bundles of this process by fingerprint, so that each executor or worker
-# process loads and verifies a bundle once, not once per batch.
+# process loads and verifies a bundle once, not once per batch. The store's cache,
+# locked per fingerprint: a worker's threads scoring different bundles load them
+# side by side, and threads scoring the same one wait for a single load.
 _MAX_VERIFIED = 8
-_verified: OrderedDict[str, ModelBundle] = OrderedDict()
+_verified: VerifiedCache[ModelBundle] = VerifiedCache(_MAX_VERIFIED)
 _loads: Counter[str] = Counter()  # how often this process loaded each fingerprint
-_lock = threading.Lock()
+_loads_lock = threading.Lock()
 
 
-def _verified_bundle(fingerprint: str, data: Callable[[], bytes]) -> ModelBundle:
+def verified_bundle(fingerprint: str, data: Callable[[], bytes]) -> ModelBundle:
     """The bundle with ``fingerprint``, loaded from ``data()`` and verified on first use.
 
-    A bundle that fails verification is not cached: every later batch fails too.
+    Parameters
+    ----------
+    fingerprint : str
+        The fingerprint the driver computed; the loaded bundle must have it.
+    data : callable
+        Returns the bundle file's bytes; called only when this process must load it.
+
+    Returns
+    -------
+    ModelBundle
+        From this process's bounded cache, shared by its threads.
+
+    Raises
+    ------
+    IntegrityError
+        When the bytes hold another bundle, or fail their hashes or signature.
+    GoldenMismatchError
+        When the bundle does not reproduce in this process's environment. Failures are
+        not cached: every later batch fails too.
     """
-    with _lock:
-        bundle = _verified.get(fingerprint)
-        if bundle is not None:
-            _verified.move_to_end(fingerprint)
-            return bundle
-        _loads[fingerprint] += 1
+
+    def load_shipped(verified_before: bool) -> ModelBundle:
+        # Verified again even after an eviction: a worker is a long-lived process whose
+        # bytes came over the network, and a reload is rare next to the batches scored.
+        with _loads_lock:
+            _loads[fingerprint] += 1
         bundle = _load_bytes(data())
         if bundle.fingerprint != fingerprint:
             raise IntegrityError(
@@ -101,28 +156,43 @@ def _verified_bundle(fingerprint: str, data: Callable[[], bytes]) -> ModelBundle
                 f"the driver sent {fingerprint}. It was replaced or damaged on the way.",
                 expected=fingerprint, found=bundle.fingerprint,
             )
-        _verified[fingerprint] = bundle
-        if len(_verified) > _MAX_VERIFIED:
-            _verified.popitem(last=False)
         return bundle
 
+    return _verified.get(fingerprint, load_shipped)
 
-def _method(bundle: ModelBundle, method: str | None) -> str:
+
+def load_counts() -> dict[str, int]:
+    """How often this process loaded each fingerprint: ``fingerprint -> loads``.
+
+    What tests and operators check to see that a worker verifies a bundle once.
+    """
+    with _loads_lock:
+        return dict(_loads)
+
+
+def scoring_method(bundle: ModelBundle, method: str | None) -> str:
+    """The method to call: ``method``, or ``predict_proba`` when the bundle has it.
+
+    Raises
+    ------
+    InvalidArgument
+        When the bundle has no such method.
+    """
     method = method or ("predict_proba" if "predict_proba" in bundle.methods else "predict")
     if method not in bundle.methods:
-        raise SafeModelError(
-            f"The 'method' parameter of score must be one of {list(bundle.methods)}; "
-            f"got {method!r} instead."
-        )
+        raise InvalidArgument.of("score", "method", f"one of {list(bundle.methods)}", method)
     return method
 
 
-def _check_invalid(invalid: str) -> None:
+def check_invalid(invalid: str) -> None:
+    """Refuse an ``invalid`` argument other than ``"raise"`` or ``"drop"``.
+
+    Raises
+    ------
+    InvalidArgument
+    """
     if invalid not in ("raise", "drop"):
-        raise SafeModelError(
-            f"The 'invalid' parameter of score must be one of ['raise', 'drop']; "
-            f"got {invalid!r} instead."
-        )
+        raise InvalidArgument.of("score", "invalid", "one of ['raise', 'drop']", invalid)
 
 
 def _kind(values: np.ndarray, method: str) -> Kind:
@@ -145,45 +215,81 @@ def _kind(values: np.ndarray, method: str) -> Kind:
             return "long"
         if all(isinstance(v, float | int | np.number) for v in items):
             return "double"
-    raise SafeModelError(
+    expected = "a method whose outputs are numbers, booleans or strings"
+    raise InvalidArgument(
         f"{method} returns values of type {dtype} that have no column type here; "
-        "distributed scoring supports numbers, booleans and strings."
+        "distributed scoring supports numbers, booleans and strings: choose another "
+        "'method'.", argument="method", expected=expected, found=method,
     )
 
 
-def _outputs(bundle: ModelBundle, method: str, output_col: str | None) -> tuple[_Output, ...]:
-    """Output columns of ``method``: one, or one per class (``proba_Adelie``, ...)."""
+def output_columns(
+    bundle: ModelBundle, method: str, output_col: str | None
+) -> tuple[Output, ...]:
+    """Output columns of ``method``: one, or one per class (``proba_Adelie``, ...).
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+    method : str
+        A method of the bundle (see :func:`scoring_method`).
+    output_col : str or None
+        The name, or prefix, of the columns; by default named for the method
+        (``prediction``, ``proba``, ``decision``).
+
+    Returns
+    -------
+    tuple of Output
+        Kinds taken from the golden outputs, so known before any job runs.
+
+    Raises
+    ------
+    InvalidArgument
+        When the method's outputs are neither numbers, booleans nor strings.
+    """
     base = output_col or _DEFAULT_OUTPUT[method]
     reference = np.asarray(bundle.golden.outputs[method])
     kind = _kind(reference, method)
     if reference.ndim == 1:
-        return (_Output(base, kind),)
+        return (Output(base, kind),)
     width = reference.shape[1]
     classes = getattr(bundle.estimator, "classes_", None)
     labels: Sequence[Any] = range(width)
     if (method != "predict" and isinstance(classes, np.ndarray) and classes.ndim == 1
             and len(classes) == width):
         labels = classes.tolist()
-    return tuple(_Output(f"{base}_{label}", kind) for label in labels)
+    return tuple(Output(f"{base}_{label}", kind) for label in labels)
 
 
-def _check_columns(
-    columns: Sequence[str], bundle: ModelBundle, outputs: Sequence[_Output], invalid: str
+def check_columns(
+    columns: Sequence[str], bundle: ModelBundle, outputs: Sequence[Output], invalid: str
 ) -> None:
-    """Refuse, before any work, a frame lacking contract columns or holding output names."""
+    """Refuse, before any work, a frame lacking contract columns or holding output names.
+
+    Raises
+    ------
+    ContractViolation
+        Naming every contract column missing from ``columns``.
+    InvalidArgument
+        When ``columns`` already holds a column scoring would add.
+    """
     present = set(columns)
     missing = [name for name in bundle.contract.names if name not in present]
     if missing:
         raise ContractViolation([Failure(name, "missing_column") for name in missing])
-    clash = sorted(present & set(_added_columns(outputs, invalid)))
+    clash = sorted(present & set(added_columns(outputs, invalid)))
     if clash:
-        raise SafeModelError(
+        raise InvalidArgument(
             f"The frame already has column(s) {clash} that scoring would add; rename them "
-            "or choose another 'output_col'."
+            "or choose another 'output_col'.", argument="output_col",
+            expected=f"a name whose columns are not in the frame, not {clash}",
+            found=clash,
         )
 
 
-def _added_columns(outputs: Sequence[_Output], invalid: str) -> list[str]:
+def added_columns(outputs: Sequence[Output], invalid: str) -> list[str]:
+    """Names of the columns scoring adds: the outputs, the policy column, and with
+    ``invalid="drop"`` the rejected column."""
     extra = [POLICY_COLUMN, REJECTED_COLUMN] if invalid == "drop" else [POLICY_COLUMN]
     return [o.name for o in outputs] + extra
 
@@ -244,12 +350,12 @@ def _json_column(per_row: Mapping[int, Any], index: pd.Index) -> pd.Series:
     return _column(text, rows, index, "string", nullable=True)
 
 
-def _score_frame(
+def score_frame(
     bundle: ModelBundle,
     frame: pd.DataFrame,
     method: str,
     invalid: Invalid,
-    outputs: Sequence[_Output],
+    outputs: Sequence[Output],
 ) -> pd.DataFrame:
     """Score one batch: the added columns, aligned with ``frame``'s rows and index."""
     scored = bundle.score(frame, method=method, invalid=invalid)
@@ -265,17 +371,17 @@ def _score_frame(
     return pd.DataFrame(data, index=index)
 
 
-def _empty_scores(outputs: Sequence[_Output], invalid: str) -> pd.DataFrame:
-    """The added columns with no rows, dtypes as :func:`_score_frame` makes them."""
+def empty_scores(outputs: Sequence[Output], invalid: str) -> pd.DataFrame:
+    """The added columns with no rows, dtypes as :func:`score_frame` makes them."""
     none, index = np.empty(0, dtype=np.int64), pd.RangeIndex(0)
     kinds: dict[str, Kind] = {o.name: o.kind for o in outputs}
     return pd.DataFrame({
         name: _column(np.empty(0), none, index, kinds.get(name, "string"), invalid == "drop")
-        for name in _added_columns(outputs, invalid)
+        for name in added_columns(outputs, invalid)
     })
 
 
-def _count_frame(frame: pd.DataFrame) -> Counter[tuple[str, str]]:
+def count_frame(frame: pd.DataFrame) -> Counter[tuple[str, str]]:
     """``(column, action) -> rows`` from the policy and rejected columns of scored rows."""
     counts: Counter[tuple[str, str]] = Counter()
     if POLICY_COLUMN in frame:
@@ -288,7 +394,7 @@ def _count_frame(frame: pd.DataFrame) -> Counter[tuple[str, str]]:
     return counts
 
 
-def _count_table(counts: Mapping[tuple[str, str], int]) -> pd.DataFrame:
+def count_table(counts: Mapping[tuple[str, str], int]) -> pd.DataFrame:
     """``counts`` as rows ``(column, action, rows)``, the form engines aggregate."""
     return pd.DataFrame({
         "column": pd.Series([c for c, _ in counts], dtype=object),
@@ -297,18 +403,27 @@ def _count_table(counts: Mapping[tuple[str, str], int]) -> pd.DataFrame:
     })
 
 
-def _nested(counts: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+def nested_counts(counts: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    """``counts`` as ``{column: {action: rows}}``, sorted: what ``policy_counts`` returns."""
     out: dict[str, dict[str, int]] = {}
     for (column, action), n in sorted(counts.items()):
         out.setdefault(column, {})[action] = int(n)
     return out
 
 
-def _scored_columns(columns: Sequence[str]) -> list[str]:
+def scored_columns(columns: Sequence[str]) -> list[str]:
+    """Which of the policy and rejected columns a scored frame's ``columns`` hold.
+
+    Raises
+    ------
+    InvalidArgument
+        When there is no policy column: the frame was not returned by ``score``.
+    """
     found = [c for c in (POLICY_COLUMN, REJECTED_COLUMN) if c in columns]
     if POLICY_COLUMN not in found:
-        raise SafeModelError(
+        raise InvalidArgument(
             f"The frame has no {POLICY_COLUMN!r} column; pass a frame returned by "
-            "score (or read back from where its result was written)."
+            "score (or read back from where its result was written).", argument="frame",
+            expected=f"a scored frame, with a {POLICY_COLUMN!r} column", found=list(columns),
         )
     return found

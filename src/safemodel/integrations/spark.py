@@ -43,18 +43,18 @@ from safemodel.integrations.plan import (
     REJECTED_COLUMN,
     BundleLike,
     Kind,
-    _added_columns,
-    _check_columns,
-    _check_invalid,
-    _count_frame,
-    _count_table,
-    _method,
-    _nested,
-    _outputs,
-    _score_frame,
-    _scored_columns,
-    _shippable,
-    _verified_bundle,
+    added_columns,
+    check_columns,
+    check_invalid,
+    count_frame,
+    count_table,
+    nested_counts,
+    output_columns,
+    score_frame,
+    scored_columns,
+    scoring_method,
+    shippable,
+    verified_bundle,
 )
 
 if TYPE_CHECKING:
@@ -155,24 +155,24 @@ def score(
     functions = _pyspark()
     from pyspark.sql.types import StringType, StructField, StructType
 
-    the_bundle, data = _shippable(bundle)
-    method = _method(the_bundle, method)
-    _check_invalid(invalid)
-    outputs = _outputs(the_bundle, method, output_col)
-    _check_columns(frame.columns, the_bundle, outputs, invalid)
+    the_bundle, data = shippable(bundle)
+    method = scoring_method(the_bundle, method)
+    check_invalid(invalid)
+    outputs = output_columns(the_bundle, method, output_col)
+    check_columns(frame.columns, the_bundle, outputs, invalid)
     fingerprint = the_bundle.fingerprint
     session = frame.sparkSession
     shipped = session.sparkContext.broadcast(data)
     _verify_on_executors(session, shipped, fingerprint)
 
-    added = _added_columns(outputs, invalid)
+    added = added_columns(outputs, invalid)
     schema = StructType(
         [StructField(o.name, _spark_type(o.kind)) for o in outputs]
         + [StructField(name, StringType()) for name in added[len(outputs):]]
     )
 
     def score_batch(batch: pd.DataFrame) -> pd.DataFrame:
-        return _score_frame(_verified_bundle(fingerprint, lambda: shipped.value), batch,
+        return score_frame(verified_bundle(fingerprint, lambda: shipped.value), batch,
                             method, invalid, outputs)
 
     # Nondeterministic, so that Spark never pushes a filter on the outputs below the UDF:
@@ -200,7 +200,7 @@ def _verify_on_executors(session: SparkSession, shipped: Any, fingerprint: str) 
             pass
         error = b""
         try:
-            _verified_bundle(fingerprint, lambda: shipped.value)
+            verified_bundle(fingerprint, lambda: shipped.value)
         except SafeModelError as exc:
             error = pickle.dumps(exc)
         yield pd.DataFrame({"host": [socket.gethostname()], "pid": [os.getpid()],
@@ -246,7 +246,7 @@ def policy_counts(frame: DataFrame) -> dict[str, dict[str, int]]:
     {'island': {'imputed': 12, 'unseen_to_missing': 12}}
     """
     functions = _pyspark()
-    columns = _scored_columns(frame.columns)
+    columns = scored_columns(frame.columns)
     touched = functions.lit(False)
     for name in columns:
         touched = touched | _col(name).isNotNull()
@@ -254,11 +254,11 @@ def policy_counts(frame: DataFrame) -> dict[str, dict[str, int]]:
             .mapInPandas(_count_batches, "column string, action string, rows long")
             .groupBy("column", "action").agg(functions.sum("rows").alias("rows"))
             .collect())
-    return _nested({(r["column"], r["action"]): r["rows"] for r in rows})
+    return nested_counts({(r["column"], r["action"]): r["rows"] for r in rows})
 
 
 def _count_batches(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     counts: Counter[tuple[str, str]] = Counter()
     for batch in batches:
-        counts.update(_count_frame(batch))
-    yield _count_table(counts)
+        counts.update(count_frame(batch))
+    yield count_table(counts)

@@ -1,0 +1,212 @@
+"""Commands about one or two bundles: ``inspect``, ``verify``, ``diff`` and ``drift``.
+
+Each takes bundle files, or with ``--store ROOT`` names of the form
+``NAME[@VERSION|SPECIFIER|ALIAS]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from safemodel.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Subparsers,
+    UsageError,
+    common_options,
+    failed,
+    load_bundle,
+    loading_options,
+    locate,
+    located_options,
+)
+from safemodel.cli._output import cell, error, listing, one_line, pairs, say, say_json, table
+from safemodel.errors import GoldenMismatchError, IntegrityError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from safemodel.io.manifest import BundleInfo
+
+__all__ = ["register"]
+
+
+def register(subparsers: Subparsers) -> None:
+    """Add ``inspect``, ``verify``, ``diff`` and ``drift`` to the command line."""
+    common, loading, located = common_options(), loading_options(), located_options()
+
+    p = subparsers.add_parser("inspect", parents=[common, located],
+                              help="show what a bundle holds (never unpickles)")
+    p.add_argument("bundle", metavar="PATH")
+    p.set_defaults(run=_cmd_inspect)
+
+    p = subparsers.add_parser("verify", parents=[common, loading, located],
+                              help="check integrity and golden outputs in this environment")
+    p.add_argument("bundle", metavar="PATH")
+    p.set_defaults(run=_cmd_verify)
+
+    p = subparsers.add_parser("diff", parents=[common, loading, located],
+                              help="what changed between two bundles")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    p.set_defaults(run=_cmd_diff)
+
+    p = subparsers.add_parser("drift", parents=[common, loading, located],
+                              help="compare data with the bundle's training profile")
+    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("data", metavar="DATA", type=Path, help="a .csv or .parquet file")
+    p.add_argument("--html", metavar="OUT", type=Path, help="also write an HTML report")
+    p.set_defaults(run=_cmd_drift)
+
+
+# ------------------------------------------------------------------ inspect
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from safemodel.io.archive import inspect
+
+    info = inspect(locate(args, args.bundle))
+    if args.json:
+        say_json(info.to_dict())
+    else:
+        say(_describe_info(info))
+    return EXIT_OK
+
+
+def _describe_info(info: BundleInfo) -> str:
+    parts = [f"{info.name} {info.version}", pairs([
+        ("path", info.path),
+        ("fingerprint", info.fingerprint),
+        ("format", info.format_version),
+        ("created", info.created),
+        ("methods", ", ".join(info.methods)),
+        ("signed", info.signed),
+    ])]
+    parts += ["", "Environment (at build time)",
+              pairs([(k, v) for k, v in info.environment.items()])]
+    columns = list((info.contract or {}).get("columns", []))
+    parts += ["", f"Contract: {len(columns)} columns", table(
+        ["column", "type", "kind", "nullable", "allowed values / observed range"],
+        [[c.get("name"), c.get("dtype"), c.get("kind"), bool(c.get("nullable")), _allowed(c)]
+         for c in columns],
+    )]
+    parts += ["", "Policy", pairs(list(_flatten(info.policy or {}).items()))]
+    golden = dict(info.golden or {})
+    rejected = golden.get("rejected") or {}
+    parts += ["", "Golden outputs", pairs([
+        ("rows", f"{golden.get('rows')} ({golden.get('edge_rows', 0)} edge cases)"),
+        ("methods", ", ".join(golden.get("methods", []))),
+        ("rejected rows", len(rejected)),
+        ("tolerance", f"rtol={golden.get('rtol')}, atol={golden.get('atol')}"),
+    ])]
+    refs = list(info.pickle_references)
+    parts += ["", f"Pickle references ({len(refs)}; not unpickled)",
+              "\n".join(f"  {r}" for r in refs) or "  -"]
+    return "\n".join(parts)
+
+
+def _allowed(column: Mapping[str, Any]) -> str:
+    if column.get("categories") is not None:
+        return listing(list(column["categories"]))
+    if column.get("minimum") is not None:
+        return f"{cell(column['minimum'])} .. {cell(column.get('maximum'))}"
+    return ""
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+# ------------------------------------------------------------------- verify
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    path = locate(args, args.bundle)
+    try:
+        bundle = load_bundle(args, path)
+    except (GoldenMismatchError, IntegrityError) as exc:
+        raise failed(exc, args, "verification failed: ", bundle=str(path)) from exc
+    # load() verified already; this second, cheap run gives the report to show.
+    verification = bundle.verify()
+    if args.json:
+        say_json({**verification.to_dict(), "fingerprint": bundle.fingerprint})
+    else:
+        golden = bundle.golden
+        say(f"{bundle.name} {bundle.version}: OK - integrity and golden outputs hold "
+            f"({len(golden.inputs)} golden rows; {', '.join(sorted(golden.outputs))})")
+        for package, (before, now) in sorted(verification.environment_diff.items()):
+            say(f"  {package}: built with {before or 'absent'}, running {now or 'absent'}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------- diff
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from safemodel.core.diff import diff
+
+    path_a, path_b = locate(args, args.a), locate(args, args.b)
+    found = diff(load_bundle(args, path_a), load_bundle(args, path_b))
+    found = dataclasses.replace(found, a={**found.a, "path": str(path_a)},
+                                b={**found.b, "path": str(path_b)})
+    if args.json:
+        say_json(found.to_dict())
+    else:
+        say(found.describe())
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------- drift
+
+
+def _cmd_drift(args: argparse.Namespace) -> int:
+    frame = _read_data(args.data)
+    bundle = load_bundle(args, locate(args, args.bundle))
+    report = bundle.drift(frame)
+    if args.html is not None:
+        report.to_html(args.html)
+    if args.json:
+        say_json(report.to_dict())
+    else:
+        frame = report.to_frame()
+        stats = [c for c in ("psi", "js", "missing_rate", "unseen_rate", "out_of_range_rate")
+                 if c in frame.columns]
+        columns = [c for c in ("role", "status", "rows") if c in frame.columns] + stats
+        say(f"{bundle.name} {bundle.version}: drift of {report.rows} rows against "
+            f"{report.reference_rows} training rows")
+        say(table(["name", *columns],
+                  [[name, *(row[c] for c in columns)] for name, row in frame.iterrows()]))
+        if args.html is not None:
+            say(f"HTML report written to {args.html}")
+    if report.alerts:
+        error(f"drift alert on {len(report.alerts)} column(s) or score(s): "
+              f"{', '.join(report.alerts)}")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _read_data(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    readers: dict[str, Callable[[Path], pd.DataFrame]] = {
+        ".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet,
+    }
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise UsageError(f"cannot read {str(path)!r}: give a .csv or .parquet file")
+    if not path.is_file():
+        raise UsageError(f"no data file at {str(path)!r}")
+    try:
+        return reader(path)
+    except (ValueError, OSError, ImportError) as exc:
+        raise UsageError(f"cannot read {str(path)!r}: {type(exc).__name__}: "
+                         f"{one_line(exc)}") from None
