@@ -31,7 +31,6 @@ import re
 import shutil
 import socket
 import sys
-import tempfile
 import threading
 import uuid
 from collections import OrderedDict
@@ -61,6 +60,7 @@ from safemodel.io.archive import (
     load_unverified,
     recorded_fingerprint,
 )
+from safemodel.io.files import fsync_dir, write_atomic
 from safemodel.io.manifest import BundleInfo
 
 __all__ = ["BundleStore", "HistoryEntry", "ModelService"]
@@ -208,33 +208,6 @@ else:
 
     def _unlock(fh: IO[bytes]) -> None:
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the store is meant to be read
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 
 
 # ---------------------------------------------------------------------- store
@@ -781,7 +754,7 @@ class BundleStore:
             raw = {}
         raw[entry.alias] = {"version": str(entry.to_version), "fingerprint": entry.fingerprint,
                             "time": entry.time}
-        _write_atomic(path, (json.dumps(raw, indent=1, sort_keys=True) + "\n").encode())
+        write_atomic(path, (json.dumps(raw, indent=1, sort_keys=True) + "\n").encode())
 
     def _publish(self, tmp: Path, info: BundleInfo) -> BundleInfo:
         """Move the checked file ``tmp`` into place as ``info``'s version, under lock."""
@@ -806,7 +779,7 @@ class BundleStore:
             # Equal versions may be spelled apart ("1.0", "1.0.0"), so the check above,
             # made under the lock, is what refuses a second copy; the rename is atomic.
             os.replace(tmp, final)
-            _fsync_dir(folder)
+            fsync_dir(folder)
             self._record(name, _entry("put", None, None, version, info.fingerprint))
         logger.info("%s==%s added (%s)", name, version, info.fingerprint[:12])
         return inspect(final)
