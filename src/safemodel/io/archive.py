@@ -86,9 +86,19 @@ def save(
     """Write ``bundle`` to ``path`` atomically (see :meth:`ModelBundle.save`)."""
     target = _path(path, "save")
     _flag(overwrite, "save", "overwrite")
-    if target.is_dir():
+    try:
+        is_dir, exists = target.is_dir(), target.exists()
+        folder = target.parent if str(target.parent) else Path(".")
+        folder_exists = folder.is_dir()
+    except OSError as exc:  # a name too long, a loop of links...
+        raise InvalidArgument(
+            f"Cannot save to {str(target)!r}: {type(exc).__name__}: {exc}. Give a path "
+            "this system can create.", argument="path", expected="a writable file path",
+            found=str(target),
+        ) from None
+    if is_dir:
         raise SafeModelError(f"{str(target)!r} is a folder; give a file path to save to.")
-    if target.exists() and not overwrite:
+    if exists and not overwrite:
         raise SafeModelError(
             f"{str(target)!r} already exists; pass overwrite=True to replace it."
         )
@@ -108,8 +118,7 @@ def save(
     key = resolve_key(signing_key)
     signature = sign_manifest(manifest_bytes, key) if key is not None else None
 
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
+    if not folder_exists:
         raise SafeModelError(f"Folder {str(folder)!r} does not exist; create it first.")
     try:
         with atomic_file(target, overwrite=overwrite) as fh:
@@ -322,20 +331,27 @@ def load_unverified(
     if environment not in _ENVIRONMENTS:
         raise InvalidArgument.of("load", "environment", f"one of {list(_ENVIRONMENTS)}",
                                  environment)
-    if isinstance(allowed_modules, str):
-        raise InvalidArgument.of("load", "allowed_modules", "a collection of module or "
-                                 "global names, such as ('sklearn', 'numpy.ndarray')",
-                                 allowed_modules)
+    allowed = None if allowed_modules is None else _names(allowed_modules)
     archive = _read(path, "load")
     key = resolve_key(signing_key)
     if key is not None:
         verify_manifest(archive.manifest_bytes, archive.signature, key)
-    if allowed_modules is not None:
-        _audit(archive.members[ESTIMATOR], allowed_modules)
+    if allowed is not None:
+        _audit(archive.members[ESTIMATOR], allowed)
     if environment == "strict":
         _check_environment_strict(archive.manifest.environment)
     return layout.decode(archive.manifest, archive.members,
                          lambda data: _unpickle(data))  # looked up at call time
+
+
+def _names(allowed_modules: Any) -> tuple[str, ...]:
+    expected = "a collection of module or global names, such as ('sklearn', 'numpy.ndarray')"
+    if isinstance(allowed_modules, str | bytes) or not isinstance(allowed_modules, Iterable):
+        raise InvalidArgument.of("load", "allowed_modules", expected, allowed_modules)
+    names = tuple(allowed_modules)
+    if not all(isinstance(name, str) for name in names):
+        raise InvalidArgument.of("load", "allowed_modules", expected, names)
+    return names
 
 
 def _audit(estimator_bytes: bytes, allowed_modules: Iterable[str]) -> None:
