@@ -351,7 +351,7 @@ def main(argv: list[str]) -> int:
         return 0
     import atheris
 
-    with atheris.instrument_imports(include=["safemodel", "zipfile"]):
+    with atheris.instrument_imports(include=["safemodel"]):
         import safemodel  # noqa: F401
 
     _quiet()
