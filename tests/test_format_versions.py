@@ -63,3 +63,22 @@ def test_format_1_is_written_byte_for_byte_as_before(tmp_path: Path) -> None:
     assert list(resaved) == list(members)
     for name, data in members.items():
         assert created.sub(b"", resaved[name]) == created.sub(b"", data), name
+
+
+def test_migrations_run_in_order_up_to_the_current_format(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The mechanism a format bump relies on: format k runs MIGRATIONS[k], [k + 1], ..."""
+    from safemodel.io import formats
+
+    assert formats.migrate(formats.FORMAT_VERSION, {"a.json": b"1"}) == {"a.json": b"1"}
+    monkeypatch.setattr(formats, "FORMAT_VERSION", 3)
+    monkeypatch.setattr(formats, "MIGRATIONS", {
+        1: lambda m: {**m, "two.json": b"2"},
+        2: lambda m: {k.replace(".json", ".txt"): v for k, v in m.items()},
+    })
+    assert formats.migrate(1, {"one.json": b"1"}) == {"one.txt": b"1", "two.txt": b"2"}
+    assert formats.migrate(2, {"one.json": b"1"}) == {"one.txt": b"1"}
+    with pytest.raises(sm.BundleFormatError, match="format 4.*Upgrade") as info:
+        formats.migrate(4, {})
+    assert (info.value.expected, info.value.found) == (3, 4)
