@@ -27,7 +27,7 @@ import logging, sys, time
 from pathlib import Path
 logging.disable(logging.CRITICAL)
 import safemodel as sm
-from safemodel.io import archive
+from safemodel.io import files, zipbytes
 
 def wait_for(go):
     print("ready", flush=True)
@@ -94,17 +94,17 @@ def stall(what):
     time.sleep(600)
 
 if point == "mid-write":
-    write = archive._write
-    def _write(zf, name, data):
-        write(zf, name, data)
+    add = zipbytes.ZipWriter.add
+    def _add(writer, name, data):
+        add(writer, name, data)
         if name == "estimator.pkl":
-            zf.fp.flush()
+            writer.fh.flush()
             stall("stalled")
-    archive._write = _write
+    zipbytes.ZipWriter.add = _add
 else:
     def _publish(tmp, target, overwrite):
         stall("stalled")
-    archive._publish = _publish
+    files._publish = _publish
 bundle.save(target, overwrite=True)
 """
 

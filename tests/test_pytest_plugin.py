@@ -59,9 +59,9 @@ def pytest_unconfigure(config):
 
 def forget_versions():
     # safemodel reads each version once per process; this in-process run shares it.
-    import safemodel.io.manifest
+    import safemodel.core.environment
 
-    safemodel.io.manifest._version_of.cache_clear()
+    safemodel.core.environment._version_of.cache_clear()
 """
 
 

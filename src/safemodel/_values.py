@@ -9,8 +9,13 @@ own layer (``InvalidArgument`` for an argument, ``BundleFormatError`` for a file
 from __future__ import annotations
 
 import os
+from typing import Any
 
-__all__ = ["bundle_name_problem"]
+from packaging.version import InvalidVersion, Version
+
+from safemodel.errors import InvalidArgument
+
+__all__ = ["bundle_name_problem", "parse_version"]
 
 
 def bundle_name_problem(name: object) -> str | None:
@@ -28,3 +33,24 @@ def bundle_name_problem(name: object) -> str | None:
     if any(sep in name for sep in ("/", "\\", os.sep)):
         return f"a bundle name must not contain slashes; got {name!r}"
     return None
+
+
+def parse_version(version: Any) -> Version:
+    """``version`` as a :class:`packaging.version.Version` (PEP 440).
+
+    Raises
+    ------
+    InvalidArgument
+        When ``version`` is not a PEP 440 version; an archive reader wraps it in a
+        ``BundleFormatError``.
+    """
+    if isinstance(version, Version):
+        return version
+    try:
+        return Version(str(version))
+    except InvalidVersion:
+        raise InvalidArgument(
+            f"Bundle version must be a PEP 440 version such as '1.2.0' or '2.0rc1'; "
+            f"got {version!r}.", argument="version", expected="a PEP 440 version",
+            found=version,
+        ) from None

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from os import PathLike
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, overload
 
 import cloudpickle
 import numpy as np
@@ -21,23 +21,20 @@ import pandas as pd
 from packaging.version import Version
 
 from safemodel._frame import as_frame
+from safemodel._values import parse_version
 from safemodel.core.contract import Contract, _contract_for
+from safemodel.core.environment import capture_environment, environment_diff
+from safemodel.core.fingerprint import fingerprint_of
 from safemodel.core.golden import Golden, VerificationReport, compare_outputs, golden_inputs
 from safemodel.core.policy import Invalid, Policy, PolicyReport, Prepared, apply, log_report, logger
+from safemodel.core.references import UNRESOLVED, pickle_references
 from safemodel.errors import SafeModelError, ScoringError
-from safemodel.io import codec as _codec
-from safemodel.io.manifest import (
-    capture_environment,
-    environment_diff,
-    fingerprint_of,
-    parse_version,
-)
 
 if TYPE_CHECKING:
     from safemodel.monitoring.drift import DriftReport
     from safemodel.monitoring.profile import Profile
 
-__all__ = ["SCORING_METHODS", "ModelBundle", "Scored"]
+__all__ = ["SCORING_METHODS", "BundleWriter", "ModelBundle", "Scored", "register_writer"]
 
 SCORING_METHODS = ("predict", "predict_proba", "decision_function")
 
@@ -299,8 +296,6 @@ class ModelBundle:
     def environment(self) -> dict[str, str | None]:
         """Package versions at build time (Python, scikit-learn, numpy, ...)."""
         if self._environment is None:
-            from safemodel.io.audit import UNRESOLVED, pickle_references
-
             modules = {re.split(r"[.:]", ref, maxsplit=1)[0]
                        for ref in pickle_references(self._pickle()) if ref != UNRESOLVED}
             self._environment = capture_environment(modules)
@@ -526,10 +521,7 @@ class ModelBundle:
             Sign the manifest (HMAC-SHA256 for a secret; Ed25519 for a private key).
             Defaults to the ``SAFEMODEL_SIGNING_KEY`` environment variable.
         """
-        # bundle sits below archive in the layers; save is sugar for archive.save.
-        from safemodel.io.archive import save
-
-        save(self, path, overwrite=overwrite, signing_key=signing_key)
+        _writer().save(self, path, overwrite=overwrite, signing_key=signing_key)
 
     def _pickle(self) -> bytes:
         if self._estimator_bytes is None:
@@ -544,30 +536,44 @@ class ModelBundle:
 
     def _members(self) -> dict[str, bytes]:
         """Every content member of the archive (not the manifest or signature)."""
-        if self._members_cache is not None:
-            return self._members_cache
-        golden = self._golden
-        members = {
-            "bundle.json": _json({"name": self._name, "version": str(self._version),
-                                  "methods": list(self._methods)}),
-            "estimator.pkl": self._pickle(),
-            "contract.json": _json(self._contract.to_dict()),
-            "policy.json": _json(self._policy.to_dict()),
-            "golden/inputs.json": _json(_codec.encode_frame(golden.inputs)),
-            "golden/golden.json": _json(golden.meta()),
-            "metadata.json": _json(self._metadata),
-        }
-        for method, array in sorted(golden.outputs.items()):
-            suffix, data = _codec.encode_array(array)
-            members[f"golden/outputs/{method}{suffix}"] = data
-        if self._profile is not None:
-            members["profile.json"] = _json(self._profile.to_dict())
-        self._members_cache = members
-        return members
+        if self._members_cache is None:
+            self._members_cache = _writer().members(self)
+        return self._members_cache
 
 
-def _json(data: Any) -> bytes:
-    return json.dumps(data, indent=1, sort_keys=False, allow_nan=False).encode()
+class BundleWriter(Protocol):
+    """What a bundle needs from the file layer: its archive members, and saving them.
+
+    ``core`` sits below ``io`` and never imports it, yet ``ModelBundle.save`` and
+    ``ModelBundle.fingerprint`` are public and need the archive layout. So ``io``
+    registers its implementation here when it is imported (dependency inversion), and
+    since ``safemodel/__init__.py`` imports ``safemodel.io``, which every import of
+    ``safemodel.core`` goes through first, the slot is always filled by the time user
+    code holds a bundle. A lazy ``import safemodel.io`` inside ``save`` would work too,
+    but it is still an upward import that import-linter rightly reports as a cycle.
+    """
+
+    def members(self, bundle: ModelBundle) -> dict[str, bytes]: ...
+
+    def save(self, bundle: ModelBundle, path: str | PathLike[str], *, overwrite: bool,
+             signing_key: Any) -> None: ...
+
+
+_WRITERS: list[BundleWriter] = []
+
+
+def register_writer(writer: BundleWriter) -> None:
+    """Install the archive writer (``safemodel.io`` does, on import); the last one wins."""
+    _WRITERS[:] = [writer]
+
+
+def _writer() -> BundleWriter:
+    if not _WRITERS:
+        raise SafeModelError(
+            "No bundle writer is registered: import safemodel (or safemodel.io) before "
+            "saving a bundle."
+        )
+    return _WRITERS[0]
 
 
 def _record_golden(

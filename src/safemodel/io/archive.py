@@ -1,23 +1,21 @@
-"""Reading and writing bundle files (the only module that touches them).
+"""Loading, saving and inspecting bundle files: the entry points and their check order.
 
-A bundle is one zip file. ``manifest.json`` comes first and lists the SHA-256 and size
-of every other member. Loading checks, in order: that the file is a zip with safe,
-unique member names; the manifest and its format version; every member's size and
-hash; the signature (when a key is given); the pickle's references (when an
-allow-list is given); and only then unpickles the estimator and re-runs the golden
-inputs. Nothing is unpickled before its bytes are verified. See ``docs/format.md``.
+A bundle is one zip file (:mod:`safemodel.io.zipbytes`) whose first member,
+``manifest.json`` (:mod:`safemodel.io.manifest`), lists the SHA-256 and size of every
+other member (:mod:`safemodel.io.layout`). Loading checks, in order: that the file is
+a canonical zip with safe, unique member names; the manifest and its format version;
+every member's size and hash; the signature (when a key is given); the pickle's
+references (when an allow-list is given); every readable part; and only then unpickles
+the estimator and re-runs the golden inputs. Nothing is unpickled before its bytes are
+verified. See ``docs/format.md``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import struct
-import tempfile
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,40 +23,54 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
-from safemodel.core.bundle import ModelBundle
-from safemodel.core.contract import Contract
-from safemodel.core.golden import Golden
-from safemodel.core.policy import Policy
-from safemodel.errors import BundleFormatError, GoldenMismatchError, IntegrityError, SafeModelError
-from safemodel.io import codec as _codec
-from safemodel.io.audit import UNRESOLVED, disallowed_references, pickle_references
-from safemodel.io.manifest import (
-    BundleInfo,
-    Manifest,
-    MemberInfo,
-    environment_diff,
-    fingerprint_of,
-    parse_version,
+from safemodel._values import bundle_name_problem, parse_version
+from safemodel.core.bundle import ModelBundle, register_writer
+from safemodel.core.environment import environment_diff
+from safemodel.core.fingerprint import fingerprint_of
+from safemodel.core.references import UNRESOLVED, pickle_references
+from safemodel.errors import (
+    BundleFormatError,
+    GoldenMismatchError,
+    IntegrityError,
+    InvalidArgument,
+    SafeModelError,
 )
-from safemodel.io.signing import SIGNATURE_MEMBER, resolve_key, sign_manifest, verify_manifest
+from safemodel.io import layout
+from safemodel.io.audit import disallowed_references
+from safemodel.io.files import atomic_file
+from safemodel.io.formats import migrate
+from safemodel.io.layout import ESTIMATOR, MANIFEST, REQUIRED, SIGNATURE
+from safemodel.io.manifest import BundleInfo, Manifest, MemberInfo
+from safemodel.io.signing import resolve_key, sign_manifest, verify_manifest
+from safemodel.io.zipbytes import ZipReader, ZipWriter
 
-__all__ = ["inspect", "load", "save"]
+__all__ = ["Environment", "check_integrity", "inspect", "load", "load_unverified",
+           "recorded_fingerprint", "save"]
 
 logger = logging.getLogger("safemodel")
 
-MANIFEST = "manifest.json"
-SIGNATURE = SIGNATURE_MEMBER
-ESTIMATOR = "estimator.pkl"
-REQUIRED = ("bundle.json", ESTIMATOR, "contract.json", "policy.json", "golden/inputs.json",
-            "golden/golden.json", "metadata.json")
 MAX_MANIFEST_BYTES = 16 * 2**20
-MAX_MEMBERS = 256
-# A zip header may declare anything; we never read more than the manifest declares,
-# and never trust a declaration above this.
-MAX_MEMBER_BYTES = 8 * 2**30
+MAX_SIGNATURE_BYTES = 64 * 2**10
 
 Environment = Literal["warn", "strict", "ignore"]
+_ENVIRONMENTS = ("warn", "strict", "ignore")
 _MODEL_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas")
+
+
+def _path(path: Any, function: str) -> Path:
+    """``path`` as a Path, or an InvalidArgument (not a TypeError from os.fspath)."""
+    if isinstance(path, str | PathLike):
+        text = os.fspath(path)
+        if isinstance(text, str) and text and "\0" not in text:
+            return Path(text)
+    raise InvalidArgument.of(function, "path", "a non-empty str or os.PathLike of str "
+                             "without NUL characters", path)
+
+
+def _flag(value: Any, function: str, argument: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidArgument.of(function, argument, "True or False", value)
+    return value
 
 
 # ------------------------------------------------------------------------ save
@@ -72,10 +84,21 @@ def save(
     signing_key: Any = None,
 ) -> None:
     """Write ``bundle`` to ``path`` atomically (see :meth:`ModelBundle.save`)."""
-    target = Path(path)
-    if target.is_dir():
+    target = _path(path, "save")
+    _flag(overwrite, "save", "overwrite")
+    try:
+        is_dir, exists = target.is_dir(), target.exists()
+        folder = target.parent if str(target.parent) else Path(".")
+        folder_exists = folder.is_dir()
+    except OSError as exc:  # a name too long, a loop of links...
+        raise InvalidArgument(
+            f"Cannot save to {str(target)!r}: {type(exc).__name__}: {exc}. Give a path "
+            "this system can create.", argument="path", expected="a writable file path",
+            found=str(target),
+        ) from None
+    if is_dir:
         raise SafeModelError(f"{str(target)!r} is a folder; give a file path to save to.")
-    if target.exists() and not overwrite:
+    if exists and not overwrite:
         raise SafeModelError(
             f"{str(target)!r} already exists; pass overwrite=True to replace it."
         )
@@ -95,74 +118,35 @@ def save(
     key = resolve_key(signing_key)
     signature = sign_manifest(manifest_bytes, key) if key is not None else None
 
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
+    if not folder_exists:
         raise SafeModelError(f"Folder {str(folder)!r} does not exist; create it first.")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w") as zf:
-                _write(zf, MANIFEST, manifest_bytes)
-                if signature is not None:
-                    _write(zf, SIGNATURE, signature)
-                for name, data in members.items():
-                    _write(zf, name, data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _publish(tmp, target, overwrite)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(folder)
-
-
-# Every header field is fixed, so the reader can require canonical headers: a changed
-# byte anywhere in the file is then either in a hashed member or a refused header.
-_DATE_TIME = (1980, 1, 1, 0, 0, 0)
-_CENTRAL_DIR = "<4s4B4HL2L5H2L"  # a central directory record (APPNOTE 4.3.12), as zipfile
-_ATTR = 0o644 << 16
-
-
-def _write(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
-    # Stored, not deflated: the hashed bytes are then the file's bytes (deflate streams
-    # have padding bits a flip can change without changing the content), and loading
-    # skips decompression. The JSON members are a few kilobytes.
-    info = zipfile.ZipInfo(name, date_time=_DATE_TIME)
-    info.compress_type = zipfile.ZIP_STORED
-    info.external_attr = _ATTR
-    zf.writestr(info, data)
-
-
-def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
-    """Move the finished temporary file into place, never exposing a partial file."""
-    if overwrite:
-        os.replace(tmp, target)
-        return
-    try:
-        os.link(tmp, target)  # atomic and refuses to clobber a file created meanwhile
+        with atomic_file(target, overwrite=overwrite) as fh:
+            writer = ZipWriter(fh)
+            writer.add(MANIFEST, manifest_bytes)
+            if signature is not None:
+                writer.add(SIGNATURE, signature)
+            for name, data in members.items():
+                writer.add(name, data)
+            writer.finish()
     except FileExistsError:
         raise SafeModelError(
             f"{str(target)!r} already exists; pass overwrite=True to replace it."
         ) from None
-    except OSError:  # file systems without hard links
-        if target.exists():
-            raise SafeModelError(
-                f"{str(target)!r} already exists; pass overwrite=True to replace it."
-            ) from None
-        os.replace(tmp, target)
-        return
-    tmp.unlink()
 
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+class _Writer:
+    """What :class:`ModelBundle` needs from this layer (see ``register_writer``)."""
+
+    def members(self, bundle: ModelBundle) -> dict[str, bytes]:
+        return layout.encode(bundle)
+
+    def save(self, bundle: ModelBundle, path: str | PathLike[str], *, overwrite: bool,
+             signing_key: Any) -> None:
+        save(bundle, path, overwrite=overwrite, signing_key=signing_key)
+
+
+register_writer(_Writer())
 
 
 # ------------------------------------------------------------------------ read
@@ -176,238 +160,98 @@ class _Archive:
     members: dict[str, bytes]
 
 
-def _open(path: str | PathLike[str]) -> zipfile.ZipFile:
-    p = Path(path)
-    if not p.exists():
-        raise BundleFormatError(f"No bundle at {str(p)!r}: the file does not exist.")
-    if p.is_dir():
-        raise BundleFormatError(f"{str(p)!r} is a folder, not a bundle file.")
-    try:
-        return zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise BundleFormatError(
-            f"{str(p)!r} is not a safemodel bundle: it is not a readable zip archive "
-            f"({type(exc).__name__}: {exc}). It may be truncated or another kind of file; "
-            "save it again with ModelBundle.save.", found=type(exc).__name__,
-        ) from None
-
-
-def _check_names(infos: list[zipfile.ZipInfo]) -> None:
-    if len(infos) > MAX_MEMBERS:
-        raise BundleFormatError(f"The archive has {len(infos)} members; a bundle has at "
-                                f"most {MAX_MEMBERS}.", found=len(infos))
-    seen: set[str] = set()
-    for info in infos:
-        name = info.filename
-        parts = name.replace("\\", "/").split("/")
-        if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
-            raise BundleFormatError(f"Unsafe member name {name!r} in the archive: bundles "
-                                    "never hold absolute or parent-relative paths.",
-                                    member=name)
-        if name in seen:
-            raise BundleFormatError(f"Member {name!r} appears twice in the archive; the "
-                                    "file was tampered with or badly written.", member=name)
-        seen.add(name)
-
-
-def _check_canonical(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
-    """Require the headers safemodel writes; zipfile itself ignores several fields."""
-    if zf.comment:
-        raise BundleFormatError("The archive has a comment; bundles never do.", found="comment")
-    fp = zf.fp
-    assert fp is not None
-    fp.seek(0, os.SEEK_END)
-    size = fp.tell()
-    start = zf.start_dir
-    end_record = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(infos), len(infos),
-                             size - 22 - start, start, 0)
-    fp.seek(size - 22)
-    if fp.read(22) != end_record:
-        raise IntegrityError("The zip end record is not the one safemodel writes: the file "
-                             "was modified after saving.", member="(end record)")
-    records = []
-    for info in infos:
-        y, mo, d, h, mi, s = info.date_time
-        name = info.filename.encode()
-        records.append(struct.pack(
-            _CENTRAL_DIR, b"PK\x01\x02", info.create_version,
-            info.create_system, info.extract_version, info.reserved, info.flag_bits,
-            info.compress_type, h << 11 | mi << 5 | s // 2, (y - 1980) << 9 | mo << 5 | d,
-            info.CRC, info.compress_size, info.file_size, len(name), 0, 0, 0,
-            info.internal_attr, info.external_attr, info.header_offset,
-        ) + name)
-    fp.seek(start)
-    if fp.read(size - 22 - start) != b"".join(records):
-        raise IntegrityError("The zip central directory is not the one safemodel writes: "
-                             "the file was modified after saving.", member="(directory)")
-    # Members lie back to back from byte 0 up to the central directory, so a declared
-    # size can never exceed the file (zipfile allocates a read buffer of the declared
-    # size before finding out) and no byte lies outside a header or a hashed member.
-    offset = 0
-    for info in infos:
-        if info.header_offset != offset:
-            raise IntegrityError(
-                f"Member {info.filename!r} starts at byte {info.header_offset}, not at byte "
-                f"{offset} where the one before it ends: a declared size is false or bytes "
-                "were added; the file was modified after saving.",
-                member=info.filename, expected=offset, found=info.header_offset,
-            )
-        canonical = (
-            info.date_time == _DATE_TIME and info.external_attr == _ATTR
-            and info.internal_attr == 0 and info.flag_bits == 0 and not info.extra
-            and not info.comment and info.volume == 0
-            and info.compress_type == zipfile.ZIP_STORED
-            and info.compress_size == info.file_size
-            and info.create_system == 3 and info.create_version == zipfile.DEFAULT_VERSION
-            and info.extract_version == zipfile.DEFAULT_VERSION
-        )
-        if canonical:
-            header = info.FileHeader()
-            fp.seek(info.header_offset)
-            canonical = fp.read(len(header)) == header
-        if not canonical:
-            raise IntegrityError(
-                f"The zip headers of member {info.filename!r} are not the ones safemodel "
-                "writes: the file was modified after saving or written by another tool.",
-                member=info.filename,
-            )
-        offset += len(header) + info.compress_size
-    if offset != start:
-        raise IntegrityError(
-            f"The zip members end at byte {offset}, but the central directory starts at "
-            f"byte {start}: a declared size is false or bytes were added; the file was "
-            "modified after saving.", member="(directory)", expected=start, found=offset,
-        )
-
-
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
-    """Read at most ``limit`` bytes; more means the member is not what was declared."""
-    if info.file_size > limit:
-        raise IntegrityError(
-            f"Member {info.filename!r} declares {info.file_size} bytes; expected at most "
-            f"{limit}.", member=info.filename, expected=limit, found=info.file_size,
-        )
-    try:
-        with zf.open(info) as fh:
-            data = fh.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
-            RuntimeError) as exc:
-        raise IntegrityError(
-            f"Member {info.filename!r} cannot be read ({type(exc).__name__}: {exc}); the "
-            "file is damaged.", member=info.filename,
-        ) from None
-    except Exception as exc:  # zlib.error and friends
-        raise IntegrityError(
-            f"Member {info.filename!r} cannot be decompressed ({type(exc).__name__}); the "
-            "file is damaged.", member=info.filename,
-        ) from None
-    if len(data) > limit:
-        raise IntegrityError(f"Member {info.filename!r} is larger than declared.",
-                             member=info.filename, expected=limit)
-    return data
-
-
 def _read(
-    path: str | PathLike[str], *, unverified: Iterable[str] = (), members: bool = True
+    path: Any, function: str, *, unverified: Iterable[str] = (), members: bool = True
 ) -> _Archive:
+    target = _path(path, function)
     try:
-        return _read_checked(path, set(unverified), members)
-    except SafeModelError:
-        raise
-    except Exception as exc:  # zipfile raises many kinds on crafted files: none escape raw
+        exists, is_dir = target.exists(), target.is_dir()
+    except OSError as exc:  # a name too long, a loop of links...
+        raise BundleFormatError(f"{str(target)!r} cannot be read ({type(exc).__name__}: "
+                                f"{exc}).", found=type(exc).__name__) from None
+    if not exists:
+        raise BundleFormatError(f"No bundle at {str(target)!r}: the file does not exist.")
+    if is_dir:
+        raise BundleFormatError(f"{str(target)!r} is a folder, not a bundle file.")
+    try:
+        with open(target, "rb") as fh:
+            return _read_checked(ZipReader(fh, repr(str(target))), set(unverified), members)
+    except OSError as exc:
         raise BundleFormatError(
-            f"{str(path)!r} is not a readable safemodel bundle ({type(exc).__name__}: {exc}).",
+            f"{str(target)!r} cannot be read ({type(exc).__name__}: {exc}).",
             found=type(exc).__name__,
         ) from None
 
 
-def _read_checked(path: str | PathLike[str], unverified: set[str], read_members: bool
-                  ) -> _Archive:
-    with _open(path) as zf:
-        infos = zf.infolist()
-        _check_names(infos)
-        _check_canonical(zf, infos)
-        by_name = {i.filename: i for i in infos}
-        if MANIFEST not in by_name:
-            raise BundleFormatError(
-                f"{str(path)!r} is a zip file but not a safemodel bundle: it has no "
-                f"{MANIFEST}.", member=MANIFEST,
+def _read_checked(zf: ZipReader, unverified: set[str], read_members: bool) -> _Archive:
+    by_name = {entry.name: entry for entry in zf.entries}
+    if MANIFEST not in by_name:
+        raise BundleFormatError(
+            f"The file is a zip archive but not a safemodel bundle: it has no {MANIFEST}.",
+            member=MANIFEST,
+        )
+    manifest_bytes = zf.read(by_name[MANIFEST], MAX_MANIFEST_BYTES)
+    manifest = _manifest(manifest_bytes)
+    declared = set(manifest.members)
+    present = set(by_name) - {MANIFEST, SIGNATURE}
+    if present - declared:
+        extra = sorted(present - declared)
+        raise IntegrityError(f"The archive holds members the manifest does not list: "
+                             f"{extra}; it was modified after saving.",
+                             member=extra[0], found=extra)
+    absent = sorted(declared - present)
+    if absent:
+        raise IntegrityError(f"Members listed in the manifest are missing: {absent}.",
+                             member=absent[0], expected=absent)
+    missing_required = [m for m in REQUIRED if m not in declared]
+    if missing_required:
+        raise BundleFormatError(f"The bundle lacks required members {missing_required}.",
+                                member=missing_required[0])
+    if not read_members:
+        return _Archive(manifest, manifest_bytes, None, {})
+    members: dict[str, bytes] = {}
+    for name, info in manifest.members.items():
+        data = zf.read(by_name[name], info.size)
+        digest = hashlib.sha256(data).hexdigest()
+        if name not in unverified and (len(data) != info.size or digest != info.sha256):
+            raise IntegrityError(
+                f"Member {name!r} does not match its recorded SHA-256: the bundle was "
+                "modified or damaged after saving. Do not use it; rebuild or re-download "
+                "it.", member=name, expected=info.sha256, found=digest,
             )
-        manifest_bytes = _read_member(zf, by_name[MANIFEST], MAX_MANIFEST_BYTES)
-        try:
-            raw = json.loads(manifest_bytes)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BundleFormatError(f"{MANIFEST} is not valid JSON ({exc}).",
-                                    member=MANIFEST) from None
-        manifest = Manifest.from_dict(raw)
-        _check_identity(manifest)
-        declared = set(manifest.members)
-        present = set(by_name) - {MANIFEST, SIGNATURE}
-        if present - declared:
-            extra = sorted(present - declared)
-            raise IntegrityError(f"The archive holds members the manifest does not list: "
-                                 f"{extra}; it was modified after saving.",
-                                 member=extra[0], found=extra)
-        absent = sorted(declared - present)
-        if absent:
-            raise IntegrityError(f"Members listed in the manifest are missing: {absent}.",
-                                 member=absent[0], expected=absent)
-        missing_required = [m for m in REQUIRED if m not in declared]
-        if missing_required:
-            raise BundleFormatError(f"The bundle lacks required members {missing_required}.",
-                                    member=missing_required[0])
-        if not read_members:
-            return _Archive(manifest, manifest_bytes, None, {})
-        members: dict[str, bytes] = {}
-        for name, info in manifest.members.items():
-            data = _read_member(zf, by_name[name], min(info.size, MAX_MEMBER_BYTES))
-            if name in unverified:
-                members[name] = data
-                continue
-            digest = hashlib.sha256(data).hexdigest()
-            if len(data) != info.size or digest != info.sha256:
-                raise IntegrityError(
-                    f"Member {name!r} does not match its recorded SHA-256: the bundle was "
-                    "modified or damaged after saving. Do not use it; rebuild or re-download "
-                    "it.", member=name, expected=info.sha256, found=digest,
-                )
-            members[name] = data
-        fp = fingerprint_of({n: i.sha256 for n, i in manifest.members.items()})
-        if fp != manifest.fingerprint:
-            raise IntegrityError("The manifest's fingerprint does not match its members.",
-                                 member=MANIFEST, expected=manifest.fingerprint, found=fp)
-        signature = (_read_member(zf, by_name[SIGNATURE], 64 * 2**10)
-                     if SIGNATURE in by_name else None)
-    return _Archive(manifest, manifest_bytes, signature, members)
+        members[name] = data
+    fp = fingerprint_of({n: i.sha256 for n, i in manifest.members.items()})
+    if fp != manifest.fingerprint:
+        raise IntegrityError("The manifest's fingerprint does not match its members.",
+                             member=MANIFEST, expected=manifest.fingerprint, found=fp)
+    signature = (zf.read(by_name[SIGNATURE], MAX_SIGNATURE_BYTES)
+                 if SIGNATURE in by_name else None)
+    return _Archive(manifest, manifest_bytes, signature,
+                    migrate(manifest.format_version, members))
 
 
-def _json_member(archive: _Archive, name: str) -> Any:
+def _manifest(data: bytes) -> Manifest:
     try:
-        return json.loads(archive.members[name])
+        raw = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BundleFormatError(f"Member {name!r} is not valid JSON ({exc}).",
-                                member=name) from None
-
-
-def _golden(archive: _Archive) -> Golden:
-    inputs = _codec.decode_frame(_json_member(archive, "golden/inputs.json"))
-    meta = _json_member(archive, "golden/golden.json")
-    if not isinstance(meta, dict):
-        raise BundleFormatError("golden/golden.json must hold an object.",
-                                member="golden/golden.json")
-    outputs = {}
-    for name, data in archive.members.items():
-        if name.startswith("golden/outputs/"):
-            stem, dot, suffix = name.rpartition(".")
-            method = stem.rsplit("/", 1)[-1]
-            outputs[method] = _codec.decode_array(dot + suffix, data, name)
-    return Golden.from_parts(meta, inputs, outputs)
-
-
-def _mapping(value: Any, member: str) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise BundleFormatError(f"Member {member!r} must hold a JSON object.", member=member)
-    return value
+        raise BundleFormatError(f"{MANIFEST} is not valid JSON ({exc}).",
+                                member=MANIFEST) from None
+    except RecursionError:
+        raise BundleFormatError(f"{MANIFEST} is nested too deeply to be read; the bundle "
+                                "was damaged or crafted.", member=MANIFEST) from None
+    manifest = Manifest.from_dict(raw)
+    # ModelBundle refuses these too, but only after unpickling; a manifest that
+    # carries them is a malformed file.
+    problem = bundle_name_problem(manifest.name)
+    if problem is not None:
+        raise BundleFormatError(f"{MANIFEST}: {problem}.", member=MANIFEST,
+                                found=manifest.name)
+    try:
+        parse_version(manifest.version)
+    except SafeModelError as exc:
+        raise BundleFormatError(f"{MANIFEST}: {exc}", member=MANIFEST,
+                                found=manifest.version) from None
+    return manifest
 
 
 def load(
@@ -443,6 +287,8 @@ def load(
 
     Raises
     ------
+    InvalidArgument
+        A parameter of the wrong type or value.
     BundleFormatError
         Not a bundle, damaged layout, or a newer format.
     IntegrityError
@@ -450,9 +296,7 @@ def load(
     GoldenMismatchError
         The estimator's outputs no longer reproduce.
     """
-    if environment not in ("warn", "strict", "ignore"):
-        raise SafeModelError(f"The 'environment' parameter of load must be one of "
-                             f"['warn', 'strict', 'ignore']; got {environment!r} instead.")
+    _flag(verify, "load", "verify")
     bundle = load_unverified(path, signing_key=signing_key,
                              allowed_modules=allowed_modules, environment=environment)
     if verify:
@@ -481,45 +325,47 @@ def load_unverified(
     """Every check of :func:`load` but the golden re-run, silently.
 
     For callers that verified this very content (same fingerprint) earlier in the
-    process, such as the store reloading an evicted bundle.
+    process, such as the store reloading an evicted bundle, and for callers that
+    verify the golden outputs themselves (``safemodel.testing``).
     """
-    archive = _read(path)
-    manifest = archive.manifest
+    if environment not in _ENVIRONMENTS:
+        raise InvalidArgument.of("load", "environment", f"one of {list(_ENVIRONMENTS)}",
+                                 environment)
+    allowed = None if allowed_modules is None else _names(allowed_modules)
+    archive = _read(path, "load")
     key = resolve_key(signing_key)
     if key is not None:
         verify_manifest(archive.manifest_bytes, archive.signature, key)
-    estimator_bytes = archive.members[ESTIMATOR]
-    if allowed_modules is not None:
-        try:
-            refs = pickle_references(estimator_bytes)
-        except IntegrityError as exc:
-            raise IntegrityError(str(exc), member=ESTIMATOR) from None
-        bad = disallowed_references(refs, allowed_modules)
-        if bad:
-            raise IntegrityError(
-                f"The estimator pickle references {bad}, outside the allowed modules; it "
-                "was not unpickled. If you trust this bundle, add those modules to "
-                "allowed_modules.", member=ESTIMATOR, found=bad,
-            )
+    if allowed is not None:
+        _audit(archive.members[ESTIMATOR], allowed)
     if environment == "strict":
-        _check_environment_strict(manifest.environment)
-    contract = Contract.from_dict(_mapping(_json_member(archive, "contract.json"),
-                                           "contract.json"))
-    policy = Policy.from_dict(_mapping(_json_member(archive, "policy.json"), "policy.json"))
-    golden = _golden(archive)
-    metadata = _mapping(_json_member(archive, "metadata.json"), "metadata.json")
-    profile = None
-    if "profile.json" in archive.members:
-        from safemodel.monitoring.profile import Profile
+        _check_environment_strict(archive.manifest.environment)
+    return layout.decode(archive.manifest, archive.members,
+                         lambda data: _unpickle(data))  # looked up at call time
 
-        profile = Profile.from_dict(_json_member(archive, "profile.json"))
-    estimator = _unpickle(estimator_bytes)
-    return ModelBundle(
-        estimator, contract, policy, golden,
-        name=manifest.name, version=manifest.version, metadata=metadata, profile=profile,
-        _environment=manifest.environment, _estimator_bytes=estimator_bytes,
-        _fingerprint=manifest.fingerprint,
-    )
+
+def _names(allowed_modules: Any) -> tuple[str, ...]:
+    expected = "a collection of module or global names, such as ('sklearn', 'numpy.ndarray')"
+    if isinstance(allowed_modules, str | bytes) or not isinstance(allowed_modules, Iterable):
+        raise InvalidArgument.of("load", "allowed_modules", expected, allowed_modules)
+    names = tuple(allowed_modules)
+    if not all(isinstance(name, str) for name in names):
+        raise InvalidArgument.of("load", "allowed_modules", expected, names)
+    return names
+
+
+def _audit(estimator_bytes: bytes, allowed_modules: Iterable[str]) -> None:
+    try:
+        refs = pickle_references(estimator_bytes)
+    except IntegrityError as exc:
+        raise IntegrityError(str(exc), member=ESTIMATOR) from None
+    bad = disallowed_references(refs, allowed_modules)
+    if bad:
+        raise IntegrityError(
+            f"The estimator pickle references {bad}, outside the allowed modules; it "
+            "was not unpickled. If you trust this bundle, add those modules to "
+            "allowed_modules.", member=ESTIMATOR, found=bad,
+        )
 
 
 def _unpickle(data: bytes) -> Any:
@@ -539,20 +385,6 @@ def _unpickle(data: bytes) -> Any:
             "bytes match the manifest, so this environment lacks what it needs; compare "
             "with `safemodel inspect`.", member=ESTIMATOR,
         ) from None
-
-
-def _check_identity(manifest: Manifest) -> None:
-    # ModelBundle refuses these too, but only after unpickling and with a bare
-    # SafeModelError; a manifest that carries them is a malformed file.
-    name = manifest.name
-    if not name.strip() or "/" in name or "\\" in name:
-        raise BundleFormatError(f"manifest.json: the bundle name {name!r} is empty or has "
-                                "slashes.", member=MANIFEST, found=name)
-    try:
-        parse_version(manifest.version)
-    except SafeModelError as exc:
-        raise BundleFormatError(f"manifest.json: {exc}", member=MANIFEST,
-                                found=manifest.version) from None
 
 
 def _check_environment_strict(recorded: Mapping[str, str | None]) -> None:
@@ -584,12 +416,12 @@ def recorded_fingerprint(path: str | PathLike[str]) -> str:
     Cheap (no member is read); for callers that load the bundle next, since loading
     checks every member against the manifest.
     """
-    return _read(path, members=False).manifest.fingerprint
+    return _read(path, "recorded_fingerprint", members=False).manifest.fingerprint
 
 
 def check_integrity(path: str | PathLike[str]) -> None:
     """Check every member's size and hash (the estimator's too) without unpickling."""
-    _read(path)
+    _read(path, "check_integrity")
 
 
 def inspect(path: str | PathLike[str]) -> BundleInfo:
@@ -601,12 +433,24 @@ def inspect(path: str | PathLike[str]) -> BundleInfo:
     unsigned bundle controls; ``"<unresolved>"`` stands for a pickle too malformed to
     read.
 
+    Parameters
+    ----------
+    path : str or path-like
+
     Returns
     -------
     BundleInfo
+
+    Raises
+    ------
+    InvalidArgument
+        ``path`` is not a path.
+    BundleFormatError, IntegrityError
+        As :func:`load`, but for the estimator's hash.
     """
-    archive = _read(path, unverified=(ESTIMATOR,))
+    archive = _read(path, "inspect", unverified=(ESTIMATOR,))
     m = archive.manifest
+    parts = layout.describe(archive.members)
     return BundleInfo(
         path=str(path),
         name=m.name,
@@ -619,10 +463,10 @@ def inspect(path: str | PathLike[str]) -> BundleInfo:
         pickle_references=_references(archive.members[ESTIMATOR]),
         signed=archive.signature is not None,
         members=m.members,
-        contract=_mapping(_json_member(archive, "contract.json"), "contract.json"),
-        policy=_mapping(_json_member(archive, "policy.json"), "policy.json"),
-        golden=_golden_summary(archive),
-        metadata=_mapping(_json_member(archive, "metadata.json"), "metadata.json"),
+        contract=parts["contract"],
+        policy=parts["policy"],
+        golden=parts["golden"],
+        metadata=parts["metadata"],
     )
 
 
@@ -631,10 +475,3 @@ def _references(estimator_bytes: bytes) -> tuple[str, ...]:
         return tuple(pickle_references(estimator_bytes))
     except IntegrityError:
         return (UNRESOLVED,)
-
-
-def _golden_summary(archive: _Archive) -> dict[str, Any]:
-    meta = _mapping(_json_member(archive, "golden/golden.json"), "golden/golden.json")
-    inputs = _mapping(_json_member(archive, "golden/inputs.json"), "golden/inputs.json")
-    return {**meta, "rows": inputs.get("rows")}
-

@@ -6,112 +6,22 @@ This module imports neither pandas nor scikit-learn, so reading a bundle's manif
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import importlib.metadata
-import platform
-import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from safemodel.errors import BundleFormatError
+from safemodel.io.formats import FORMAT_VERSION, check_readable
 
-__all__ = [
-    "FORMAT_VERSION",
-    "CORE_PACKAGES",
-    "BundleInfo",
-    "Manifest",
-    "MemberInfo",
-    "capture_environment",
-    "environment_diff",
-    "fingerprint_of",
-]
-
-FORMAT_VERSION = 1
-"""The archive format this safemodel writes (and the newest it reads)."""
-
-CORE_PACKAGES = (
-    "scikit-learn", "numpy", "scipy", "pandas", "pandera", "cloudpickle", "safemodel",
-)
-
-# Top-level import names whose distribution name differs.
-_DISTRIBUTIONS = {"sklearn": "scikit-learn"}
-
-
-@functools.cache
-def _version_of(distribution: str) -> str | None:
-    """Installed version, read once per process: importlib.metadata parses the package's
-    metadata file on every call (about 1 ms), and a package upgraded on disk while the
-    process runs is not the one it imported anyway."""
-    try:
-        return importlib.metadata.version(distribution)
-    except (importlib.metadata.PackageNotFoundError, ValueError):  # ValueError: "" name
-        return None
-
-
-@functools.cache
-def _module_owners() -> Mapping[str, list[str]]:
-    """Top-level module -> distributions; slow (scans every installed package), so once."""
-    try:
-        return importlib.metadata.packages_distributions()
-    except Exception:  # pragma: no cover - broken metadata must not stop a save
-        return {}
-
-
-def capture_environment(modules: Iterable[str] = ()) -> dict[str, str | None]:
-    """Versions of Python, the core packages and the distributions of ``modules``.
-
-    ``modules`` are top-level module names the estimator pickle references.
-    """
-    env: dict[str, str | None] = {
-        "python": platform.python_version(),
-        "platform": sys.platform,
-    }
-    for dist in CORE_PACKAGES:
-        env[dist] = _version_of(dist)
-    owners = _module_owners()
-    for module in sorted(set(modules)):
-        if module in ("builtins", "__main__", "copyreg", "_codecs"):
-            continue
-        dists = owners.get(module) or [_DISTRIBUTIONS.get(module, module)]
-        for dist in dists:
-            if dist not in env:
-                version = _version_of(dist)
-                if version is not None:
-                    env[dist] = version
-    return env
-
-
-def environment_diff(
-    recorded: Mapping[str, Any], running: Mapping[str, Any] | None = None
-) -> dict[str, tuple[str | None, str | None]]:
-    """``name -> (recorded, running)`` for every entry whose value differs."""
-    if running is None:
-        here = {"python": platform.python_version(), "platform": sys.platform}
-        running = {k: here[k] if k in here else _version_of(k) for k in recorded}
-    return {
-        k: (recorded.get(k), running.get(k))
-        for k in sorted(set(recorded) | set(running))
-        if recorded.get(k) != running.get(k)
-    }
-
-
-def fingerprint_of(members: Mapping[str, str]) -> str:
-    """SHA-256 over the sorted ``member name -> sha256`` pairs of a bundle's content."""
-    h = hashlib.sha256()
-    for name in sorted(members):
-        h.update(name.encode())
-        h.update(b"\0")
-        h.update(members[name].encode())
-        h.update(b"\n")
-    return h.hexdigest()
+__all__ = ["BundleInfo", "Manifest", "MemberInfo"]
 
 
 @dataclass(frozen=True)
 class MemberInfo:
+    """One content member's SHA-256 (hex) and size in bytes, as the manifest lists it."""
+
     sha256: str
     size: int
 
@@ -176,16 +86,7 @@ class Manifest:
                 member="manifest.json",
             )
         fv = _require(data, "format_version", int)
-        if fv > FORMAT_VERSION:
-            raise BundleFormatError(
-                f"This bundle uses archive format {fv}, newer than the {FORMAT_VERSION} this "
-                "safemodel reads. Upgrade safemodel (pip install -U safemodel) to load it.",
-                member="manifest.json", expected=FORMAT_VERSION, found=fv,
-            )
-        if fv < 1:
-            raise BundleFormatError(
-                f"Unknown archive format version {fv}.", member="manifest.json", found=fv
-            )
+        check_readable(fv)
         raw_members = _require(data, "members", dict)
         members = {}
         for name, info in raw_members.items():
@@ -262,18 +163,3 @@ class BundleInfo:
             "golden": self.golden,
             "metadata": self.metadata,
         }
-
-
-def parse_version(version: Any) -> Version:
-    """A :class:`packaging.version.Version`, or a clear error."""
-    if isinstance(version, Version):
-        return version
-    try:
-        return Version(str(version))
-    except InvalidVersion:
-        from safemodel.errors import SafeModelError
-
-        raise SafeModelError(
-            f"Bundle version must be a PEP 440 version such as '1.2.0' or '2.0rc1'; "
-            f"got {version!r}."
-        ) from None

@@ -21,7 +21,8 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 
 from safemodel.errors import StoreError
-from safemodel.store.layout import ALIASES, HISTORY, _write_atomic
+from safemodel.io.files import write_atomic
+from safemodel.store.layout import ALIASES, HISTORY
 
 __all__ = [
     "Action",
@@ -214,4 +215,4 @@ def record(folder: Path, entry: HistoryEntry) -> None:
         raw = {}
     raw[entry.alias] = {"version": str(entry.to_version), "fingerprint": entry.fingerprint,
                         "time": entry.time}
-    _write_atomic(path, (json.dumps(raw, indent=1, sort_keys=True) + "\n").encode())
+    write_atomic(path, (json.dumps(raw, indent=1, sort_keys=True) + "\n").encode())

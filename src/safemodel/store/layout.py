@@ -14,9 +14,7 @@ Layout (see ``docs/store.md``; plain folders and JSON, readable without safemode
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
@@ -97,31 +95,3 @@ def version_files(folder: Path) -> dict[Version, Path]:
         with contextlib.suppress(InvalidVersion):
             files[Version(p.name[: -len(BUNDLE_SUFFIX)])] = p
     return files
-
-
-# The io layer's atomic-write helper will replace these two; kept as they were until then.
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the store is meant to be read
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)

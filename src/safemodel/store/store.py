@@ -50,6 +50,7 @@ from safemodel.io.archive import (
     load_unverified,
     recorded_fingerprint,
 )
+from safemodel.io.files import fsync_dir
 from safemodel.io.manifest import BundleInfo
 from safemodel.store import history as _history
 from safemodel.store.cache import VerifiedCache
@@ -58,7 +59,6 @@ from safemodel.store.layout import (
     BUNDLE_SUFFIX,
     INCOMING,
     VERSIONS,
-    _fsync_dir,
     check_alias,
     check_name,
     version_files,
@@ -514,7 +514,7 @@ class BundleStore:
             # Equal versions may be spelled apart ("1.0", "1.0.0"), so the check above,
             # made under the lock, is what refuses a second copy; the rename is atomic.
             os.replace(tmp, final)
-            _fsync_dir(versions)
+            fsync_dir(versions)
             _history.record(folder, new_entry("put", None, None, version, info.fingerprint))
         logger.info("%s==%s added (%s)", name, version, info.fingerprint[:12])
         return inspect(final)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from safemodel.core.bundle import ModelBundle
 from safemodel.errors import ContractViolation, GoldenMismatchError, SafeModelError
-from safemodel.io.archive import load
+from safemodel.io.archive import load_unverified
 
 if TYPE_CHECKING:
     from hypothesis.strategies import DrawFn, SearchStrategy
@@ -66,23 +66,14 @@ def _silenced(keep: Callable[[logging.LogRecord], bool]) -> Iterator[None]:
         log.removeFilter(keep)
 
 
-def _not_unverified_notice(record: logging.LogRecord) -> bool:
-    # load(verify=False) says the golden outputs were not checked; the caller checks them.
-    return "verify=False" not in str(record.msg)
-
-
 def _nothing(record: logging.LogRecord) -> bool:
     return False
 
 
-def _load_unverified(path: str | PathLike[str]) -> ModelBundle:
-    """Load with every integrity check but without golden verification.
-
-    The checks here verify the golden outputs themselves, so that a changed score is
-    reported as a failed assertion with its diff rather than as a refused load.
-    """
-    with _silenced(_not_unverified_notice):
-        return load(path, verify=False)
+# Every integrity check but the golden re-run: the checks here verify the golden
+# outputs themselves, so that a changed score is reported as a failed assertion with
+# its diff rather than as a refused load.
+_load_unverified = load_unverified
 
 
 def _bundle(bundle_or_path: BundleOrPath, caller: str) -> ModelBundle:
