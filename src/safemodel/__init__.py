@@ -29,6 +29,7 @@ from safemodel.errors import (
     SafeModelError,
     ScoringError,
     StoreError,
+    UntrustedBundleError,
 )
 from safemodel.io.archive import inspect, load
 from safemodel.io.audit import DEFAULT_ALLOWED_MODULES
@@ -62,6 +63,7 @@ __all__ = [
     "Scored",
     "ScoringError",
     "StoreError",
+    "UntrustedBundleError",
     "VerificationReport",
     "__version__",
     "inspect",
