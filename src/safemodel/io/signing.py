@@ -323,9 +323,10 @@ def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     from cryptography.hazmat.primitives import serialization
 
     public: Any = key if _is_public(key) else key.public_key()  # type: ignore[union-attr]
-    return public.public_bytes(
+    pem: bytes = public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode("ascii")
+    )
+    return pem.decode("ascii")
 
 
 def sign_manifest(manifest: bytes, key: SigningKey) -> bytes:
