@@ -42,7 +42,7 @@ import pickle
 import pickletools
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, ClassVar, Final, Literal, NamedTuple
 
 from safemodel.errors import IntegrityError
 
@@ -678,7 +678,11 @@ _OBJECT_FLAGS: Final = 0x01 | 0x02 | 0x04 | 0x08 | 0x10
 _ALIGNED_STRUCT: Final = 0x80
 
 
-class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
+# The pure-Python unpickler: the C one has no hook on BUILD (see the class).
+_PythonUnpickler: Any = pickle._Unpickler
+
+
+class RestrictedUnpickler(_PythonUnpickler):  # type: ignore[misc]
     """An unpickler that imports only what an allow-list permits, and checks dtypes.
 
     ``find_class`` judges each global by :func:`disallowed_references`, with the
@@ -700,7 +704,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         The allow-list, as for :func:`disallowed_references`.
     """
 
-    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+    dispatch: ClassVar[dict[int, Any]] = dict(_PythonUnpickler.dispatch)
 
     def __init__(self, file: Any, allowed_modules: Iterable[str]) -> None:
         super().__init__(file)
