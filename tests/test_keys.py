@@ -206,7 +206,8 @@ def test_the_users_own_signature_is_trusted_without_arguments(home: Path) -> Non
 
     assert decision.trusted
     assert decision.signer == key_id(own_key(home))  # type: ignore[arg-type]
-    assert decision.verified_by is not None and decision.verified_by.source == "own key"
+    assert decision.verified_by is not None
+    assert decision.verified_by.source == "own key"
 
 
 def test_another_users_signature_is_refused_naming_the_key(home: Path,

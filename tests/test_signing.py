@@ -18,6 +18,8 @@ from safemodel.io.signing import (
     SIGNING_KEY_ENV,
     HmacKey,
     SigningKeyError,
+    key_id,
+    parse_key,
     resolve_key,
     sign_manifest,
     verify_manifest,
@@ -145,7 +147,7 @@ def test_empty_hmac_keys_are_refused(key: str | bytes) -> None:
     assert isinstance(exc.value, SafeModelError)
     assert isinstance(exc.value, ValueError)
     with pytest.raises(SigningKeyError, match="empty"):
-        verify_manifest(MANIFEST, b"{}", "hmac:" + (key.decode() if isinstance(key, bytes) else key))
+        verify_manifest(MANIFEST, b"{}", b"hmac:" + (key.encode() if isinstance(key, str) else key))
 
 
 @pytest.mark.parametrize("key", [42, None, ["secret"]])
@@ -307,3 +309,97 @@ def test_missing_cryptography_says_it_is_a_dependency(
         sign_manifest(MANIFEST, pem)
     # HMAC needs nothing extra.
     verify_manifest(MANIFEST, sign_manifest(MANIFEST, KEY), KEY)
+
+
+# --------------------------------------------------------------------------------------
+# Key types are explicit: PEM variants never become HMAC secrets.
+
+
+def _pem_variants(pem: bytes) -> list[bytes]:
+    return [
+        b"\xef\xbb\xbf" + pem,  # a UTF-8 byte-order mark
+        b"Publisher key for the churn models\n\n" + pem,  # RFC 7468 explanatory text
+        pem.replace(b"\n", b"\r\n"),  # Windows line ends
+        b"  \n" + pem,
+    ]
+
+
+@pytest.mark.parametrize("variant", range(4))
+@pytest.mark.parametrize("as_text", [False, True])
+def test_pem_variants_parse_as_the_public_key_and_cannot_forge(
+    private_key: Ed25519PrivateKey, variant: int, as_text: bool
+) -> None:
+    public = _pem_variants(_pem(private_key, public=True))[variant]
+    key: str | bytes = public.decode("utf-8") if as_text else public
+    assert key_id(parse_key(key)) == key_id(private_key)  # type: ignore[arg-type]
+    verify_manifest(MANIFEST, sign_manifest(MANIFEST, private_key), key)
+    # The forgery of issue 13: an HMAC made with the public key's own text.
+    forged = json.dumps({"algorithm": "hmac-sha256", "signature": hmac.new(
+        public, MANIFEST, hashlib.sha256).hexdigest()}).encode()
+    with pytest.raises(IntegrityError, match="signed with 'hmac-sha256'"):
+        verify_manifest(MANIFEST, forged, key)
+
+
+@pytest.mark.parametrize("variant", range(4))
+def test_private_pem_variants_sign(private_key: Ed25519PrivateKey, variant: int) -> None:
+    private = _pem_variants(_pem(private_key, public=False))[variant]
+    verify_manifest(MANIFEST, sign_manifest(MANIFEST, private), private_key.public_key())
+
+
+def test_no_hmac_key_can_be_made_from_public_key_material(
+    private_key: Ed25519PrivateKey,
+) -> None:
+    pem = _pem(private_key, public=True)
+    der = private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    openssh = private_key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    for material in [*_pem_variants(pem), pem.decode(), der, openssh, b"note\n" + openssh]:
+        with pytest.raises(SigningKeyError, match="public-key material"):
+            HmacKey(material)
+        raw = material.encode() if isinstance(material, str) else material
+        with pytest.raises(SigningKeyError, match="public-key material"):
+            parse_key(b"hmac:" + raw)
+
+
+@pytest.mark.parametrize(
+    "text", ["team-secret", b"team-secret", "PUBLIC KEY", "-----BEGIN", b"\xef\xbb\xbfsecret"]
+)
+def test_text_in_neither_form_is_refused_not_guessed(text: str | bytes) -> None:
+    with pytest.raises(SigningKeyError, match="neither form|PEM"):
+        parse_key(text)
+
+
+def test_broken_or_foreign_pem_is_refused_never_hmac() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ec_pem = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    for pem in [ec_pem, b"-----BEGIN PUBLIC KEY-----\nbm9wZQ==\n-----END PUBLIC KEY-----\n",
+                b"-----BEGIN CERTIFICATE-----\nbm9wZQ==\n-----END CERTIFICATE-----\n"]:
+        with pytest.raises(SigningKeyError):
+            verify_manifest(MANIFEST, sign_manifest(MANIFEST, KEY), pem)
+
+
+def test_hmac_key_repr_hides_the_secret() -> None:
+    assert SECRET not in repr(KEY)
+    assert HmacKey(SECRET.encode()) == KEY
+
+
+def test_signatures_of_the_current_format_keep_verifying(
+    private_key: Ed25519PrivateKey,
+) -> None:
+    # signature.json as written before this change (same bytes for both algorithms).
+    old_hmac = (json.dumps({"algorithm": "hmac-sha256", "signature": hmac.new(
+        SECRET.encode(), MANIFEST, hashlib.sha256).hexdigest()}, indent=1) + "\n").encode()
+    old_ed = (json.dumps({"algorithm": "ed25519", "public_key": hashlib.sha256(
+        _raw_public(private_key)).hexdigest(), "signature": private_key.sign(MANIFEST).hex()},
+        indent=1) + "\n").encode()
+
+    verify_manifest(MANIFEST, old_hmac, KEY)
+    verify_manifest(MANIFEST, old_ed, private_key.public_key())
+    assert sign_manifest(MANIFEST, KEY) == old_hmac
+    assert sign_manifest(MANIFEST, private_key) == old_ed

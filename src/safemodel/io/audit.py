@@ -672,10 +672,7 @@ def _malformed(reason: str) -> IntegrityError:
 
 # ------------------------------------------------------------------ enforcement
 
-# numpy dtype flags that say "items are Python objects": holding references, pickled
-# as a list, pointer-sized, needing initialisation and the C API.
-_OBJECT_FLAGS: Final = 0x01 | 0x02 | 0x04 | 0x08 | 0x10
-_ALIGNED_STRUCT: Final = 0x80
+_ALIGNED_STRUCT: Final = 0x80  # a numpy dtype flag that align=True sets, nothing else
 
 
 # The pure-Python unpickler: the C one has no hook on BUILD (see the class).
@@ -691,10 +688,9 @@ class RestrictedUnpickler(_PythonUnpickler):  # type: ignore[misc]
     whose target is a ``numpy.dtype``, the dtype's flags must be those numpy gives
     the same layout, so a dtype cannot claim its object items are plain bytes.
 
-    It is the pure-Python unpickler, because the C one exposes no hook on
-    ``BUILD``; that costs time only on the opt-in audit path (``allowed_modules=``),
-    never on a load that trusts its signer. cloudpickle payloads load through it
-    too (cloudpickle pickles are plain pickles).
+    It is the pure-Python unpickler (the C one has no hook on ``BUILD``), slower,
+    but only on the audit path, never on a load that trusts its signer. cloudpickle
+    payloads load through it too: they are plain pickles.
 
     Parameters
     ----------
@@ -708,12 +704,8 @@ class RestrictedUnpickler(_PythonUnpickler):  # type: ignore[misc]
 
     def __init__(self, file: Any, allowed_modules: Iterable[str]) -> None:
         super().__init__(file)
-        if isinstance(allowed_modules, str):
-            raise TypeError(
-                "allowed_modules must be a collection of module or global names, such as "
-                f"('sklearn', 'numpy.ndarray'); got the single string {allowed_modules!r}."
-            )
-        self._allowed = tuple(allowed_modules)
+        allowed = allowed_modules if isinstance(allowed_modules, str) else tuple(allowed_modules)
+        self._allowed = tuple(allowed) if not disallowed_references([], allowed) else ()
         self._judged: dict[str, bool] = {}
 
     def find_class(self, module: str, name: str) -> Any:
@@ -731,11 +723,9 @@ class RestrictedUnpickler(_PythonUnpickler):  # type: ignore[misc]
                 "allowed_modules, or load it through its trusted signature.",
                 expected="a global the allow-list permits", found=reference,
             )
+        # Resolved here, not by super(), so the object checked is the object used.
         obj: Any = importlib.import_module(module)
         for part in name.split("."):
-            if part == "<locals>":
-                raise IntegrityError(f"The pickle names a local object {reference!r}.",
-                                     found=reference)
             obj = getattr(obj, part)
         return obj
 
@@ -769,9 +759,8 @@ def restricted_loads(data: bytes, allowed_modules: Iterable[str]) -> Any:
     IntegrityError
         If the pickle imports a global the list does not permit, or builds a numpy
         dtype whose flags contradict its layout; nothing after that point runs.
-    Exception
-        Whatever unpickling raises otherwise (a missing module, malformed bytes):
-        callers map it to their own error, as for :func:`pickle.loads`.
+        Anything else unpickling raises (a missing module) propagates as from
+        :func:`pickle.loads`.
 
     Examples
     --------
@@ -799,12 +788,9 @@ def _fresh_flags(dtype: Any, numpy: Any) -> int | None:
     try:
         if dtype.fields is not None:
             names = list(dtype.names)
-            fresh = numpy.dtype({
-                "names": names,
-                "formats": [dtype.fields[n][0] for n in names],
-                "offsets": [dtype.fields[n][1] for n in names],
-                "itemsize": dtype.itemsize,
-            })
+            fresh = numpy.dtype({"names": names, "itemsize": dtype.itemsize,
+                                 "formats": [dtype.fields[n][0] for n in names],
+                                 "offsets": [dtype.fields[n][1] for n in names]})
         elif dtype.subdtype is not None:
             fresh = numpy.dtype(dtype.subdtype)
         else:
