@@ -188,22 +188,22 @@ def test_verify_allowed_modules_and_signing_key(
     assert code == EXIT_OK, err
 
     signed = tmp_path / "signed.safemodel"
-    lr_bundle.save(signed, signing_key="team-secret")
-    assert run(capsys, "verify", signed, "--signing-key", "team-secret")[0] == EXIT_OK
-    code, _, err = run(capsys, "verify", signed, "--signing-key", "other-secret")
+    lr_bundle.save(signed, signing_key="hmac:team-secret")
+    assert run(capsys, "verify", signed, "--signing-key", "hmac:team-secret")[0] == EXIT_OK
+    code, _, err = run(capsys, "verify", signed, "--signing-key", "hmac:other-secret")
     assert code == EXIT_FAILED
     assert "signature" in one_line_error(err)
-    code, _, err = run(capsys, "verify", lr_bundle_path, "--signing-key", "team-secret")
+    code, _, err = run(capsys, "verify", lr_bundle_path, "--signing-key", "hmac:team-secret")
     assert code == EXIT_FAILED                                  # unsigned
     key_file = tmp_path / "key.txt"
-    key_file.write_text("team-secret\n")
+    key_file.write_text("hmac:team-secret\n")
     assert run(capsys, "verify", signed, "--signing-key", f"@{key_file}")[0] == EXIT_OK
     code, _, err = run(capsys, "verify", signed, "--signing-key", f"@{tmp_path / 'nope'}")
     assert code == EXIT_USAGE
     assert "signing key file" in one_line_error(err)
-    monkeypatch.setenv("SAFEMODEL_SIGNING_KEY", "other-secret")
+    monkeypatch.setenv("SAFEMODEL_SIGNING_KEY", "hmac:other-secret")
     assert run(capsys, "verify", signed)[0] == EXIT_FAILED
-    monkeypatch.setenv("SAFEMODEL_SIGNING_KEY", "team-secret")
+    monkeypatch.setenv("SAFEMODEL_SIGNING_KEY", "hmac:team-secret")
     assert run(capsys, "verify", signed)[0] == EXIT_OK
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import builtins
+import copyreg
 import importlib
 import io
 import marshal
@@ -48,9 +49,11 @@ from safemodel.errors import IntegrityError, SafeModelError
 from safemodel.io.audit import (
     ARBITRARY_CODE_MODULES,
     DEFAULT_ALLOWED_MODULES,
+    NOTEBOOK_ALLOWED_MODULES,
     UNRESOLVED,
     disallowed_references,
     pickle_references,
+    restricted_loads,
 )
 
 # --------------------------------------------------------------------------------------
@@ -709,3 +712,164 @@ def test_pandas_frames_are_allowed_but_arrow_buffers_are_not() -> None:
     pytest.importorskip("pyarrow")
     arrow = pickle_references(cloudpickle.dumps(pd.Series(["a"], dtype="string[pyarrow]")))
     assert "pyarrow.lib._restore_array" in disallowed_references(arrow, DEFAULT_ALLOWED_MODULES)
+
+
+# --------------------------------------------------------------------------------------
+# The audit is enforced while unpickling, and holds against known gadgets.
+
+
+class _ScipyDistributionGadget:
+    """Only allowed names: scipy's rv_generic.__setstate__ exec()s a string from state."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from scipy.stats._continuous_distns import norm_gen
+
+        code = f"open({self.target!r}, 'w').close()"
+        return (copyreg._reconstructor, (norm_gen, object, None),
+                {"_parse_arg_template": code})
+
+
+# The scipy.stats entries of the default list before this change.
+_OLD_SCIPY_ENTRIES = (
+    "scipy.stats._continuous_distns",
+    "scipy.stats._discrete_distns",
+    "scipy.stats._distn_infrastructure",
+)
+
+
+def test_the_scipy_distribution_gadget_ran_code_and_is_now_refused(tmp_path: Any) -> None:
+    target = tmp_path / "pwned"
+    data = pickle.dumps(_ScipyDistributionGadget(str(target)), protocol=2)
+    references = pickle_references(data)
+    assert references == ["builtins.object", "copyreg._reconstructor",
+                          "scipy.stats._continuous_distns.norm_gen"]
+
+    # Today's list admitted all three, and the unpickling that followed ran the code.
+    with pytest.raises(Exception):  # noqa: B017,PT011 - scipy fails after exec() ran
+        cloudpickle.loads(data)
+    assert target.exists()
+    target.unlink()
+
+    # Now: refused by the default list, and by a module entry for scipy.stats too,
+    # because norm_gen's __setstate__ runs code; nothing is written.
+    gadget = "scipy.stats._continuous_distns.norm_gen"
+    assert disallowed_references(references, DEFAULT_ALLOWED_MODULES) == [gadget]
+    old = DEFAULT_ALLOWED_MODULES + _OLD_SCIPY_ENTRIES
+    assert disallowed_references(references, old) == [gadget]
+    for allowed in (DEFAULT_ALLOWED_MODULES, old):
+        with pytest.raises(IntegrityError, match=gadget):
+            restricted_loads(data, allowed)
+    assert not target.exists()
+
+
+_DTYPE_CRASH = """
+import pickle, sys
+import numpy as np
+from numpy._core import multiarray
+
+class ObjectDtypeWithoutFlags:
+    def __reduce__(self):
+        return (np.dtype, ("O8", False, True), (3, "|", None, None, None, -1, -1, 0))
+
+class ArrayOfFakePointers:
+    def __reduce__(self):
+        return (multiarray._reconstruct, (np.ndarray, (0,), b"b"),
+                (1, (1,), ObjectDtypeWithoutFlags(), False, b"AAAAAAAA"))
+
+data = pickle.dumps(ArrayOfFakePointers(), protocol=2)
+if sys.argv[1] == "references":
+    from safemodel.io.audit import pickle_references
+    print(" ".join(pickle_references(data)))
+elif sys.argv[1] == "plain":
+    print(repr(pickle.loads(data)), flush=True)  # numpy reads 0x4141... as an object
+else:
+    from safemodel import DEFAULT_ALLOWED_MODULES
+    from safemodel.errors import IntegrityError
+    from safemodel.io.audit import restricted_loads
+    try:
+        restricted_loads(data, DEFAULT_ALLOWED_MODULES)
+    except IntegrityError as exc:
+        print("refused:", exc)
+"""
+
+
+def _run_dtype_crash(mode: str) -> subprocess.CompletedProcess[str]:
+    # A subprocess: the unprotected case crashes the interpreter.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run([sys.executable, "-c", _DTYPE_CRASH, mode], capture_output=True,
+                          text=True, env=env, timeout=120, check=False)
+
+
+def test_a_numpy_dtype_hiding_its_objects_crashes_and_is_now_refused() -> None:
+    references = _run_dtype_crash("references")
+    assert {"numpy.dtype", "numpy.ndarray"} <= set(references.stdout.split())
+    assert disallowed_references(references.stdout.split(), DEFAULT_ALLOWED_MODULES) == []
+
+    plain = _run_dtype_crash("plain")
+    assert plain.returncode != 0
+    assert "Traceback" not in plain.stderr
+
+    restricted = _run_dtype_crash("restricted")
+    assert restricted.returncode == 0, restricted.stderr
+    assert restricted.stdout.startswith("refused: The pickle builds a numpy dtype")
+
+
+@pytest.mark.parametrize("family", sorted(MODEL_FAMILIES))
+def test_restricted_unpickling_loads_what_the_static_audit_passes(
+    fitted_models: dict[str, Any], family: str
+) -> None:
+    model = fitted_models[family]
+    data = cloudpickle.dumps(model)
+
+    restored = restricted_loads(data, DEFAULT_ALLOWED_MODULES)
+
+    assert type(restored) is type(model)
+    assert pickle.dumps(restored) == pickle.dumps(pickle.loads(data))
+
+
+def test_restricted_unpickling_checks_names_the_static_audit_cannot_read() -> None:
+    # EXT codes name globals through copyreg's process-wide registry.
+    code = 0x7A
+    copyreg.add_extension(SYSTEM.split(".")[0], "system", code)
+    try:
+        data = b"\x80\x02" + bytes([pickle.EXT1[0], code]) + b"."
+        assert pickle_references(data) == [UNRESOLVED]
+        with pytest.raises(IntegrityError, match=SYSTEM):
+            restricted_loads(data, DEFAULT_ALLOWED_MODULES)
+    finally:
+        copyreg.remove_extension(SYSTEM.split(".")[0], "system", code)
+
+
+def test_python2_names_are_mapped_while_unpickling_too() -> None:
+    data = b"c__builtin__\neval\n(S'1'\ntR."
+    assert pickle_references(data) == ["builtins.eval"]
+    with pytest.raises(IntegrityError, match="builtins.eval"):
+        restricted_loads(data, DEFAULT_ALLOWED_MODULES)
+    assert restricted_loads(b"c__builtin__\nset\n(tR.", DEFAULT_ALLOWED_MODULES) == set()
+
+
+def test_notebook_code_needs_the_public_opt_in() -> None:
+    def double(a: Any) -> Any:
+        return a * 2
+
+    data = cloudpickle.dumps(FunctionTransformer(double))
+    with pytest.raises(IntegrityError, match="cloudpickle"):
+        restricted_loads(data, DEFAULT_ALLOWED_MODULES)
+    restored = restricted_loads(data, NOTEBOOK_ALLOWED_MODULES)
+    assert restored.func(3) == 6
+    assert NOTEBOOK_ALLOWED_MODULES == DEFAULT_ALLOWED_MODULES + ARBITRARY_CODE_MODULES
+
+
+def test_a_module_entry_admits_only_classes_with_reviewed_state() -> None:
+    from scipy.stats._distn_infrastructure import rv_frozen
+
+    reference = f"{rv_frozen.__module__}.{rv_frozen.__qualname__}"
+    # rv_frozen keeps no __setstate__ of its own: a module entry admits it ...
+    assert disallowed_references([reference], ["scipy.stats"]) == []
+    # ... but not a distribution generator, whose __setstate__ runs exec().
+    gadget = "scipy.stats._continuous_distns.norm_gen"
+    assert disallowed_references([gadget], ["scipy.stats"]) == [gadget]
+    assert disallowed_references([gadget], [gadget]) == []  # named exactly: on purpose

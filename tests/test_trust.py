@@ -36,11 +36,17 @@ import safemodel as sm
 import safemodel.core.bundle
 from safemodel.io import archive
 from safemodel.io.audit import ARBITRARY_CODE_MODULES
-from safemodel.io.signing import SIGNATURE_MEMBER, SIGNING_KEY_ENV, SigningKeyError, sign_manifest
+from safemodel.io.signing import (
+    SIGNATURE_MEMBER,
+    SIGNING_KEY_ENV,
+    HmacKey,
+    SigningKeyError,
+    sign_manifest,
+)
 from test_mutation import members_of, pack, rehash
 
-SECRET = "correct horse battery staple, but longer and random"
-ATTACKER = "the attacker's own secret"
+SECRET = HmacKey("correct horse battery staple, but longer and random")
+ATTACKER = HmacKey("the attacker's own secret")
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +104,7 @@ def test_the_key_is_never_stored_in_the_bundle(lr_bundle: sm.ModelBundle, tmp_pa
     raw_private = author_key.private_bytes(serialization.Encoding.Raw,
                                            serialization.PrivateFormat.Raw,
                                            serialization.NoEncryption())
-    for path, secret in [(hmac_path, SECRET.encode()), (ed_path, raw_private)]:
+    for path, secret in [(hmac_path, SECRET.secret), (ed_path, raw_private)]:
         data = path.read_bytes()
         for form in (secret, secret.hex().encode(), hashlib.sha256(secret).hexdigest().encode()):
             assert form not in data
@@ -138,7 +144,7 @@ def test_the_environment_variable_supplies_the_key(
     lr_bundle: sm.ModelBundle, lr_bundle_path: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(SIGNING_KEY_ENV, SECRET)
+    monkeypatch.setenv(SIGNING_KEY_ENV, "hmac:" + SECRET.secret.decode())
     path = tmp_path / "env.safemodel"
     lr_bundle.save(path)  # signed with the key from the environment
     assert sm.inspect(path).signed

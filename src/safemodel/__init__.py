@@ -30,6 +30,7 @@ from safemodel.errors import (
     SafeModelError,
     ScoringError,
     StoreError,
+    UntrustedBundleError,
 )
 from safemodel.io.archive import inspect, load
 from safemodel.io.audit import DEFAULT_ALLOWED_MODULES
@@ -64,6 +65,7 @@ __all__ = [
     "Scored",
     "ScoringError",
     "StoreError",
+    "UntrustedBundleError",
     "VerificationReport",
     "__version__",
     "diff",

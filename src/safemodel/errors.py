@@ -9,6 +9,7 @@ each subclass also inherits the builtin exception it resembles, so existing
     ├── ContractViolation(SafeModelError, ValueError)    input does not meet the contract
     ├── GoldenMismatchError(SafeModelError, AssertionError)  outputs no longer reproduce
     ├── IntegrityError(SafeModelError, ValueError)       hashes, signature or pickle audit
+    │   └── UntrustedBundleError                         no trusted key signed the bundle
     ├── BundleFormatError(SafeModelError, ValueError)    not a readable bundle file
     ├── ScoringError(SafeModelError, RuntimeError)       the estimator itself raised
     └── StoreError(SafeModelError, LookupError)          bundle store lookups and updates
@@ -36,6 +37,7 @@ __all__ = [
     "SafeModelError",
     "ScoringError",
     "StoreError",
+    "UntrustedBundleError",
 ]
 
 
@@ -220,6 +222,41 @@ class IntegrityError(_FileError):
 
     Attributes: ``member`` (archive member concerned, if any), ``expected``, ``found``.
     """
+
+
+class UntrustedBundleError(IntegrityError):
+    """No trusted key signed the bundle, so it was not unpickled.
+
+    Attributes
+    ----------
+    signer : str
+        The signer's key id as the signature names it, ``"unsigned"``, or
+        ``"hmac-sha256"`` for a bundle signed with an HMAC secret the loader lacks.
+    references : list of str
+        The globals the pickle would import, from the static audit, so the reader
+        can judge what trusting it would run.
+    member, expected, found
+        As for :class:`IntegrityError` (``member="signature.json"``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        signer: str = "unsigned",
+        references: Sequence[str] = (),
+        member: str | None = None,
+        expected: Any = None,
+        found: Any = None,
+    ) -> None:
+        super().__init__(message, member=member, expected=expected, found=found)
+        self.signer = signer
+        self.references = list(references)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        context = {"member": self.member, "expected": self.expected, "found": self.found,
+                   "signer": self.signer, "references": self.references}
+        return (_rebuild_keyword_error, (type(self), str(self), context))
 
 
 class BundleFormatError(_FileError):

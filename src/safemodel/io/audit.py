@@ -16,27 +16,45 @@ module. A global the audit cannot name statically is ``"<unresolved>"``.
 What the audit promises: a pickle that passes cannot reach a callable outside the
 allow-list; not ``os.system``, ``builtins.eval``, ``getattr`` or a code object, and
 not a function an allowed module merely imports. A module entry permits the
-*classes* defined there (whose constructors, by scikit-learn convention, only store
-their arguments); functions are permitted one by one. What the audit cannot judge is
-what allowed classes and functions do with the arguments and state the pickle gives
-them, so the allow-list stays narrow, and a bundle from a known author is best
-proven by its signature (:mod:`safemodel.io.signing`), not by this audit.
+*classes* defined there whose unpickling only stores data: their ``__setstate__`` is
+absent or one reviewed here (``_REVIEWED_SETSTATE``), because a ``__setstate__`` runs
+with state the pickle chooses (scipy's distributions ``exec`` a string from it). Any
+other class, and every function, needs an exact entry.
+
+The audit is enforced while unpickling, not only read: :func:`restricted_loads`
+unpickles with :class:`RestrictedUnpickler`, whose ``find_class`` applies the same
+rules to each global as it is imported (so what :func:`pickle_references` reports
+and what runs agree, including names reached through ``copyreg``'s extension
+registry), and which checks the state given to every ``numpy.dtype``, because a
+dtype whose flags deny that it holds objects makes numpy read raw bytes as object
+pointers. What the audit cannot judge is what allowed classes and functions do with
+the arguments and state the pickle gives them (a crafted decision tree can index
+out of bounds), so it narrows the attack surface; a bundle's trusted signature
+(:mod:`safemodel.io.trust`) is the trust boundary.
 """
 
 from __future__ import annotations
 
+import _compat_pickle
 import importlib
+import io
+import pickle
+import sys
 from collections.abc import Iterable
-from typing import Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 from safemodel.core.references import UNRESOLVED, pickle_references
+from safemodel.errors import IntegrityError
 
 __all__ = [
     "ARBITRARY_CODE_MODULES",
     "DEFAULT_ALLOWED_MODULES",
+    "NOTEBOOK_ALLOWED_MODULES",
     "UNRESOLVED",
+    "RestrictedUnpickler",
     "disallowed_references",
     "pickle_references",
+    "restricted_loads",
 ]
 
 # Elementwise numpy ufuncs (and ``clip``) a ``FunctionTransformer`` commonly wraps.
@@ -103,9 +121,10 @@ _SKLEARN_SCORE_FUNCTIONS: Final = {
 #:
 #: Each entry names either one global exactly (``"builtins.slice"``), or a module,
 #: which permits the *classes* defined in it and its submodules (``"sklearn.pipeline"``
-#: permits ``"sklearn.pipeline.Pipeline"``); functions are always named one by one,
-#: because calling a function with arguments of its choosing is how a pickle runs
-#: code. See :func:`disallowed_references`. The list is measured, not guessed:
+#: permits ``"sklearn.pipeline.Pipeline"``) whose ``__setstate__`` only stores data;
+#: functions, and classes with any other ``__setstate__``, are named one by one,
+#: because calling them with arguments and state of the pickle's choosing is how a
+#: pickle runs code. See :func:`disallowed_references`. The list is measured, not guessed:
 #: ``tests/test_pickle_audit.py`` pickles real pipelines of the common model families
 #: with cloudpickle and checks that every reference is allowed, and that nothing
 #: the list permits is a known-dangerous callable.
@@ -120,6 +139,9 @@ _SKLEARN_SCORE_FUNCTIONS: Final = {
 #:   ``socket``, ``pickle``, ``marshal``, ``operator`` (``attrgetter`` is
 #:   ``getattr``), ``types`` and ``cloudpickle``; the last two rebuild functions and
 #:   classes from code objects, i.e. run code.
+#: * ``scipy.stats``: a distribution object's ``__setstate__`` runs ``exec`` on a
+#:   string from its state, so a ``RandomizedSearchCV`` holding scipy distributions
+#:   needs them added on purpose (save ``search.best_estimator_`` instead);
 #: * the ``numpy`` and ``pandas`` namespaces (``numpy.load``, ``numpy.savetxt``,
 #:   ``pandas.read_pickle`` load pickles or write files), ``joblib``, ``pyarrow``
 #:   (rebuilds arrays from raw buffers without validating them), ``sklearn.datasets``,
@@ -167,7 +189,7 @@ DEFAULT_ALLOWED_MODULES: Final[tuple[str, ...]] = (
     "numpy.random._pickle.__randomstate_ctor",
     *(f"numpy.{name}" for name in _NUMPY_FUNCTIONS + _NUMPY_TYPES),
     # scipy: sparse matrices and arrays, special-function ufuncs, splines
-    # (SplineTransformer), frozen distributions (RandomizedSearchCV).
+    # (SplineTransformer). Not scipy.stats: see above.
     "scipy._lib.array_api_compat.numpy._aliases.asarray",
     "scipy.interpolate._bsplines.BSpline",
     "scipy.sparse._bsr",
@@ -178,9 +200,6 @@ DEFAULT_ALLOWED_MODULES: Final[tuple[str, ...]] = (
     "scipy.sparse._dok",
     "scipy.sparse._lil",
     "scipy.special",
-    "scipy.stats._continuous_distns",
-    "scipy.stats._discrete_distns",
-    "scipy.stats._distn_infrastructure",
     # pandas: frames, series, indexes, arrays, dtypes and scalars; not pandas.io.
     *(f"pandas.{name}" for name in _PANDAS_NAMES),
     "pandas._libs.arrays",
@@ -273,6 +292,37 @@ ARBITRARY_CODE_MODULES: Final[tuple[str, ...]] = (
     "cloudpickle.*",
 )
 
+#: Everything a model with code defined in a notebook (pickled by value) needs:
+#: ``DEFAULT_ALLOWED_MODULES + ARBITRARY_CODE_MODULES``. The documented opt-in, for a
+#: bundle whose signer you trust; it admits arbitrary code by design.
+NOTEBOOK_ALLOWED_MODULES: Final[tuple[str, ...]] = DEFAULT_ALLOWED_MODULES + ARBITRARY_CODE_MODULES
+
+# Classes defining a __setstate__ that was read and only stores or converts data; a
+# module entry admits a class only if every __setstate__ it has comes from here.
+# (sklearn's Tree and BinaryTree check their arrays' dtypes and shapes but not the
+# child indices inside them: a crafted tree can still read out of bounds. That is
+# beyond what an allow-list can judge; see docs/security.md.)
+_REVIEWED_SETSTATE: Final = frozenset({
+    "numpy.random.bit_generator.BitGenerator",  # assigns .state, validated by numpy
+    "numpy.random.bit_generator.SeedSequence",  # Cython: stores fields
+    "pandas._libs.arrays.NDArrayBacked",  # Cython: stores the ndarray and dtype
+    "pandas._libs.internals.BlockManager",  # rebuilds blocks from arrays
+    "pandas.core.internals.managers.SingleBlockManager",  # the same, one block
+    "sklearn.base.BaseEstimator",  # version warning, then __dict__.update
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # + astype
+    "sklearn.metrics._dist_metrics.DistanceMetric",  # Cython: stores fields
+    "sklearn.metrics._dist_metrics.DistanceMetric32",  # stores p and arrays
+    "sklearn.metrics._dist_metrics.DistanceMetric64",
+    "sklearn.metrics._dist_metrics.MahalanobisDistance32",  # + a zero buffer
+    "sklearn.metrics._dist_metrics.MahalanobisDistance64",
+    "sklearn.neighbors._ball_tree.BinaryTree32",  # stores arrays, checks dtypes
+    "sklearn.neighbors._ball_tree.BinaryTree64",
+    "sklearn.neighbors._kd_tree.BinaryTree32",
+    "sklearn.neighbors._kd_tree.BinaryTree64",
+    "sklearn.utils._bunch.Bunch",  # ignores the state
+    "sklearn.tree._tree.Tree",  # checks node and value arrays, then copies them
+})  # fmt: skip
+
 # Module path parts a prefix entry never reaches into: test modules import helpers
 # that run code (``sklearn.utils._testing.assert_run_python_script_without_output``)
 # and nothing a fitted estimator holds lives there. An entry naming such a module
@@ -295,7 +345,10 @@ def disallowed_references(references: Iterable[str], allowed_modules: Iterable[s
     * the *classes* defined in the module or package it names, at dot boundaries:
       ``"sklearn.linear_model"`` permits
       ``"sklearn.linear_model._logistic.LogisticRegression"``; ``"sklearn"`` does not
-      permit ``"sklearnx.evil"``. Also numpy ufuncs and Cython's
+      permit ``"sklearnx.evil"``; but only classes whose ``__setstate__`` is absent
+      or a reviewed one (``BaseEstimator``'s, numpy's bit generators', sklearn's
+      trees): a class whose ``__setstate__`` runs code from its state (scipy's
+      distributions) needs an exact entry. Also numpy ufuncs and Cython's
       ``__pyx_unpickle_*`` reconstructors defined there. Functions need an exact
       entry, because calling functions is how a pickle runs code;
     * everything defined in the module or package, functions included, when the
@@ -412,8 +465,152 @@ def _defined_in_allowed_module(
     # from a module whose entry admits only classes stays out.
     top_level = qualname.split(".")[0] if isinstance(qualname, str) else name
     home = _permission(f"{module}.{top_level}", plain, everything)
-    return home in ("exact", "anything") or (home == "classes" and class_like)
+    if home in ("exact", "anything"):
+        return True
+    # A class admitted by a module entry alone must not run code on its state.
+    return home == "classes" and class_like and not (
+        isinstance(obj, type) and not _state_is_reviewed(obj)
+    )
+
+
+def _state_is_reviewed(cls: type) -> bool:
+    # Every class in the MRO that defines __setstate__ must be a reviewed one.
+    return all(
+        f"{klass.__module__}.{klass.__qualname__}" in _REVIEWED_SETSTATE
+        for klass in cls.__mro__
+        if "__setstate__" in vars(klass)
+    )
 
 
 def _is_ufunc(obj: object) -> bool:
     return type(obj).__name__ == "ufunc" and type(obj).__module__ == "numpy"
+
+
+# ------------------------------------------------------------------ enforcement
+
+_ALIGNED_STRUCT: Final = 0x80  # a numpy dtype flag that align=True sets, nothing else
+
+
+# The pure-Python unpickler: the C one has no hook on BUILD (see the class).
+_PythonUnpickler: Any = pickle._Unpickler
+
+
+class RestrictedUnpickler(_PythonUnpickler):  # type: ignore[misc]
+    """An unpickler that imports only what an allow-list permits, and checks dtypes.
+
+    ``find_class`` judges each global by :func:`disallowed_references`, with the
+    names mapped from Python 2 exactly as the static audit maps them, and resolves
+    it itself, so the object checked is the object used. After every ``BUILD``
+    whose target is a ``numpy.dtype``, the dtype's flags must be those numpy gives
+    the same layout, so a dtype cannot claim its object items are plain bytes.
+
+    It is the pure-Python unpickler (the C one has no hook on ``BUILD``), slower,
+    but only on the audit path, never on a load that trusts its signer. cloudpickle
+    payloads load through it too: they are plain pickles.
+
+    Parameters
+    ----------
+    file : binary file
+        As for :class:`pickle.Unpickler`.
+    allowed_modules : iterable of str
+        The allow-list, as for :func:`disallowed_references`.
+    """
+
+    dispatch: ClassVar[dict[int, Any]] = dict(_PythonUnpickler.dispatch)
+
+    def __init__(self, file: Any, allowed_modules: Iterable[str]) -> None:
+        super().__init__(file)
+        allowed = allowed_modules if isinstance(allowed_modules, str) else tuple(allowed_modules)
+        self._allowed = tuple(allowed) if not disallowed_references([], allowed) else ()
+        self._judged: dict[str, bool] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if self.proto < 3 and (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif self.proto < 3 and module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
+        reference = f"{module}{':' if '.' in name else '.'}{name}"
+        if reference not in self._judged:
+            self._judged[reference] = not disallowed_references([reference], self._allowed)
+        if not self._judged[reference]:
+            raise IntegrityError(
+                f"The pickle tried to import {reference!r}, outside the allowed modules; "
+                "unpickling stopped there. If you trust this bundle's author, add it to "
+                "allowed_modules, or load it through its trusted signature.",
+                expected="a global the allow-list permits", found=reference,
+            )
+        # Resolved here, not by super(), so the object checked is the object used.
+        obj: Any = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def load_build(self) -> None:
+        target = self.stack[-2]
+        super().load_build()
+        numpy = sys.modules.get("numpy")
+        if numpy is not None and isinstance(target, numpy.dtype):
+            _check_dtype(target, numpy)
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+def restricted_loads(data: bytes, allowed_modules: Iterable[str]) -> Any:
+    """Unpickle ``data`` importing only globals ``allowed_modules`` permits.
+
+    Parameters
+    ----------
+    data : bytes
+        One pickle (plain or cloudpickle).
+    allowed_modules : iterable of str
+        As for :func:`disallowed_references`, e.g. :data:`DEFAULT_ALLOWED_MODULES`.
+
+    Returns
+    -------
+    object
+        The unpickled object.
+
+    Raises
+    ------
+    IntegrityError
+        If the pickle imports a global the list does not permit, or builds a numpy
+        dtype whose flags contradict its layout; nothing after that point runs.
+        Anything else unpickling raises (a missing module) propagates as from
+        :func:`pickle.loads`.
+
+    Examples
+    --------
+    >>> import pickle
+    >>> restricted_loads(pickle.dumps(slice(1, 2)), DEFAULT_ALLOWED_MODULES)
+    slice(1, 2, None)
+    """
+    return RestrictedUnpickler(io.BytesIO(data), allowed_modules).load()
+
+
+def _check_dtype(dtype: Any, numpy: Any) -> None:
+    expected = _fresh_flags(dtype, numpy)
+    if expected is None or (dtype.flags & ~_ALIGNED_STRUCT) != (expected & ~_ALIGNED_STRUCT):
+        raise IntegrityError(
+            f"The pickle builds a numpy dtype {dtype!s} with flags {dtype.flags:#x}; numpy "
+            f"gives that layout flags {expected if expected is None else hex(expected)}. "
+            "A dtype whose flags hide that it holds objects makes numpy read raw bytes as "
+            "pointers, so unpickling stopped there.",
+            expected=expected, found=int(dtype.flags),
+        )
+
+
+def _fresh_flags(dtype: Any, numpy: Any) -> int | None:
+    # The flags numpy computes for the same layout, rebuilt without pickle.
+    try:
+        if dtype.fields is not None:
+            names = list(dtype.names)
+            fresh = numpy.dtype({"names": names, "itemsize": dtype.itemsize,
+                                 "formats": [dtype.fields[n][0] for n in names],
+                                 "offsets": [dtype.fields[n][1] for n in names]})
+        elif dtype.subdtype is not None:
+            fresh = numpy.dtype(dtype.subdtype)
+        else:
+            fresh = numpy.dtype(dtype.str)
+    except (TypeError, ValueError):
+        return None
+    return int(fresh.flags)

@@ -4,22 +4,28 @@
 manifest bytes signs the whole bundle. The signature is stored in the archive
 member ``signature.json``::
 
-    {"algorithm": "ed25519", "public_key": "<sha256 of the raw public key>",
-     "signature": "<hex>"}
+    {"algorithm": "ed25519", "public_key": "<key id>", "signature": "<hex>"}
 
-Two kinds of key:
+Two kinds of key, and the kind is always explicit:
 
-* an HMAC secret, ``str`` (UTF-8) or ``bytes``: ``"hmac-sha256"``. Whoever can
-  verify can also sign, so it suits one team that builds and serves its own models.
-  The signature carries nothing about the secret, not even a hash of it.
-* an Ed25519 key from the optional ``cryptography`` package
-  (``pip install "safemodel[sign]"``): ``"ed25519"``. Sign with an
-  ``Ed25519PrivateKey``; verify with its ``Ed25519PublicKey`` (or the private key).
-  Either may also be given PEM-encoded, as ``str`` or ``bytes``.
+* :class:`HmacKey` wraps a shared secret: ``"hmac-sha256"``. Whoever can verify can
+  also sign, so it suits one team that builds and serves its own models. The
+  signature carries nothing about the secret, not even a hash of it.
+* an Ed25519 key from ``cryptography``: ``"ed25519"``. Sign with an
+  ``Ed25519PrivateKey`` (every user has one, see :mod:`safemodel.io.keys`); verify
+  with its ``Ed25519PublicKey``. The signature names the signer by its key id, the
+  SHA-256 hex of the raw 32-byte public key (:func:`key_id`).
 
-The algorithm is decided by the key the *verifier* holds, never by the signature
-file, and PEM text is always read as an Ed25519 key: otherwise a forger who knows a
-public key could present an HMAC made with that public key as the secret.
+Text (``str`` or ``bytes``: an argument, ``$SAFEMODEL_SIGNING_KEY``, a CLI option)
+is read by :func:`parse_key` in exactly two forms: ``"hmac:<secret>"``, or a PEM
+document (a UTF-8 byte-order mark and explanatory text before the armour are
+allowed, as RFC 7468 allows them). Anything else is refused; nothing is guessed.
+An :class:`HmacKey` refuses public-key material as its secret, so no HMAC key can
+be made from a key everybody may know. The algorithm is decided by the key the
+*verifier* holds, never by the signature file.
+
+Signatures written by earlier versions (the same ``signature.json`` form, HMAC or
+Ed25519) keep verifying.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ import hashlib
 import hmac
 import json
 import os
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from safemodel.errors import IntegrityError, SafeModelError
 
@@ -39,66 +47,286 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "ED25519",
+    "HMAC_PREFIX",
+    "HMAC_SHA256",
     "SIGNATURE_MEMBER",
     "SIGNING_KEY_ENV",
+    "HmacKey",
+    "Signature",
     "SigningKey",
     "SigningKeyError",
     "VerifyKey",
+    "key_id",
+    "load_pem_key",
+    "parse_key",
+    "public_pem",
+    "read_signature",
     "resolve_key",
+    "short_key_id",
     "sign_manifest",
+    "signature_valid",
     "verify_manifest",
 ]
 
-#: A key that can sign: an HMAC secret, an Ed25519 private key, or its PEM text.
-SigningKey: TypeAlias = "str | bytes | Ed25519PrivateKey"
+#: A key that can sign: an HMAC key, an Ed25519 private key, or text for :func:`parse_key`.
+SigningKey: TypeAlias = "HmacKey | Ed25519PrivateKey | str | bytes"
 #: A key that can verify: any signing key, or an Ed25519 public key.
-VerifyKey: TypeAlias = "str | bytes | Ed25519PrivateKey | Ed25519PublicKey"
+VerifyKey: TypeAlias = "HmacKey | Ed25519PrivateKey | Ed25519PublicKey | str | bytes"
 
-#: The environment variable read when no key is passed: an HMAC secret (or PEM text).
+#: The environment variable read when no key is passed (``"hmac:<secret>"`` or PEM).
 SIGNING_KEY_ENV: Final = "SAFEMODEL_SIGNING_KEY"
 #: The archive member that holds the signature.
 SIGNATURE_MEMBER: Final = "signature.json"
+#: The prefix that marks text as an HMAC secret (``"hmac:team-secret"``).
+HMAC_PREFIX: Final = "hmac:"
+#: The ``algorithm`` values of ``signature.json``.
+HMAC_SHA256: Final = "hmac-sha256"
+ED25519: Final = "ed25519"
 
-_HMAC: Final = "hmac-sha256"
-_ED25519: Final = "ed25519"
-_ALGORITHMS: Final = (_HMAC, _ED25519)
-_PEM_START: Final = b"-----BEGIN "
-_INSTALL_HINT: Final = 'pip install "safemodel[sign]"'
-
-_Key = TypeVar("_Key", bound="VerifyKey")
+_ALGORITHMS: Final = (HMAC_SHA256, ED25519)
+_BOM: Final = b"\xef\xbb\xbf"
+# RFC 7468 armour: the label line; text before it is explanatory and ignored.
+_ARMOUR: Final = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
+# What public keys look like in the formats people paste: PEM armour, OpenSSH lines.
+_PUBLIC_MATERIAL: Final = re.compile(
+    rb"-----(BEGIN|END) |\b(ssh-ed25519|ecdsa-sha2-|ssh-rsa) ", re.IGNORECASE
+)
+_SHORT_ID: Final = 16
 
 
 class SigningKeyError(SafeModelError, ValueError):
     """A signing key that cannot be used.
 
-    It is empty, of an unsupported type, unreadable PEM, or a public key given
-    where a private key is needed.
+    It is empty, of an unsupported type, text in neither accepted form, unreadable
+    PEM, public-key material given as an HMAC secret, or a public key given where a
+    private key is needed.
     """
 
 
-def resolve_key(key: _Key | None) -> _Key | str | None:
+@dataclass(frozen=True)
+class HmacKey:
+    """A shared HMAC-SHA256 secret, named as such so nothing has to guess.
+
+    Parameters
+    ----------
+    secret : str or bytes
+        The secret (``str`` is encoded as UTF-8). It must not be empty and must not
+        be public-key material (PEM armour, an OpenSSH public key line, or DER that
+        parses as a public key): a verifier's public key is public, so an HMAC made
+        with it proves nothing.
+
+    Raises
+    ------
+    SigningKeyError
+        If the secret is empty, not text, or public-key material.
+
+    Examples
+    --------
+    >>> HmacKey("team-secret")
+    HmacKey(<secret>)
+    """
+
+    secret: bytes = field(repr=False)
+
+    def __init__(self, secret: str | bytes) -> None:
+        if isinstance(secret, str):
+            secret = secret.encode("utf-8")
+        if not isinstance(secret, bytes):
+            raise SigningKeyError(
+                f"An HMAC secret must be str or bytes; got {type(secret).__name__} instead."
+            )
+        if not secret.strip():
+            raise SigningKeyError(
+                "The HMAC signing key is empty; an empty secret proves nothing. Pass a "
+                f"long random secret, or set ${SIGNING_KEY_ENV}={HMAC_PREFIX}<secret>."
+            )
+        if _PUBLIC_MATERIAL.search(secret) or _is_der_public_key(secret):
+            raise SigningKeyError(
+                "The HMAC secret is public-key material (PEM, OpenSSH or DER); anyone who "
+                "knows the public key could forge its signatures. To verify with a public "
+                "key pass the key itself (load_pem_key(text)), not HmacKey(text)."
+            )
+        object.__setattr__(self, "secret", secret)
+
+    def __repr__(self) -> str:
+        return "HmacKey(<secret>)"
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The parsed content of ``signature.json``.
+
+    ``key_id`` is the signer's key id for Ed25519 (as the file claims it; only a
+    successful verification proves it) and ``None`` for HMAC.
+    """
+
+    algorithm: str
+    digest: bytes = field(repr=False)
+    key_id: str | None
+
+
+def resolve_key(key: Any) -> Any:
     """Return the key to use: ``key`` if given, else ``$SAFEMODEL_SIGNING_KEY``.
 
     Parameters
     ----------
-    key : str, bytes, Ed25519 key or None
+    key : HmacKey, Ed25519 key, str, bytes or None
         The key the caller passed.
 
     Returns
     -------
-    str, bytes, Ed25519 key or None
+    HmacKey, Ed25519 key, str, bytes or None
         ``key`` unchanged when it is not ``None``; otherwise the value of the
         environment variable ``SAFEMODEL_SIGNING_KEY`` when it is set and not empty
-        (an HMAC secret, or PEM text of an Ed25519 key); otherwise ``None``.
+        (text for :func:`parse_key`); otherwise ``None``.
 
     Examples
     --------
-    >>> resolve_key("team-secret")
-    'team-secret'
+    >>> resolve_key("hmac:team-secret")
+    'hmac:team-secret'
     """
     if key is not None:
         return key
     return os.environ.get(SIGNING_KEY_ENV) or None
+
+
+def parse_key(key: Any) -> HmacKey | Ed25519PrivateKey | Ed25519PublicKey:
+    """Return ``key`` as an :class:`HmacKey` or a ``cryptography`` Ed25519 key.
+
+    Parameters
+    ----------
+    key : HmacKey, Ed25519PrivateKey, Ed25519PublicKey, str or bytes
+        Key objects are returned as they are. Text must be ``"hmac:<secret>"`` or a
+        PEM document (see :func:`load_pem_key`); nothing else is accepted, so text
+        is never silently taken for an HMAC secret.
+
+    Returns
+    -------
+    HmacKey, Ed25519PrivateKey or Ed25519PublicKey
+
+    Raises
+    ------
+    SigningKeyError
+        If the key is of another type, or text in neither form.
+
+    Examples
+    --------
+    >>> parse_key("hmac:team-secret")
+    HmacKey(<secret>)
+    """
+    if isinstance(key, HmacKey):
+        return key
+    if isinstance(key, str | bytes):
+        raw = key.encode("utf-8") if isinstance(key, str) else key
+        raw = raw.removeprefix(_BOM)
+        if raw.startswith(HMAC_PREFIX.encode()):
+            return HmacKey(raw[len(HMAC_PREFIX) :])
+        if _ARMOUR.search(raw):
+            return load_pem_key(raw)
+        raise SigningKeyError(
+            f"A key given as text must be {HMAC_PREFIX!r} followed by an HMAC secret, or "
+            "a PEM document of an Ed25519 key; got text in neither form (not shown, it "
+            "may be a secret). In Python, pass HmacKey(secret) or the key object."
+        )
+    ed25519 = _ed25519()
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+        return key  # type: ignore[no-any-return]
+    raise SigningKeyError(
+        "A signing key must be an HmacKey, an Ed25519PrivateKey or Ed25519PublicKey "
+        f"from the cryptography package, or text for parse_key; got {type(key).__name__} "
+        "instead."
+    )
+
+
+def load_pem_key(pem: str | bytes) -> Ed25519PrivateKey | Ed25519PublicKey:
+    """Read an Ed25519 private or public key from a PEM document.
+
+    A UTF-8 byte-order mark and explanatory text before the armour are skipped (RFC
+    7468 section 2); the armour's label decides private or public.
+
+    Parameters
+    ----------
+    pem : str or bytes
+        The document, e.g. the content of a ``.pem`` file.
+
+    Returns
+    -------
+    Ed25519PrivateKey or Ed25519PublicKey
+
+    Raises
+    ------
+    SigningKeyError
+        If there is no PEM armour, it cannot be read, the private key is encrypted,
+        or the key is not an Ed25519 key.
+    """
+    raw = pem.encode("utf-8") if isinstance(pem, str) else pem
+    raw = raw.removeprefix(_BOM)
+    armour = _ARMOUR.search(raw)
+    if armour is None:
+        raise SigningKeyError(
+            "Expected a PEM document ('-----BEGIN PUBLIC KEY-----' ...); found no PEM "
+            "armour. Export the key with `safemodel keys show`."
+        )
+    ed25519 = _ed25519()
+    from cryptography.hazmat.primitives import serialization
+
+    label, body = armour.group(1).decode(), raw[armour.start() :]
+    key: object
+    try:
+        if label == "PUBLIC KEY":
+            key = serialization.load_pem_public_key(body)
+        elif label in ("PRIVATE KEY", "OPENSSH PRIVATE KEY"):
+            key = (
+                serialization.load_ssh_private_key(body, password=None)
+                if label.startswith("OPENSSH")
+                else serialization.load_pem_private_key(body, password=None)
+            )
+        else:
+            raise ValueError(f"the armour label is {label!r}, not 'PUBLIC KEY' or 'PRIVATE KEY'")
+    except (ValueError, TypeError) as exc:
+        # Also raised for an encrypted private key: this API takes no password.
+        raise SigningKeyError(
+            f"The PEM document cannot be read as an unencrypted Ed25519 key: {exc}"
+        ) from exc
+    if not isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+        raise SigningKeyError(
+            f"The PEM key is a {type(key).__name__}; safemodel signs with Ed25519 keys "
+            "only (`safemodel keys show` prints yours)."
+        )
+    return key  # type: ignore[no-any-return]
+
+
+def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """The key id of an Ed25519 key: SHA-256 hex of its raw 32-byte public key.
+
+    Examples
+    --------
+    >>> from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    >>> len(key_id(Ed25519PrivateKey.generate()))
+    64
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    public: Any = key if _is_public(key) else key.public_key()  # type: ignore[union-attr]
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def short_key_id(full_id: str) -> str:
+    """The form shown to people: the first 16 hex digits of a key id."""
+    return full_id[:_SHORT_ID]
+
+
+def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """The public half of ``key`` as PEM text (SubjectPublicKeyInfo), safe to share."""
+    from cryptography.hazmat.primitives import serialization
+
+    public: Any = key if _is_public(key) else key.public_key()  # type: ignore[union-attr]
+    pem: bytes = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return pem.decode("ascii")
 
 
 def sign_manifest(manifest: bytes, key: SigningKey) -> bytes:
@@ -108,45 +336,41 @@ def sign_manifest(manifest: bytes, key: SigningKey) -> bytes:
     ----------
     manifest : bytes
         The exact bytes of ``manifest.json`` as stored in the archive.
-    key : str, bytes or Ed25519PrivateKey
-        An HMAC secret (``str`` is encoded as UTF-8), an Ed25519 private key, or
-        the PEM text of one.
+    key : HmacKey, Ed25519PrivateKey, str or bytes
+        The key; text is read by :func:`parse_key`.
 
     Returns
     -------
     bytes
         UTF-8 JSON with ``algorithm``, ``signature`` (hex) and, for Ed25519,
-        ``public_key`` (SHA-256 hex of the raw public key, to tell keys apart).
-        The secret is never included.
+        ``public_key`` (the signer's :func:`key_id`). The secret is never included.
 
     Raises
     ------
     SigningKeyError
-        If the key is empty, of an unsupported type, or an Ed25519 *public* key.
-    ImportError
-        If an Ed25519 key is given but ``cryptography`` is not installed.
+        If the key cannot be used, or is an Ed25519 *public* key.
 
     Examples
     --------
-    >>> signature = sign_manifest(b'{"name": "churn"}', "team-secret")
+    >>> signature = sign_manifest(b'{"name": "churn"}', HmacKey("team-secret"))
     >>> json.loads(signature)["algorithm"]
     'hmac-sha256'
     """
-    algorithm, material = _key_material(key)
+    material = parse_key(key)
     content: dict[str, str]
-    if algorithm == _HMAC:
-        content = {"algorithm": _HMAC, "signature": _hmac_digest(material, manifest).hex()}
+    if isinstance(material, HmacKey):
+        digest = _hmac_digest(material.secret, manifest)
+        content = {"algorithm": HMAC_SHA256, "signature": digest.hex()}
+    elif _is_public(material):
+        raise SigningKeyError(
+            "An Ed25519 public key can verify a bundle but not sign it; pass the "
+            "Ed25519PrivateKey (or its PEM text) to sign."
+        )
     else:
-        ed25519 = _ed25519()
-        if not isinstance(material, ed25519.Ed25519PrivateKey):
-            raise SigningKeyError(
-                "An Ed25519 public key can verify a bundle but not sign it; pass the "
-                "Ed25519PrivateKey (or its PEM text) to sign."
-            )
         content = {
-            "algorithm": _ED25519,
-            "public_key": _fingerprint(material.public_key()),
-            "signature": material.sign(manifest).hex(),
+            "algorithm": ED25519,
+            "public_key": key_id(material),
+            "signature": material.sign(manifest).hex(),  # type: ignore[union-attr]
         }
     return (json.dumps(content, indent=1) + "\n").encode()
 
@@ -160,7 +384,7 @@ def verify_manifest(manifest: bytes, signature: bytes | None, key: VerifyKey) ->
         The exact bytes of ``manifest.json`` as read from the archive.
     signature : bytes or None
         The content of ``signature.json``, or ``None`` if the archive has none.
-    key : str, bytes, Ed25519PrivateKey or Ed25519PublicKey
+    key : HmacKey, Ed25519PrivateKey, Ed25519PublicKey, str or bytes
         The key the bundle must be signed with. Its type decides the algorithm.
 
     Raises
@@ -170,44 +394,41 @@ def verify_manifest(manifest: bytes, signature: bytes | None, key: VerifyKey) ->
         file is malformed, uses the other algorithm, or does not match: the bundle
         was signed with a different key or modified after signing.
     SigningKeyError
-        If the key is empty or of an unsupported type.
-    ImportError
-        If an Ed25519 key is given but ``cryptography`` is not installed.
+        If the key cannot be used.
 
     Examples
     --------
-    >>> manifest = b'{"name": "churn"}'
-    >>> verify_manifest(manifest, sign_manifest(manifest, "team-secret"), "team-secret")
+    >>> manifest, key = b'{"name": "churn"}', HmacKey("team-secret")
+    >>> verify_manifest(manifest, sign_manifest(manifest, key), key)
     """
-    algorithm, material = _key_material(key)
+    material = parse_key(key)
+    algorithm = HMAC_SHA256 if isinstance(material, HmacKey) else ED25519
     if signature is None:
         raise IntegrityError(
             f"The bundle is unsigned but a signing key was given: expected a "
             f"{SIGNATURE_MEMBER} made with {algorithm}. It was saved without a key, or "
-            f"its signature was removed. Ask its author for a signed bundle, or load it "
-            f"without a key (and without ${SIGNING_KEY_ENV}) if you trust it unsigned.",
+            f"its signature was removed. Ask its author for a signed bundle.",
             member=SIGNATURE_MEMBER,
             expected=algorithm,
             found=None,
         )
-    content = _parse_signature(signature)
-    if content["algorithm"] != algorithm:
+    content = read_signature(signature)
+    if content.algorithm != algorithm:
         raise IntegrityError(
-            f"The bundle is signed with {content['algorithm']!r} but the key given is "
+            f"The bundle is signed with {content.algorithm!r} but the key given is "
             f"for {algorithm!r} ({_describe_key(algorithm)}). Pass the key the bundle "
             f"was signed with.",
             member=SIGNATURE_MEMBER,
             expected=algorithm,
-            found=content["algorithm"],
+            found=content.algorithm,
         )
-    digest = content["signature"]
-    if algorithm == _HMAC:
-        valid = hmac.compare_digest(_hmac_digest(material, manifest), digest)
+    if isinstance(material, HmacKey):
+        valid = hmac.compare_digest(_hmac_digest(material.secret, manifest), content.digest)
         expected_key = found_key = None
     else:
-        public_key = material if _is_public(material) else material.public_key()
-        valid = _ed25519_valid(public_key, digest, manifest)
-        expected_key, found_key = _fingerprint(public_key), content.get("public_key")
+        public_key = material if _is_public(material) else material.public_key()  # type: ignore[union-attr]
+        valid = _ed25519_valid(public_key, content.digest, manifest)
+        expected_key, found_key = key_id(public_key), content.key_id
     if not valid:
         which = (
             f" It names public key {found_key}, the key given is {expected_key}."
@@ -224,31 +445,62 @@ def verify_manifest(manifest: bytes, signature: bytes | None, key: VerifyKey) ->
         )
 
 
-def _key_material(key: VerifyKey) -> tuple[str, Any]:
-    # Returns the algorithm and what it needs: the secret bytes, or a cryptography key.
-    if isinstance(key, str | bytes):
-        raw = key.encode("utf-8") if isinstance(key, str) else key
-        if raw.lstrip().startswith(_PEM_START):
-            return _ED25519, _load_pem(raw)
-        if not raw.strip():
-            raise SigningKeyError(
-                "The HMAC signing key is empty; an empty secret proves nothing. Pass a "
-                f"long random secret, or set ${SIGNING_KEY_ENV}."
-            )
-        return _HMAC, raw
-    try:
-        ed25519 = _ed25519()
-    except ImportError:
-        ed25519 = None
-    if ed25519 is not None and isinstance(
-        key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey
-    ):
-        return _ED25519, key
-    raise SigningKeyError(
-        f"A signing key must be an HMAC secret (str or bytes), an Ed25519PrivateKey or "
-        f"Ed25519PublicKey from the cryptography package, or PEM text of one; got "
-        f"{type(key).__name__} instead."
+def signature_valid(manifest: bytes, signature: Signature, key: VerifyKey) -> bool:
+    """Whether ``signature`` (parsed) is a valid signature of ``manifest`` by ``key``.
+
+    ``False`` also when the key is of the other algorithm; never raises for a
+    mismatch, so a caller can try several trusted keys.
+    """
+    material = parse_key(key)
+    if isinstance(material, HmacKey):
+        return signature.algorithm == HMAC_SHA256 and hmac.compare_digest(
+            _hmac_digest(material.secret, manifest), signature.digest
+        )
+    public_key = material if _is_public(material) else material.public_key()  # type: ignore[union-attr]
+    return signature.algorithm == ED25519 and _ed25519_valid(
+        public_key, signature.digest, manifest
     )
+
+
+def read_signature(signature: bytes) -> Signature:
+    """Parse ``signature.json``; nothing in it is trusted until verified.
+
+    Raises
+    ------
+    IntegrityError
+        With ``member="signature.json"``, if the content is not a well-formed
+        signature of a known algorithm.
+    """
+
+    def malformed(reason: str) -> IntegrityError:
+        return IntegrityError(
+            f"{SIGNATURE_MEMBER} is malformed ({reason}); the bundle's signature cannot "
+            "be checked. The file was damaged or edited; get the bundle again from its "
+            "author.",
+            member=SIGNATURE_MEMBER,
+            found=reason,
+        )
+
+    try:
+        content = json.loads(signature.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise malformed(f"not UTF-8 JSON: {type(exc).__name__}") from None
+    if not isinstance(content, dict):
+        raise malformed(f"expected a JSON object, found {type(content).__name__}")
+    algorithm = content.get("algorithm")
+    if algorithm not in _ALGORITHMS:
+        raise malformed(f"'algorithm' must be one of {list(_ALGORITHMS)}, found {algorithm!r}")
+    hex_signature = content.get("signature")
+    if not isinstance(hex_signature, str):
+        raise malformed(f"'signature' must be a hex string, found {hex_signature!r}")
+    try:
+        digest = bytes.fromhex(hex_signature)
+    except ValueError:
+        raise malformed(f"'signature' is not hex: {hex_signature[:80]!r}") from None
+    public_key = content.get("public_key")
+    if public_key is not None and not isinstance(public_key, str):
+        raise malformed(f"'public_key' must be a hex string, found {public_key!r}")
+    return Signature(algorithm, digest, public_key if algorithm == ED25519 else None)
 
 
 def _ed25519() -> Any:
@@ -256,34 +508,23 @@ def _ed25519() -> Any:
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError as exc:
         raise ImportError(
-            f"Ed25519 signing keys need the optional 'cryptography' package: "
-            f"{_INSTALL_HINT}. An HMAC secret (str or bytes) needs nothing extra."
+            "safemodel needs the 'cryptography' package for Ed25519 keys, and it is a "
+            f"dependency of safemodel: reinstall safemodel (pip install safemodel). {exc}"
         ) from exc
     return ed25519
 
 
-def _load_pem(pem: bytes) -> Any:
-    ed25519 = _ed25519()
+def _is_der_public_key(data: bytes) -> bool:
+    # DER SubjectPublicKeyInfo starts with a SEQUENCE tag; only then try to parse.
+    if not data.startswith(b"\x30"):
+        return False
     from cryptography.hazmat.primitives import serialization
 
-    key: object
     try:
-        if b"PUBLIC KEY" in pem.lstrip().split(b"\n", 1)[0]:
-            key = serialization.load_pem_public_key(pem)
-        else:
-            key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as exc:
-        # Also raised for an encrypted private key: this API takes no password.
-        raise SigningKeyError(
-            f"The signing key looks like PEM text but cannot be read as an unencrypted "
-            f"Ed25519 key: {exc}"
-        ) from exc
-    if not isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
-        raise SigningKeyError(
-            f"The PEM signing key is a {type(key).__name__}; safemodel signs with "
-            "Ed25519 keys only (Ed25519PrivateKey.generate())."
-        )
-    return key
+        serialization.load_der_public_key(data)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _is_public(key: Any) -> bool:
@@ -300,48 +541,9 @@ def _ed25519_valid(public_key: Any, signature: bytes, manifest: bytes) -> bool:
     return True
 
 
-def _fingerprint(public_key: Any) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()
-
-
 def _hmac_digest(secret: bytes, manifest: bytes) -> bytes:
     return hmac.new(secret, manifest, hashlib.sha256).digest()
 
 
 def _describe_key(algorithm: str) -> str:
-    return "an HMAC secret" if algorithm == _HMAC else "an Ed25519 key"
-
-
-def _parse_signature(signature: bytes) -> dict[str, Any]:
-    def malformed(reason: str) -> IntegrityError:
-        return IntegrityError(
-            f"{SIGNATURE_MEMBER} is malformed ({reason}); the bundle's signature cannot "
-            "be checked. The file was damaged or edited; get the bundle again from its "
-            "author.",
-            member=SIGNATURE_MEMBER,
-            found=reason,
-        )
-
-    try:
-        content = json.loads(signature.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise malformed(f"not UTF-8 JSON: {exc}") from exc
-    if not isinstance(content, dict):
-        raise malformed(f"expected a JSON object, found {type(content).__name__}")
-    algorithm = content.get("algorithm")
-    if algorithm not in _ALGORITHMS:
-        raise malformed(f"'algorithm' must be one of {list(_ALGORITHMS)}, found {algorithm!r}")
-    hex_signature = content.get("signature")
-    if not isinstance(hex_signature, str):
-        raise malformed(f"'signature' must be a hex string, found {hex_signature!r}")
-    try:
-        digest = bytes.fromhex(hex_signature)
-    except ValueError as exc:
-        raise malformed(f"'signature' is not hex: {hex_signature[:80]!r}") from exc
-    public_key = content.get("public_key")
-    if public_key is not None and not isinstance(public_key, str):
-        raise malformed(f"'public_key' must be a hex string, found {public_key!r}")
-    return {"algorithm": algorithm, "signature": digest, "public_key": public_key}
+    return "an HMAC secret" if algorithm == HMAC_SHA256 else "an Ed25519 key"
