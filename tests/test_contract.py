@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tests.conftest import record
 
 import safemodel as sm
-from safemodel.core.policy import apply
+from safemodel.core.engine import apply
 
 
 def test_infer_penguins(penguins) -> None:
@@ -193,3 +193,25 @@ def test_np_values_in_contract_are_plain() -> None:
     c = sm.Contract.infer(pd.DataFrame({"x": np.array([1, 2, 3], dtype="int32")}))
     assert type(c["x"].minimum) is int
     assert json.dumps(c.to_dict())
+
+
+@pytest.mark.parametrize("change, found", [
+    ({"kind": "weird"}, "weird"),
+    ({"categories": [{"$": "complex"}]}, "complex"),
+    ({"checks": [{"name": "custom_lambda", "statistics": {}}]}, "custom_lambda"),
+    ({"impute": "not a number"}, "not a number"),
+    ({"categories": [[1, 2]]}, "list"),
+])
+def test_malformed_contract_columns_are_bundle_format_errors(change, found) -> None:
+    data = {"name": "x", "dtype": "float64", "kind": "number", "nullable": False, **change}
+    with pytest.raises(sm.BundleFormatError, match="Contract column 'x' is malformed") as info:
+        sm.ColumnSpec.from_dict(data)
+    assert info.value.member == "contract.json"
+    assert info.value.found == found
+
+
+def test_repeated_column_names_are_an_invalid_argument() -> None:
+    spec = sm.ColumnSpec("x", "float64", "number")
+    with pytest.raises(sm.InvalidArgument, match="repeated") as info:
+        sm.Contract((spec, spec))
+    assert info.value.found == ["x"]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tests.conftest import record
 
 import safemodel as sm
-from safemodel.core.policy import apply
+from safemodel.core.engine import apply
 
 
 @pytest.fixture(scope="module")
