@@ -358,7 +358,7 @@ def test_an_estimator_failure_is_a_scoring_error_in_drift_as_in_predict(
     assert info.value.method in ("predict", "predict_proba")
 
 
-@pytest.mark.parametrize("make, argument", [
+@pytest.mark.parametrize(("make", "argument"), [
     (lambda X, pipe: sm.ModelBundle.from_training(pipe, X, name="a/b"), "name"),
     (lambda X, pipe: sm.ModelBundle.from_training(pipe, X, name=".hidden"), "name"),
     (lambda X, pipe: sm.ModelBundle.from_training(pipe, X, name="a", golden_rows=0),

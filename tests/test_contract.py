@@ -195,7 +195,7 @@ def test_np_values_in_contract_are_plain() -> None:
     assert json.dumps(c.to_dict())
 
 
-@pytest.mark.parametrize("change, found", [
+@pytest.mark.parametrize(("change", "found"), [
     ({"kind": "weird"}, "weird"),
     ({"categories": [{"$": "complex"}]}, "complex"),
     ({"checks": [{"name": "custom_lambda", "statistics": {}}]}, "custom_lambda"),
