@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from safemodel.errors import ContractViolation, Failure
 
-__all__ = ["Input", "as_frame", "column_at"]
+__all__ = ["Input", "absent_fields", "as_frame", "column_at"]
 
 Input = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
 
@@ -57,6 +58,27 @@ def as_frame(X: Any) -> pd.DataFrame:
         f"Expected a DataFrame, a list of dict records, a dict of lists or one dict; "
         f"got {type(X).__name__}.",
     )
+
+
+def absent_fields(X: Any) -> dict[str, np.ndarray]:
+    """For a list of records: per key, the rows whose record lacks it.
+
+    pandas fills a key absent from one record with NaN, which would make it look like
+    a missing value; the policy must see it as an absent field, as when the record is
+    sent alone. Empty for every other input shape, and when all records share keys.
+    """
+    if isinstance(X, Mapping | str | bytes) or not isinstance(X, Sequence) or len(X) < 2:
+        return {}
+    keys: set[Any] = set().union(*X)
+    width = len(keys)
+    short = [i for i, r in enumerate(X) if len(r) < width]
+    if not short:
+        return {}
+    out: dict[str, np.ndarray] = {}
+    for i in short:
+        for key in keys.difference(X[i]):
+            out.setdefault(key, np.zeros(len(X), dtype=bool))[i] = True
+    return out
 
 
 def _is_column(v: Any) -> bool:

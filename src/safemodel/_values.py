@@ -116,13 +116,14 @@ def echo(v: Any, limit: int = ECHO_LIMIT) -> Any:
         return shorten(v, limit)
     if isinstance(v, _dt.datetime | _dt.date):
         return v.isoformat()
+    inner = max(limit // 4, 20)  # items of a list or dict are cut shorter
     if isinstance(v, list | tuple):
-        items = [echo(x, limit) for x in v[:_ECHO_ITEMS]]
+        items = [echo(x, inner) for x in v[:_ECHO_ITEMS]]
         if len(v) > _ECHO_ITEMS:
             items.append(f"... [truncated: {len(v)} items]")
         return items
     if isinstance(v, Mapping):
-        out = {shorten(str(k), limit): echo(x, limit)
+        out = {shorten(str(k), inner): echo(x, inner)
                for k, x in list(v.items())[:_ECHO_ITEMS]}
         if len(v) > _ECHO_ITEMS:
             out["..."] = f"[truncated: {len(v)} items]"

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from safemodel._frame import as_frame, column_at
+from safemodel._frame import absent_fields, as_frame, column_at
 from safemodel._values import failure_value
 from safemodel.core.contract import ColumnSpec, Contract
 from safemodel.core.engine.coerce import coerce, finish, is_na, missing_mask, same_strings
@@ -66,9 +66,10 @@ def apply(
     """
     check_option("invalid", invalid, ("raise", "drop"), "prepare")
     frame = as_frame(X)
-    if _needs_nothing(contract, frame):
+    absent = absent_fields(X)
+    if not absent and _needs_nothing(contract, frame):
         return Prepared(frame, PolicyReport(len(frame)))
-    run = _Run(len(frame))
+    run = _Run(len(frame), absent)
     extras = _check_columns(contract, policy, frame, run)
     for spec in contract.columns:
         _prepare_column(spec, policy, frame[spec.name], run)
@@ -80,6 +81,7 @@ class _Run:
     """What one call found so far: failures, actions, rejected rows, new columns."""
 
     n: int
+    absent: dict[str, np.ndarray] = field(default_factory=dict)  # see absent_fields
     failures: list[Failure] = field(default_factory=list)
     actions: list[ColumnAction] = field(default_factory=list)
     replaced: dict[str, pd.Series] = field(default_factory=dict)
@@ -184,6 +186,11 @@ def _prepare_column(spec: ColumnSpec, policy: Policy, original: pd.Series, run: 
         found = _found_type(original)
         run.fail(spec.name, f"type: expected {spec.dtype}, found {found}", bad,
                  original.to_numpy(dtype=object))
+    absent = run.absent.get(spec.name)
+    if absent is not None:
+        # A field some records of a batch lack: the failure it is for a record alone.
+        run.fail(spec.name, "missing_column", absent)
+        bad = absent if bad is None else bad | absent
     skip = bad if bad is not None else np.zeros(run.n, dtype=bool)
     miss = missing_mask(s) & ~skip
     _check_finite(spec, s, run)

@@ -83,31 +83,107 @@ def _to_text(s: pd.Series, target: Any) -> Coerced:
 
 def _to_number(s: pd.Series, target: Any) -> Coerced:
     found = s.dtype
+    integer_target = pd.api.types.is_integer_dtype(target)
+    if integer_target and pd.api.types.is_integer_dtype(found):
+        return _integers_to_integer(s, target)
+    if integer_target and found == np.dtype(object):
+        return _objects_to_integer(s, target)
     if _is_number(found):
         x = s.to_numpy(dtype="float64", na_value=np.nan)
         bad = np.zeros(len(x), dtype=bool)
-        if pd.api.types.is_integer_dtype(found) and not pd.api.types.is_integer_dtype(target):
+        if pd.api.types.is_integer_dtype(found) and not integer_target:
             bad = np.abs(x) > 2.0**53
     elif found == np.dtype(object):
-        values = s.to_numpy(dtype=object)
-        bad = _type_mask_objects(values, _is_plain_number)
-        x = np.array([np.nan if b or v is None or v is pd.NA else v
-                      for v, b in zip(values, bad, strict=True)], dtype="float64")
+        x, bad = _objects_to_float(s.to_numpy(dtype=object))
     else:
         return _all_bad(s)
-    if pd.api.types.is_integer_dtype(target):
-        return _to_integer(s, target, x, bad)
+    if integer_target:
+        return _floats_to_integer(s, target, x, bad)
     return _to_float(s, target, x, bad)
 
 
-def _to_integer(s: pd.Series, target: Any, x: np.ndarray, bad: np.ndarray) -> Coerced:
-    info = np.iinfo(getattr(target, "numpy_dtype", target))
+def _integer_info(target: Any) -> np.iinfo[Any]:
+    return np.iinfo(getattr(target, "numpy_dtype", target))
+
+
+def _integer_series(s: pd.Series, target: Any, values: np.ndarray, absent: np.ndarray
+                    ) -> pd.Series:
+    """Integers (exact, never through float) as the nullable twin of ``target``."""
+    numpy_dtype = _integer_info(target).dtype
+    data = np.where(absent, 0, values).astype(numpy_dtype)
+    return pd.Series(pd.arrays.IntegerArray(data, absent.copy()), index=s.index, name=s.name)
+
+
+def _integers_to_integer(s: pd.Series, target: Any) -> Coerced:
+    """Integer dtypes to another: exact range checks (uint64 2**63 is no int64)."""
+    info = _integer_info(target)
+    found = s.dtype
+    if isinstance(found, np.dtype):
+        values = s.to_numpy()
+        missing = np.zeros(len(values), dtype=bool)
+    else:  # a nullable integer dtype: missing cells read as 0, then masked again
+        values = s.to_numpy(dtype=found.numpy_dtype, na_value=0)
+        missing = missing_mask(s)
+    bad = (values < info.min) | (values > info.max)
+    if not bad.any():
+        return s.astype(_nullable_twin(target)), bad
+    return _integer_series(s, target, values, bad | missing), bad
+
+
+def _objects_to_integer(s: pd.Series, target: Any) -> Coerced:
+    """Python numbers to integers, exactly: a Python int outside the target's range
+    (2**63 in an int64 column) is a bad value, never clamped or rounded."""
+    info = _integer_info(target)
+    values = s.to_numpy(dtype=object)
+    n = len(values)
+    ints = np.zeros(n, dtype=info.dtype)
+    bad = np.zeros(n, dtype=bool)
+    absent = np.zeros(n, dtype=bool)
+    for i, v in enumerate(values):
+        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+            absent[i] = True
+            continue
+        whole = _as_whole_number(v)
+        if whole is None or not info.min <= whole <= info.max:
+            bad[i] = True
+        else:
+            ints[i] = whole
+    return _integer_series(s, target, ints, bad | absent), bad
+
+
+def _as_whole_number(v: Any) -> int | None:
+    """``v`` as an exact int when it is a number with no fractional part, else None."""
+    if isinstance(v, bool | np.bool_):
+        return None
+    if isinstance(v, int | np.integer):
+        return int(v)
+    if isinstance(v, float | np.floating) and np.isfinite(v) and float(v).is_integer():
+        return int(v)
+    return None
+
+
+def _objects_to_float(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Python numbers to float64; anything else (or an int too big for a float) is bad."""
+    bad = _type_mask_objects(values, _is_plain_number)
+    x = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        if bad[i] or v is None or v is pd.NA:
+            continue
+        try:
+            x[i] = v
+        except (OverflowError, TypeError):  # 10**400; a complex number
+            bad[i] = True
+    return x, bad
+
+
+def _floats_to_integer(s: pd.Series, target: Any, x: np.ndarray, bad: np.ndarray) -> Coerced:
+    info = _integer_info(target)
+    # Exact float bounds: float(info.max) rounds up to 2**63, which int64 cannot hold.
+    low, high = float(info.min), float(info.max + 1)
     with np.errstate(invalid="ignore"):
         bad |= ~np.isnan(x) & (
-            ~np.isfinite(x) | (x != np.floor(x)) | (x < info.min) | (x > info.max)
+            ~np.isfinite(x) | (x != np.floor(x)) | (x < low) | (x >= high)
         )
-    if pd.api.types.is_integer_dtype(s.dtype) and not bad.any():
-        return s.astype(_nullable_twin(target)), bad
     x = np.where(bad, np.nan, x)
     return pd.Series(x, index=s.index, name=s.name).astype(_nullable_twin(target)), bad
 
@@ -149,7 +225,8 @@ def _all_bad(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def _is_plain_number(v: Any) -> bool:
-    return isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_)
+    # Not complex: it has no lossless float, and numpy would drop its imaginary part.
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
 
 
 def _is_stringish(dtype: Any) -> bool:
