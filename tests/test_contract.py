@@ -215,3 +215,14 @@ def test_repeated_column_names_are_an_invalid_argument() -> None:
     with pytest.raises(sm.InvalidArgument, match="repeated") as info:
         sm.Contract((spec, spec))
     assert info.value.found == ["x"]
+
+
+def test_rows_an_extra_check_rejects_are_left_out_under_drop() -> None:
+    """The frame holds exactly the rows Prepared.rows names (they once disagreed)."""
+    schema = pa.DataFrameSchema({"x": pa.Column(float, checks=pa.Check.in_range(0, 10))})
+    contract = sm.Contract.from_schema(schema, pd.DataFrame({"x": [1.0, 2.0]}))
+    prepared = apply(contract, sm.Policy(), pd.DataFrame({"x": [1.0, 50.0, 3.0]}),
+                     invalid="drop")
+    assert prepared.rows.tolist() == [0, 2]
+    assert prepared.frame["x"].tolist() == [1.0, 3.0]
+    assert [(f.check, f.row) for f in prepared.report.rejected] == [("in_range", 1)]

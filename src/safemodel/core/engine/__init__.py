@@ -206,8 +206,11 @@ def _prepare_column(spec: ColumnSpec, policy: Policy, original: pd.Series, run: 
     if s is not original:
         run.replaced[spec.name] = finish(s, spec, miss | run.bad_rows)
     if spec.checks or spec.custom_checks:
-        run.failures.extend(_extra_check_failures(
-            spec, run.replaced.get(spec.name, original), run.bad_rows))
+        failed = _extra_check_failures(spec, run.replaced.get(spec.name, original),
+                                       run.bad_rows)
+        run.failures.extend(failed)
+        # Rows an extra check rejects are left out too, so outputs match Prepared.rows.
+        run.bad_rows[[f.row for f in failed if f.row is not None]] = True
 
 
 def _check_finite(spec: ColumnSpec, s: pd.Series, run: _Run) -> None:
