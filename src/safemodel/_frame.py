@@ -60,22 +60,25 @@ def as_frame(X: Any) -> pd.DataFrame:
     )
 
 
-def absent_fields(X: Any) -> dict[str, np.ndarray]:
+def absent_fields(X: Any, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """For a list of records: per key, the rows whose record lacks it.
 
-    pandas fills a key absent from one record with NaN, which would make it look like
-    a missing value; the policy must see it as an absent field, as when the record is
-    sent alone. Empty for every other input shape, and when all records share keys.
+    ``frame`` is ``as_frame(X)``. pandas fills a key absent from one record with NaN,
+    which would make it look like a missing value; the policy must see it as an absent
+    field, as when the record is sent alone. Empty for every other input shape, and
+    when all records share keys (the common case, found with one C-speed pass).
     """
     if isinstance(X, Mapping | str | bytes) or not isinstance(X, Sequence) or len(X) < 2:
         return {}
-    keys: set[Any] = set().union(*X)
-    width = len(keys)
-    short = [i for i, r in enumerate(X) if len(r) < width]
-    if not short:
+    # The frame's columns are the union of the records' keys.
+    width = len(frame.columns)
+    lengths = np.fromiter(map(len, X), dtype=np.intp, count=len(X))
+    short = np.flatnonzero(lengths < width)
+    if not len(short):
         return {}
+    keys = set(frame.columns)
     out: dict[str, np.ndarray] = {}
-    for i in short:
+    for i in short.tolist():
         for key in keys.difference(X[i]):
             out.setdefault(key, np.zeros(len(X), dtype=bool))[i] = True
     return out

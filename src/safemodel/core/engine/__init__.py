@@ -66,7 +66,7 @@ def apply(
     """
     check_option("invalid", invalid, ("raise", "drop"), "prepare")
     frame = as_frame(X)
-    absent = absent_fields(X)
+    absent = absent_fields(X, frame)
     if not absent and _needs_nothing(contract, frame):
         return Prepared(frame, PolicyReport(len(frame)))
     run = _Run(len(frame), absent)
