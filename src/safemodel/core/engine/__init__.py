@@ -181,17 +181,7 @@ def _check_columns(
 
 def _prepare_column(spec: ColumnSpec, policy: Policy, original: pd.Series, run: _Run) -> None:
     """Coerce, check and fill one column; record its failures, actions and new values."""
-    s, bad = coerce(original, spec)
-    if bad is not None and bad.any():
-        found = _found_type(original)
-        run.fail(spec.name, f"type: expected {spec.dtype}, found {found}", bad,
-                 original.to_numpy(dtype=object))
-    absent = run.absent.get(spec.name)
-    if absent is not None:
-        # A field some records of a batch lack: the failure it is for a record alone.
-        run.fail(spec.name, "missing_column", absent)
-        bad = absent if bad is None else bad | absent
-    skip = bad if bad is not None else np.zeros(run.n, dtype=bool)
+    s, skip = _coerce_column(spec, original, run)
     miss = missing_mask(s) & ~skip
     _check_finite(spec, s, run)
     if s is not original and original.dtype != s.dtype and not (miss | run.bad_rows).all():
@@ -211,6 +201,22 @@ def _prepare_column(spec: ColumnSpec, policy: Policy, original: pd.Series, run: 
         run.failures.extend(failed)
         # Rows an extra check rejects are left out too, so outputs match Prepared.rows.
         run.bad_rows[[f.row for f in failed if f.row is not None]] = True
+
+
+def _coerce_column(spec: ColumnSpec, original: pd.Series, run: _Run
+                   ) -> tuple[pd.Series, np.ndarray]:
+    """The coerced column, and the rows no later step looks at (bad type, absent)."""
+    s, bad = coerce(original, spec)
+    if bad is not None and bad.any():
+        found = _found_type(original)
+        run.fail(spec.name, f"type: expected {spec.dtype}, found {found}", bad,
+                 original.to_numpy(dtype=object))
+    absent = run.absent.get(spec.name)
+    if absent is not None:
+        # A field some records of a batch lack: the failure it is for a record alone.
+        run.fail(spec.name, "missing_column", absent)
+        bad = absent if bad is None else bad | absent
+    return s, (bad if bad is not None else np.zeros(run.n, dtype=bool))
 
 
 def _check_finite(spec: ColumnSpec, s: pd.Series, run: _Run) -> None:
