@@ -67,3 +67,22 @@ def test_import_is_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_core_raises_no_bare_builtin_errors() -> None:
+    """Every deliberate failure in core and the base modules is a SafeModelError."""
+    import ast
+    from pathlib import Path
+
+    src = Path(sm.__file__).parent
+    files = [*sorted((src / "core").rglob("*.py")),
+             *(src / name for name in ("errors.py", "_frame.py", "_values.py"))]
+    leaks = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                target = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                if isinstance(target, ast.Name) and target.id in (
+                        "ValueError", "TypeError", "RuntimeError", "Exception"):
+                    leaks.append(f"{path.relative_to(src)}:{node.lineno} raise {target.id}")
+    assert leaks == []

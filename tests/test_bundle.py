@@ -319,3 +319,83 @@ def test_each_scoring_call_can_emit_one_structured_record(lr_bundle, penguins, c
     assert data["latency_ms"] > 0
     assert "Atlantis" not in records[0].getMessage()
     json.dumps(data)
+
+
+# ------------------------------------------------------- errors never leak raw
+
+
+class _Breakable:
+    """A classifier that scores like ``inner`` until ``broken`` is set."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.classes_ = inner.classes_  # type: ignore[attr-defined]
+        self.broken = False
+
+    def _check(self) -> None:
+        if self.broken:
+            raise ArithmeticError("the estimator broke")
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        self._check()
+        return self.inner.predict(X)  # type: ignore[attr-defined,no-any-return]
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        self._check()
+        return self.inner.predict_proba(X)  # type: ignore[attr-defined,no-any-return]
+
+
+@pytest.mark.parametrize("call", ["drift", "reference_scores", "predict_proba"])
+def test_an_estimator_failure_is_a_scoring_error_in_drift_as_in_predict(
+        lr_pipe, penguins, call: str) -> None:
+    X = penguins[0]
+    estimator = _Breakable(lr_pipe)
+    bundle = sm.ModelBundle.from_training(estimator, X, name="breakable", golden_rows=8)
+    estimator.broken = True
+    with pytest.raises(sm.ScoringError, match="the estimator broke") as info:
+        getattr(bundle, call)(X.head(40))
+    assert isinstance(info.value.__cause__, ArithmeticError)
+    assert info.value.method in ("predict", "predict_proba")
+
+
+@pytest.mark.parametrize(("make", "argument"), [
+    (lambda X, pipe: sm.ModelBundle.from_training(pipe, X, name="a/b"), "name"),
+    (lambda X, pipe: sm.ModelBundle.from_training(pipe, X, name=".hidden"), "name"),
+    (lambda X, pipe: sm.ModelBundle.from_training(pipe, X, name="a", golden_rows=0),
+     "golden_rows"),
+    (lambda X, pipe: sm.ModelBundle.from_training(pipe, X, name="a", rtol=float("nan")), "rtol"),
+    (lambda X, pipe: sm.ModelBundle.from_training(pipe, X, name="a", max_categories=0),
+     "max_categories"),
+    (lambda X, pipe: sm.ModelBundle.from_training(pipe, X, name="a", policy="strict"), "policy"),
+    (lambda X, pipe: sm.ModelBundle.from_training(pipe, X.head(0), name="a"), "X"),
+    (lambda X, pipe: sm.ModelBundle.from_training(object(), X, name="a"), "estimator"),
+    (lambda X, pipe: sm.Contract.from_schema({"x": "float64"}), "schema"),
+    (lambda X, pipe: sm.Policy(missing="drop"), "missing"),
+    (lambda X, pipe: sm.ColumnPolicy(unseen_category="ignore"), "unseen_category"),
+    (lambda X, pipe: sm.Policy(columns={"island": "error"}), "columns"),
+])
+def test_bad_arguments_are_invalid_argument_errors(penguins, lr_pipe, make, argument) -> None:
+    with pytest.raises(sm.InvalidArgument) as info:
+        make(penguins[0], lr_pipe)
+    assert isinstance(info.value, ValueError)
+    assert info.value.argument == argument
+
+
+def test_bad_call_arguments_are_invalid_argument_errors(lr_bundle, penguins) -> None:
+    X = penguins[0].head(3)
+    with pytest.raises(sm.InvalidArgument, match="'invalid' parameter") as info:
+        lr_bundle.prepare(X, invalid="skip")
+    assert info.value.found == "skip"
+    with pytest.raises(sm.InvalidArgument, match="'method' parameter") as info:
+        lr_bundle.score(X, method="transform")
+    assert info.value.argument == "method"
+
+
+def test_deeply_nested_metadata_is_an_invalid_argument(lr_pipe, penguins) -> None:
+    nested: list = []
+    for _ in range(100_000):
+        nested = [nested]
+    with pytest.raises(sm.InvalidArgument, match="JSON-ready") as info:
+        sm.ModelBundle.from_training(lr_pipe, penguins[0], name="deep", golden_rows=4,
+                                     metadata={"deep": nested})
+    assert info.value.argument == "metadata"

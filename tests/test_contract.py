@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tests.conftest import record
 
 import safemodel as sm
-from safemodel.core.policy import apply
+from safemodel.core.engine import apply
 
 
 def test_infer_penguins(penguins) -> None:
@@ -193,3 +193,36 @@ def test_np_values_in_contract_are_plain() -> None:
     c = sm.Contract.infer(pd.DataFrame({"x": np.array([1, 2, 3], dtype="int32")}))
     assert type(c["x"].minimum) is int
     assert json.dumps(c.to_dict())
+
+
+@pytest.mark.parametrize(("change", "found"), [
+    ({"kind": "weird"}, "weird"),
+    ({"categories": [{"$": "complex"}]}, "complex"),
+    ({"checks": [{"name": "custom_lambda", "statistics": {}}]}, "custom_lambda"),
+    ({"impute": "not a number"}, "not a number"),
+    ({"categories": [[1, 2]]}, "list"),
+])
+def test_malformed_contract_columns_are_bundle_format_errors(change, found) -> None:
+    data = {"name": "x", "dtype": "float64", "kind": "number", "nullable": False, **change}
+    with pytest.raises(sm.BundleFormatError, match="Contract column 'x' is malformed") as info:
+        sm.ColumnSpec.from_dict(data)
+    assert info.value.member == "contract.json"
+    assert info.value.found == found
+
+
+def test_repeated_column_names_are_an_invalid_argument() -> None:
+    spec = sm.ColumnSpec("x", "float64", "number")
+    with pytest.raises(sm.InvalidArgument, match="repeated") as info:
+        sm.Contract((spec, spec))
+    assert info.value.found == ["x"]
+
+
+def test_rows_an_extra_check_rejects_are_left_out_under_drop() -> None:
+    """The frame holds exactly the rows Prepared.rows names (they once disagreed)."""
+    schema = pa.DataFrameSchema({"x": pa.Column(float, checks=pa.Check.in_range(0, 10))})
+    contract = sm.Contract.from_schema(schema, pd.DataFrame({"x": [1.0, 2.0]}))
+    prepared = apply(contract, sm.Policy(), pd.DataFrame({"x": [1.0, 50.0, 3.0]}),
+                     invalid="drop")
+    assert prepared.rows.tolist() == [0, 2]
+    assert prepared.frame["x"].tolist() == [1.0, 3.0]
+    assert [(f.check, f.row) for f in prepared.report.rejected] == [("in_range", 1)]

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from tests.conftest import record
 
 import safemodel as sm
-from safemodel.core.policy import apply
+from safemodel.core.engine import apply
+from safemodel.core.engine.coerce import coerce
 
 
 @pytest.fixture(scope="module")
@@ -371,3 +372,127 @@ def test_infinite_values_are_refused_unless_training_had_them(lr_bundle, lr_pipe
 
 def test_verify_tolerance_override(lr_bundle) -> None:
     assert lr_bundle.verify(rtol=1e-3, atol=1e-6).ok
+
+
+# ------------------------------------------- what a service sends back (issue 14)
+
+BIG_INTS = [2**63, -(2**63) - 1, 2**64 + 5, 10**400, float(2**63)]
+
+
+@pytest.mark.parametrize("value", BIG_INTS, ids=["2**63", "-2**63-1", "2**64+5", "10**400",
+                                                 "float 2**63"])
+@pytest.mark.parametrize("batch", [False, True])
+def test_integers_outside_int64_are_contract_failures(lr_bundle, row, value, batch) -> None:
+    """Never a raw TypeError, never clamped: the failure names column, value and row."""
+    assert lr_bundle.contract["year"].dtype == "int64"
+    records = [{**row, "year": 2008}, {**row, "year": value}] if batch else [{**row, "year": value}]
+    with pytest.raises(sm.ContractViolation) as info:
+        lr_bundle.predict_proba(records)
+    (failure,) = info.value.failures
+    assert (failure.column, failure.row) == ("year", len(records) - 1)
+    assert failure.check.startswith("type: expected int64")
+    assert failure.value == value
+    json.dumps(info.value.to_dict(), allow_nan=False)
+    if batch:
+        scored = lr_bundle.score(records, invalid="drop")
+        assert scored.rows.tolist() == [0]
+
+
+def test_large_integers_that_fit_are_coerced_exactly(lr_bundle) -> None:
+    """2**53 + 1 does not survive a trip through float64; coercion must not take one."""
+    exact = 2**53 + 1
+    spec = lr_bundle.contract["year"]
+    for sent in (pd.Series([2**63, exact], dtype="uint64"),   # what pandas makes of records
+                 pd.Series([-(2**63) - 1, exact], dtype=object),
+                 pd.Series([2**63, exact, None], dtype="UInt64")):
+        working, bad = coerce(sent, spec)
+        assert bad.tolist()[:2] == [True, False]
+        assert working.dtype == "Int64"
+        assert working.iloc[1] == exact
+
+
+def test_to_dict_is_strict_json_and_echoes_short_values(strict_bundle, row) -> None:
+    long_text = "x" * 1_000_000
+    records = [{**row, "bill_length_mm": float("inf")},
+               {**row, "bill_depth_mm": float("-inf")},
+               {**row, "island": long_text}]
+    with pytest.raises(sm.ContractViolation) as info:
+        strict_bundle.predict_proba(records)
+    data = info.value.to_dict()
+    text = json.dumps(data, allow_nan=False)
+    assert len(text) < 5_000
+    values = {(f["column"], f["row"]): f["value"] for f in data["failures"]}
+    assert values[("bill_length_mm", 0)] == "inf"
+    assert values[("bill_depth_mm", 1)] == "-inf"
+    island = values[("island", 2)]
+    assert island.startswith("x" * 200)
+    assert "1000000 characters" in island
+    assert len(str(info.value)) < 2_000
+    assert "1000000 characters" in str(info.value)
+    # The failure itself keeps the value as sent, for the caller's code.
+    assert next(f for f in info.value.failures if f.column == "island").value == long_text
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 10**5000,
+                                   np.float64("inf"), pd.Timestamp("2024-01-01"), object(),
+                                   ["a" * 300] * 50, {"k" * 300: float("nan")}, b"\xff" * 500],
+                         ids=["nan", "inf", "-inf", "10**5000", "np.inf", "timestamp", "object",
+                              "long list", "dict", "bytes"])
+def test_failure_to_dict_is_strict_json_for_any_value(value) -> None:
+    failure = sm.ContractViolation([sm.errors.Failure("c" * 500, "type", value, 0)])
+    text = json.dumps(failure.to_dict(), allow_nan=False)
+    assert len(text) < 5_000
+
+
+def _invalid_value() -> st.SearchStrategy:
+    return st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True), st.integers(),
+        st.integers(min_value=2**62, max_value=2**70), st.integers(max_value=-(2**62)),
+        st.text(max_size=400), st.booleans(), st.none(),
+        st.lists(st.floats(), max_size=3), st.dictionaries(st.text(max_size=3), st.floats(),
+                                                            max_size=2),
+        st.just(10**400), st.just(float(2**63)), st.just(b"bytes"),
+    )
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(records=st.lists(st.dictionaries(st.sampled_from(NAMES), _invalid_value(), max_size=9),
+                        min_size=1, max_size=4),
+       strict=st.booleans())
+def test_contract_violations_are_always_strict_json(
+    lr_bundle, strict_bundle, row, records: list[dict], strict: bool
+) -> None:
+    bundle = strict_bundle if strict else lr_bundle
+    sent = [{**row, **r} for r in records]  # mostly valid rows with bad cells
+    try:
+        bundle.prepare(sent)
+    except sm.ContractViolation as exc:
+        json.dumps(exc.to_dict(), allow_nan=False)
+    try:
+        bundle.prepare(sent, invalid="drop")
+    except sm.ContractViolation as exc:
+        json.dumps(exc.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize("how", ["dict", "one-record list", "batch"])
+def test_a_record_missing_a_field_fails_the_same_alone_or_in_a_batch(lr_bundle, row, how) -> None:
+    lacking = {k: v for k, v in row.items() if k != "bill_length_mm"}
+    X = {"dict": lacking, "one-record list": [lacking], "batch": [row, lacking, row]}[how]
+    with pytest.raises(sm.ContractViolation) as info:
+        lr_bundle.predict_proba(X)
+    assert [(f.column, f.check) for f in info.value.failures] == [
+        ("bill_length_mm", "missing_column")]
+    if how == "batch":
+        assert info.value.failures[0].row == 1  # which record lacks it
+        scored = lr_bundle.score(X, invalid="drop")
+        assert scored.rows.tolist() == [0, 2]
+        assert [f.row for f in scored.report.rejected] == [1]
+    else:
+        assert info.value.failures[0].row is None  # the column is absent altogether
+
+
+def test_a_field_sent_as_null_is_a_missing_value_not_a_missing_field(lr_bundle, row) -> None:
+    batch = [row, {**row, "island": None}]
+    prepared = lr_bundle.prepare(batch)
+    assert prepared.report.counts() == {"island": {"imputed": 1}}

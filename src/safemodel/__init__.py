@@ -20,7 +20,8 @@ from safemodel.core.bundle import ModelBundle, Scored
 from safemodel.core.contract import ColumnSpec, Contract
 from safemodel.core.diff import BundleDiff, diff
 from safemodel.core.golden import Golden, VerificationReport
-from safemodel.core.policy import ColumnPolicy, Policy, PolicyReport, Prepared
+from safemodel.core.policy import ColumnPolicy, Policy
+from safemodel.core.report import PolicyReport, Prepared
 from safemodel.errors import (
     BundleFormatError,
     ContractViolation,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from safemodel.errors import ContractViolation, Failure
 
-__all__ = ["Input", "as_frame", "column_at"]
+__all__ = ["Input", "absent_fields", "as_frame", "column_at"]
 
 Input = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
 
@@ -57,6 +58,30 @@ def as_frame(X: Any) -> pd.DataFrame:
         f"Expected a DataFrame, a list of dict records, a dict of lists or one dict; "
         f"got {type(X).__name__}.",
     )
+
+
+def absent_fields(X: Any, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """For a list of records: per key, the rows whose record lacks it.
+
+    ``frame`` is ``as_frame(X)``. pandas fills a key absent from one record with NaN,
+    which would make it look like a missing value; the policy must see it as an absent
+    field, as when the record is sent alone. Empty for every other input shape, and
+    when all records share keys (the common case, found with one C-speed pass).
+    """
+    if isinstance(X, Mapping | str | bytes) or not isinstance(X, Sequence) or len(X) < 2:
+        return {}
+    # The frame's columns are the union of the records' keys.
+    width = len(frame.columns)
+    lengths = np.fromiter(map(len, X), dtype=np.intp, count=len(X))
+    short = np.flatnonzero(lengths < width)
+    if not len(short):
+        return {}
+    keys = set(frame.columns)
+    out: dict[str, np.ndarray] = {}
+    for i in short.tolist():
+        for key in keys.difference(X[i]):
+            out.setdefault(key, np.zeros(len(X), dtype=bool))[i] = True
+    return out
 
 
 def _is_column(v: Any) -> bool:

@@ -5,7 +5,7 @@ each subclass also inherits the builtin exception it resembles, so existing
 ``except ValueError`` code keeps working::
 
     SafeModelError(Exception)
-    ├── InvalidArgument(SafeModelError, ValueError)      a bad argument to a safemodel call
+    ├── InvalidArgument(SafeModelError, ValueError, TypeError)  a bad argument
     ├── ContractViolation(SafeModelError, ValueError)    input does not meet the contract
     ├── GoldenMismatchError(SafeModelError, AssertionError)  outputs no longer reproduce
     ├── IntegrityError(SafeModelError, ValueError)       hashes, signature or pickle audit
@@ -23,8 +23,10 @@ JSON and a worker process can send them to its parent.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from safemodel._values import echo, echo_repr, shorten
 
 __all__ = [
     "BundleFormatError",
@@ -45,8 +47,11 @@ class SafeModelError(Exception):
     """Base class of every error safemodel raises on purpose."""
 
 
-class InvalidArgument(SafeModelError, ValueError):
+class InvalidArgument(SafeModelError, ValueError, TypeError):
     """An argument to a safemodel function or class is not one it accepts.
+
+    Both a ``ValueError`` and a ``TypeError`` (as scikit-learn's
+    ``InvalidParameterError`` is), so callers catching either keep working.
 
     Attributes
     ----------
@@ -90,8 +95,9 @@ class Failure:
     """One way in which one input broke the contract.
 
     ``row`` is the row position in the caller's input (``None`` when the failure is
-    about a whole column, e.g. a missing column). ``value`` is the offending value,
-    made JSON-ready.
+    about a whole column, e.g. a missing column). ``value`` is the offending value as
+    sent; :meth:`to_dict` makes it strict JSON and short (non-finite numbers as
+    ``"inf"``, ``"-inf"``, ``"nan"``; long strings cut, saying their length).
     """
 
     column: str
@@ -100,7 +106,9 @@ class Failure:
     row: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Strict JSON (``json.dumps(..., allow_nan=False)`` holds), values truncated."""
+        return {"column": shorten(str(self.column)), "check": shorten(str(self.check)),
+                "value": echo(self.value), "row": self.row}
 
 
 class ContractViolation(SafeModelError, ValueError):
@@ -125,7 +133,11 @@ class ContractViolation(SafeModelError, ValueError):
         return sorted({f.row for f in self.failures if f.row is not None})
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready description, suitable for an HTTP 422 body."""
+        """JSON-ready description, suitable for an HTTP 422 body.
+
+        Always strict JSON, whatever the input held: non-finite numbers are the
+        strings ``"inf"``, ``"-inf"``, ``"nan"``; echoed values are truncated.
+        """
         return {
             "error": "contract_violation",
             "message": str(self),
@@ -142,10 +154,11 @@ def _describe_failures(failures: Sequence[Failure], limit: int = 5) -> str:
     parts = []
     for (column, check), group in list(by_check.items())[:limit]:
         shown = ", ".join(
-            f"{f.value!r}" + (f" (row {f.row})" if f.row is not None else "") for f in group[:3]
+            echo_repr(f.value) + (f" (row {f.row})" if f.row is not None else "")
+            for f in group[:3]
         )
         more = f" and {len(group) - 3} more" if len(group) > 3 else ""
-        parts.append(f"column {column!r}: {check}: {shown}{more}")
+        parts.append(f"column {echo_repr(column)}: {shorten(str(check))}: {shown}{more}")
     if len(by_check) > limit:
         parts.append(f"... and {len(by_check) - limit} more kinds of failure")
     return (

@@ -21,14 +21,24 @@ import pandas as pd
 from packaging.version import Version
 
 from safemodel._frame import as_frame
-from safemodel._values import parse_version
+from safemodel._values import bundle_name_problem
+from safemodel._versions import parse_version
 from safemodel.core.contract import Contract, _contract_for
+from safemodel.core.engine import Invalid, apply
 from safemodel.core.environment import capture_environment, environment_diff
 from safemodel.core.fingerprint import fingerprint_of
-from safemodel.core.golden import Golden, VerificationReport, compare_outputs, golden_inputs
-from safemodel.core.policy import Invalid, Policy, PolicyReport, Prepared, apply, log_report, logger
+from safemodel.core.golden import (
+    Golden,
+    PolicyDiff,
+    VerificationReport,
+    compare_outputs,
+    golden_inputs,
+    policy_diff,
+)
+from safemodel.core.policy import Policy
 from safemodel.core.references import UNRESOLVED, pickle_references
-from safemodel.errors import SafeModelError, ScoringError
+from safemodel.core.report import PolicyReport, Prepared, log_report, logger
+from safemodel.errors import InvalidArgument, SafeModelError, ScoringError
 
 if TYPE_CHECKING:
     from safemodel.monitoring.drift import DriftReport
@@ -140,34 +150,41 @@ class ModelBundle:
         _estimator_bytes: bytes | None = None,
         _fingerprint: str | None = None,
     ) -> None:
-        if not isinstance(name, str) or not name.strip() or "/" in name or "\\" in name:
-            raise SafeModelError(
-                f"A bundle name must be a non-empty string without slashes; got {name!r}."
+        problem = bundle_name_problem(name)
+        if problem is not None:
+            raise InvalidArgument(
+                f"The 'name' parameter of ModelBundle is invalid: {problem}. Name the "
+                "bundle as a store folder would be named, e.g. 'churn'.",
+                argument="name", expected="a bundle name", found=name,
             )
         if not isinstance(golden, Golden):
-            raise SafeModelError(f"golden must be a safemodel Golden; got {type(golden).__name__}.")
+            raise InvalidArgument.of("ModelBundle", "golden", "a safemodel Golden", golden)
         self._estimator = estimator
         self._contract = (contract if isinstance(contract, Contract)
                           else Contract.from_schema(contract))
         self._policy = policy if policy is not None else Policy()
         if not isinstance(self._policy, Policy):
-            raise SafeModelError(f"policy must be a safemodel Policy; got {type(policy).__name__}.")
+            raise InvalidArgument.of("ModelBundle", "policy", "a safemodel Policy or None",
+                                     policy)
         self._golden = golden
         self._name = name
         self._version = parse_version(version)
         self._metadata = dict(metadata or {})
         try:
             json.dumps(self._metadata)
-        except (TypeError, ValueError) as exc:
-            raise SafeModelError(
-                f"Bundle metadata must be JSON-ready (str, numbers, lists, dicts); {exc}."
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InvalidArgument(
+                f"Bundle metadata must be JSON-ready (str, numbers, lists, dicts); {exc}.",
+                argument="metadata", expected="a JSON-ready dict", found=type(exc).__name__,
             ) from None
         self._profile = profile
         self._methods = tuple(m for m in SCORING_METHODS if hasattr(estimator, m))
         if not self._methods:
-            raise SafeModelError(
+            raise InvalidArgument(
                 f"{type(estimator).__name__} has none of {list(SCORING_METHODS)}; pass a "
-                "fitted estimator."
+                "fitted estimator.",
+                argument="estimator", expected=f"an object with one of {list(SCORING_METHODS)}",
+                found=type(estimator).__name__,
             )
         self._estimator_bytes = _estimator_bytes
         self._environment = dict(_environment) if _environment is not None else None
@@ -230,9 +247,12 @@ class ModelBundle:
         SafeModelError
             On a bad argument, or when the estimator cannot score its own golden rows.
         """
+        the_policy = policy if policy is not None else Policy()
+        if not isinstance(the_policy, Policy):
+            raise InvalidArgument.of("ModelBundle.from_training", "policy",
+                                     "a safemodel Policy or None", policy)
         frame = as_frame(X)
         the_contract = _contract_for(frame, contract, max_categories)
-        the_policy = policy if policy is not None else Policy()
         inputs, edge_rows = golden_inputs(
             frame, the_contract, rows=golden_rows, random_state=random_state
         )
@@ -348,10 +368,7 @@ class ModelBundle:
         """
         method = method or ("predict_proba" if "predict_proba" in self._methods else "predict")
         if method not in self._methods:
-            raise SafeModelError(
-                f"The 'method' parameter of score must be one of {list(self._methods)}; "
-                f"got {method!r} instead."
-            )
+            raise InvalidArgument.of("score", "method", f"one of {list(self._methods)}", method)
         prepared = apply(self._contract, self._policy, X, invalid=invalid)
         log_report(prepared.report, self._label)
         outputs = self._call(method, prepared.frame)
@@ -405,7 +422,7 @@ class ModelBundle:
         """
         golden = self._golden
         prepared = apply(self._contract, self._policy, golden.inputs, invalid="drop")
-        policy_diff = _policy_diff(golden, prepared.report)
+        changes = policy_diff(golden, prepared.report)
         mismatches = []
         rows = prepared.rows
         for method, expected in sorted(golden.outputs.items()):
@@ -427,7 +444,7 @@ class ModelBundle:
                 mismatches.append(mismatch)
         return VerificationReport(
             mismatches=tuple(mismatches),
-            policy_diff=tuple(policy_diff),
+            policy_diff=tuple(_describe_policy_diff(changes)),
             environment_diff=environment_diff(self.environment),
             name=self._label,
         )
@@ -435,11 +452,12 @@ class ModelBundle:
     # ------------------------------------------------------------------- drift
 
     def _scores_of(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        # Through _call: an estimator failure is a ScoringError here too, as in predict.
         if "predict_proba" in self._methods:
-            proba = np.asarray(self._estimator.predict_proba(frame), dtype="float64")
+            proba = np.asarray(self._call("predict_proba", frame), dtype="float64")
             classes = getattr(self._estimator, "classes_", range(proba.shape[1]))
             return {f"proba[{c}]": proba[:, i] for i, c in enumerate(classes)}
-        pred = np.asarray(self._estimator.predict(frame))
+        pred = self._call("predict", frame)
         if pred.dtype.kind in "biuf":
             return {"prediction": pred.astype("float64")}
         return {}
@@ -601,36 +619,23 @@ def _record_golden(
                 "through unchanged only under 'passthrough'. Use a policy that handles "
                 "them, or an estimator that does."
             ) from exc
-    rejected: dict[int, list[str]] = {}
-    for f in prepared.report.rejected:
-        if f.row is not None:
-            rejected.setdefault(f.row, []).append(f.check)
     return Golden(
         inputs=inputs,
         outputs=outputs,
         rtol=float(rtol),
         atol=float(atol),
-        rejected={r: tuple(sorted(set(c))) for r, c in rejected.items()},
+        rejected=prepared.report.rejected_checks(),
         report=prepared.report.counts(),
         edge_rows=edge_rows,
     )
 
 
-def _policy_diff(golden: Golden, report: PolicyReport) -> list[str]:
-    diffs = []
-    now: dict[int, list[str]] = {}
-    for f in report.rejected:
-        if f.row is not None:
-            now.setdefault(f.row, []).append(f.check)
-    now_sets = {r: tuple(sorted(set(c))) for r, c in now.items()}
-    for row in sorted(set(golden.rejected) | set(now_sets)):
-        before, after = golden.rejected.get(row), now_sets.get(row)
-        if before != after:
-            diffs.append(f"row {row}: recorded {_fate(before)}, now {_fate(after)}")
-    counts = report.counts()
-    if counts != {c: dict(a) for c, a in golden.report.items()}:
-        diffs.append(f"policy actions changed: recorded {dict(golden.report)}, now {counts}")
-    return diffs
+def _describe_policy_diff(diff: PolicyDiff) -> list[str]:
+    lines = [f"row {row}: recorded {_fate(before)}, now {_fate(after)}"
+             for row, before, after in diff.rows]
+    if diff.columns:
+        lines.append(f"policy actions changed: recorded {diff.recorded}, now {diff.now}")
+    return lines
 
 
 def _fate(checks: tuple[str, ...] | None) -> str:

@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 
 from safemodel._frame import as_frame
-from safemodel.errors import BundleFormatError, ContractViolation, Failure, SafeModelError
+from safemodel._values import plain as _plain
+from safemodel.errors import (
+    BundleFormatError,
+    ContractViolation,
+    Failure,
+    InvalidArgument,
+    SafeModelError,
+)
 
 if TYPE_CHECKING:
     import pandera.pandas as pa
@@ -132,7 +139,7 @@ class ColumnSpec:
         try:
             kind = data["kind"]
             if kind not in _KINDS:
-                raise ValueError(f"unknown kind {kind!r}")
+                raise _malformed(f"unknown kind {kind!r}", expected=list(_KINDS), found=kind)
             cats = data.get("categories")
             spec = cls(
                 name=str(data["name"]),
@@ -149,13 +156,19 @@ class ColumnSpec:
             _check_values(spec)
             for c in spec.checks:
                 _build_check(c)
+        except BundleFormatError as exc:
+            raise _malformed(f"Contract column {data.get('name', '?')!r} is malformed: {exc}.",
+                             expected=exc.expected, found=exc.found) from None
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-            raise BundleFormatError(
+            raise _malformed(
                 f"Contract column {data.get('name', '?')!r} is malformed: "
-                f"{type(exc).__name__}: {exc}.",
-                member="contract.json",
+                f"{type(exc).__name__}: {exc}."
             ) from None
         return spec
+
+
+def _malformed(message: str, *, expected: Any = None, found: Any = None) -> BundleFormatError:
+    return BundleFormatError(message, member="contract.json", expected=expected, found=found)
 
 
 def _check_values(spec: ColumnSpec) -> None:
@@ -163,7 +176,9 @@ def _check_values(spec: ColumnSpec) -> None:
     dtype = spec.pandas_dtype  # parses the dtype string
     for value in (*(spec.categories or ()), spec.impute, spec.minimum, spec.maximum):
         if not isinstance(value, str | int | float | bool | pd.Timestamp | None):
-            raise TypeError(f"{value!r} is not a scalar")
+            raise _malformed(f"{value!r} is not a scalar",
+                             expected="str, int, float, bool, timestamp or null",
+                             found=type(value).__name__)
     value = spec.impute
     if value is None:
         return
@@ -183,7 +198,8 @@ def _check_values(spec: ColumnSpec) -> None:
     else:
         ok = True
     if not ok:
-        raise TypeError(f"impute value {value!r} does not fit dtype {spec.dtype}")
+        raise _malformed(f"impute value {value!r} does not fit dtype {spec.dtype}",
+                         expected=spec.dtype, found=value)
 
 
 def _json_scalar(v: Any) -> Any:
@@ -208,7 +224,8 @@ def _from_json_scalar(v: Any) -> Any:
             return pd.Timestamp(v["v"])
         if tag in ("nan", "inf", "-inf"):
             return float(tag)
-        raise ValueError(f"unknown tag {tag!r}")
+        raise _malformed(f"unknown tag {tag!r}", expected=["nan", "inf", "-inf", "timestamp"],
+                         found=tag)
     return v
 
 
@@ -219,7 +236,8 @@ def _check_label(check: Any) -> str:
 def _build_check(spec: Mapping[str, Any]) -> pa.Check:
     name = spec["name"]
     if name not in _SERIALISABLE_CHECKS:
-        raise ValueError(f"unknown check {name!r}")
+        raise _malformed(f"unknown check {name!r}", expected=sorted(_SERIALISABLE_CHECKS),
+                         found=name)
     stats = {k: _from_json_scalar(v) for k, v in dict(spec.get("statistics", {})).items()}
     check: pa.Check = getattr(_pandera().Check, name)(**stats)
     return check
@@ -283,10 +301,6 @@ def _infer_column(name: str, s: pd.Series, max_categories: int) -> ColumnSpec:
     return ColumnSpec(name, dtype_str, "other", nullable)
 
 
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
 @dataclass(frozen=True)
 class Contract:
     """The input contract of a bundle: one :class:`ColumnSpec` per training column.
@@ -308,7 +322,10 @@ class Contract:
         names = [c.name for c in self.columns]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise SafeModelError(f"A contract needs unique column names; repeated: {dupes}.")
+            raise InvalidArgument(
+                f"A contract needs unique column names; repeated: {dupes}.",
+                argument="columns", expected="unique column names", found=dupes,
+            )
 
     @cached_property
     def names(self) -> tuple[str, ...]:
@@ -347,13 +364,16 @@ class Contract:
             When a column name is not a string or names repeat.
         """
         frame = as_frame(X)
-        if max_categories < 1:
-            raise SafeModelError(f"max_categories must be at least 1; got {max_categories!r}.")
+        if (isinstance(max_categories, bool) or not isinstance(max_categories, int | np.integer)
+                or max_categories < 1):
+            raise InvalidArgument.of("Contract.infer", "max_categories", "an integer >= 1",
+                                     max_categories)
         bad = [c for c in frame.columns if not isinstance(c, str)]
         if bad:
-            raise SafeModelError(
+            raise InvalidArgument(
                 f"Contract column names must be strings; found {bad!r}. Rename the columns "
-                "(e.g. X.columns = X.columns.astype(str)) before building the bundle."
+                "(e.g. X.columns = X.columns.astype(str)) before building the bundle.",
+                argument="X", expected="string column names", found=bad,
             )
         return cls(tuple(_infer_column(n, frame[n], max_categories) for n in frame.columns))
 
@@ -369,9 +389,11 @@ class Contract:
         if isinstance(schema, type) and hasattr(schema, "to_schema"):
             schema = schema.to_schema()
         if not isinstance(schema, _pandera().DataFrameSchema):
-            raise SafeModelError(
+            raise InvalidArgument(
                 "Expected a pandera DataFrameSchema or DataFrameModel; got "
-                f"{type(schema).__name__}."
+                f"{type(schema).__name__}.",
+                argument="schema", expected="a pandera DataFrameSchema or DataFrameModel",
+                found=type(schema).__name__,
             )
         inferred = cls.infer(X, max_categories=max_categories) if X is not None else None
         specs = []

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from safemodel.core.contract import ColumnSpec, Contract
-from safemodel.errors import BundleFormatError, SafeModelError
+from safemodel.errors import BundleFormatError, InvalidArgument
 
-__all__ = ["Golden", "VerificationReport", "compare_outputs", "golden_inputs"]
+if TYPE_CHECKING:
+    from safemodel.core.report import PolicyReport
+
+__all__ = ["Golden", "PolicyDiff", "VerificationReport", "compare_outputs", "golden_inputs",
+           "policy_diff"]
 
 UNSEEN_TEXT = "__safemodel_unseen__"
 
@@ -54,10 +58,14 @@ class Golden:
     edge_rows: int = 0
 
     def __post_init__(self) -> None:
-        if not (self.rtol >= 0 and self.atol >= 0):  # also refuses NaN
-            raise SafeModelError(
-                f"Golden tolerances must be >= 0; got rtol={self.rtol!r}, atol={self.atol!r}."
-            )
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if not value >= 0:  # also refuses NaN
+                raise InvalidArgument(
+                    f"Golden tolerances must be numbers >= 0; got {name}={value!r}. Pass "
+                    "rtol=0.0, atol=0.0 for an exact comparison.",
+                    argument=name, expected="a number >= 0", found=value,
+                )
 
     @property
     def accepted_rows(self) -> np.ndarray:
@@ -84,8 +92,10 @@ class Golden:
         try:
             methods = sorted(str(m) for m in meta["methods"])
             if methods != sorted(outputs) or not methods:
-                raise ValueError(f"golden.json lists methods {methods} but the outputs "
-                                 f"present are {sorted(outputs)}")
+                raise BundleFormatError(
+                    f"golden.json lists methods {methods} but the outputs present are "
+                    f"{sorted(outputs)}", member="golden/golden.json",
+                    expected=methods, found=sorted(outputs))
             return cls(
                 inputs=inputs,
                 outputs=dict(outputs),
@@ -97,8 +107,12 @@ class Golden:
                         for c, acts in dict(meta.get("report", {})).items()},
                 edge_rows=int(meta.get("edge_rows", 0)),
             )
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError,
-                SafeModelError) as exc:
+        except BundleFormatError as exc:
+            raise BundleFormatError(
+                f"The golden metadata is malformed: {exc}.", member="golden/golden.json",
+                expected=exc.expected, found=exc.found,
+            ) from None
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise BundleFormatError(
                 f"The golden metadata is malformed: {type(exc).__name__}: {exc}.",
                 member="golden/golden.json",
@@ -140,10 +154,15 @@ def golden_inputs(
 
     Returns the frame and how many edge-case rows it ends with.
     """
-    if rows < 1:
-        raise SafeModelError(f"golden_rows must be at least 1; got {rows!r}.")
+    if isinstance(rows, bool) or not isinstance(rows, int | np.integer) or rows < 1:
+        raise InvalidArgument.of("ModelBundle.from_training", "golden_rows",
+                                 "an integer >= 1", rows)
     if len(X) == 0:
-        raise SafeModelError("Cannot build golden outputs from an empty training frame.")
+        raise InvalidArgument(
+            "Cannot build golden outputs from an empty training frame; pass the training "
+            "rows (or a representative sample of them).",
+            argument="X", expected="at least one row", found="0 rows",
+        )
     frame = X[list(contract.names)]
     sample = frame.sample(n=rows, random_state=random_state) if rows < len(frame) else frame
     sample = sample.reset_index(drop=True)
@@ -240,6 +259,46 @@ def compare_outputs(
             for i in bad[:examples]
         ],
     }
+
+
+@dataclass(frozen=True)
+class PolicyDiff:
+    """How the policy now treats the golden inputs, against what was recorded.
+
+    Attributes
+    ----------
+    rows : tuple of (row, recorded, now)
+        Each golden row whose fate changed: the failed checks it was rejected with
+        when recorded and now (``None``: accepted).
+    columns : tuple of str
+        Columns whose policy actions changed, in the order of ``recorded`` then ``now``.
+    recorded, now : dict
+        All policy actions, ``{column: {action: count}}``, recorded and now.
+    """
+
+    rows: tuple[tuple[int, tuple[str, ...] | None, tuple[str, ...] | None], ...]
+    columns: tuple[str, ...]
+    recorded: dict[str, dict[str, int]]
+    now: dict[str, dict[str, int]]
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.columns)
+
+
+def policy_diff(golden: Golden, report: PolicyReport) -> PolicyDiff:
+    """Compare the policy's treatment of the golden inputs (``report``, from
+    ``prepare(golden.inputs, invalid="drop")``) with what ``golden`` recorded."""
+    now_rejected = report.rejected_checks()
+    rows = []
+    for row in sorted(set(golden.rejected) | set(now_rejected)):
+        before, after = golden.rejected.get(row), now_rejected.get(row)
+        if before != after:
+            rows.append((row, before, after))
+    now = report.counts()
+    recorded = {c: dict(a) for c, a in golden.report.items()}
+    columns = tuple(c for c in dict.fromkeys([*recorded, *now])
+                    if recorded.get(c, {}) != now.get(c, {}))
+    return PolicyDiff(tuple(rows), columns, recorded, now)
 
 
 @dataclass(frozen=True)

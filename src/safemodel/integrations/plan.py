@@ -31,8 +31,14 @@ import numpy as np
 import pandas as pd
 
 from safemodel.core.bundle import ModelBundle
-from safemodel.core.policy import Invalid, PolicyReport
-from safemodel.errors import ContractViolation, Failure, IntegrityError, InvalidArgument
+from safemodel.core.engine import Invalid
+from safemodel.core.report import PolicyReport
+from safemodel.errors import (
+    ContractViolation,
+    Failure,
+    IntegrityError,
+    InvalidArgument,
+)
 from safemodel.io.archive import load
 from safemodel.store.cache import VerifiedCache
 

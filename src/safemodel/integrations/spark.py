@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from safemodel.core.policy import Invalid
+from safemodel.core.engine import Invalid
 from safemodel.errors import SafeModelError
 from safemodel.integrations.plan import (
     POLICY_COLUMN,

@@ -23,7 +23,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
-from safemodel._values import bundle_name_problem, parse_version
+from safemodel._values import bundle_name_problem
+from safemodel._versions import parse_version
 from safemodel.core.bundle import ModelBundle, register_writer
 from safemodel.core.environment import environment_diff
 from safemodel.core.fingerprint import fingerprint_of

@@ -44,7 +44,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar, Final, Literal
 
 from safemodel.core.references import UNRESOLVED, pickle_references
-from safemodel.errors import IntegrityError
+from safemodel.errors import IntegrityError, InvalidArgument
 
 __all__ = [
     "ARBITRARY_CODE_MODULES",
@@ -386,9 +386,11 @@ def disallowed_references(references: Iterable[str], allowed_modules: Iterable[s
     ['sklearnx.evil']
     """
     if isinstance(allowed_modules, str):
-        raise TypeError(
+        raise InvalidArgument(
             "allowed_modules must be a collection of module or global names, such as "
-            f"('sklearn', 'numpy.ndarray'); got the single string {allowed_modules!r}."
+            f"('sklearn', 'numpy.ndarray'); got the single string {allowed_modules!r}.",
+            argument="allowed_modules", expected="a collection of names",
+            found=allowed_modules,
         )
     allowed = tuple(allowed_modules)
     plain = {entry for entry in allowed if not entry.endswith(_EVERYTHING)}

@@ -272,18 +272,22 @@ def load_pem_key(pem: str | bytes) -> Ed25519PrivateKey | Ed25519PublicKey:
     from cryptography.hazmat.primitives import serialization
 
     label, body = armour.group(1).decode(), raw[armour.start() :]
+    if label not in ("PUBLIC KEY", "PRIVATE KEY", "OPENSSH PRIVATE KEY"):
+        raise SigningKeyError(
+            f"The PEM document cannot be read as an unencrypted Ed25519 key: the armour "
+            f"label is {label!r}, not 'PUBLIC KEY' or 'PRIVATE KEY'. Export the key with "
+            "`safemodel keys show`."
+        )
     key: object
     try:
         if label == "PUBLIC KEY":
             key = serialization.load_pem_public_key(body)
-        elif label in ("PRIVATE KEY", "OPENSSH PRIVATE KEY"):
+        else:
             key = (
                 serialization.load_ssh_private_key(body, password=None)
                 if label.startswith("OPENSSH")
                 else serialization.load_pem_private_key(body, password=None)
             )
-        else:
-            raise ValueError(f"the armour label is {label!r}, not 'PUBLIC KEY' or 'PRIVATE KEY'")
     except (ValueError, TypeError) as exc:
         # Also raised for an encrypted private key: this API takes no password.
         raise SigningKeyError(

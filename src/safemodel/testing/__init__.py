@@ -15,7 +15,6 @@ changed since the bundle was built. Nothing here imports pytest.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,8 +26,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from safemodel._values import json_text, plain
 from safemodel.core.bundle import ModelBundle
-from safemodel.errors import ContractViolation, GoldenMismatchError, SafeModelError
+from safemodel.core.golden import policy_diff
+from safemodel.errors import (
+    ContractViolation,
+    GoldenMismatchError,
+    InvalidArgument,
+    SafeModelError,
+)
 from safemodel.io.archive import load_unverified
 
 if TYPE_CHECKING:
@@ -81,9 +87,11 @@ def _bundle(bundle_or_path: BundleOrPath, caller: str) -> ModelBundle:
         return bundle_or_path
     if isinstance(bundle_or_path, str | PathLike):
         return _load_unverified(bundle_or_path)
-    raise TypeError(
+    raise InvalidArgument(
         f"{caller} expects a ModelBundle or the path of a bundle file; got "
-        f"{type(bundle_or_path).__name__}."
+        f"{type(bundle_or_path).__name__}. Pass the bundle, or the path it was saved to.",
+        argument="bundle_or_path", expected="a ModelBundle or a path",
+        found=type(bundle_or_path).__name__,
     )
 
 
@@ -274,7 +282,7 @@ def assert_contract_consistent(bundle_or_path: BundleOrPath) -> None:
         if set(checks) <= {"unseen_category", "unexpected_missing"} and lenient.is_valid(
                 records[row]):
             problems.append(f"row {row}: the policy rejects it ({', '.join(checks)}) but "
-                            f"to_json_schema(policy=...) accepts {_json(records[row])}")
+                            f"to_json_schema(policy=...) accepts {json_text(records[row])}")
     if problems:
         raise _fail(bundle, "the JSON schema disagrees with the contract", problems)
 
@@ -296,10 +304,6 @@ def _schema_errors(validator: Any, record: Mapping[str, Any]) -> list[str]:
         f"{'/'.join(str(p) for p in e.absolute_path) or 'record'}: {e.message}"
         for e in validator.iter_errors(record)
     ]
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False)
 
 
 # -------------------------------------------------------------------- policy
@@ -329,25 +333,14 @@ def assert_edge_cases_reproducible(bundle_or_path: BundleOrPath) -> None:
     """
     bundle = _bundle(bundle_or_path, "assert_edge_cases_reproducible")
     golden = bundle.golden
-    prepared = bundle.prepare(golden.inputs, invalid="drop")
-    checks: dict[int, set[str]] = {}
-    for failure in prepared.report.rejected:
-        if failure.row is not None:
-            checks.setdefault(failure.row, set()).add(failure.check)
-    now = {row: tuple(sorted(c)) for row, c in checks.items()}
-    problems = []
-    for row in sorted(set(golden.rejected) | set(now)):
-        before, after = golden.rejected.get(row), now.get(row)
-        if before != after:
-            problems.append(f"row {row}{_edge_case(golden.inputs, golden.edge_rows, row)}: "
-                            f"recorded {_fate(before)}, now {_fate(after)}")
-    counts = prepared.report.counts()
-    recorded = {c: dict(a) for c, a in golden.report.items()}
+    diff = policy_diff(golden, bundle.prepare(golden.inputs, invalid="drop").report)
+    problems = [f"row {row}{_edge_case(golden.inputs, golden.edge_rows, row)}: "
+                f"recorded {_fate(before)}, now {_fate(after)}"
+                for row, before, after in diff.rows]
     order = {name: i for i, name in enumerate(bundle.contract.names)}
-    for column in sorted(set(counts) | set(recorded), key=lambda c: (order.get(c, len(order)), c)):
-        if counts.get(column, {}) != recorded.get(column, {}):
-            problems.append(f"column {column!r}: recorded {_actions(recorded.get(column))}, "
-                            f"now {_actions(counts.get(column))}")
+    for column in sorted(diff.columns, key=lambda c: (order.get(c, len(order)), c)):
+        problems.append(f"column {column!r}: recorded {_actions(diff.recorded.get(column))}, "
+                        f"now {_actions(diff.now.get(column))}")
     if problems:
         raise _fail(bundle, "the policy no longer treats the golden edge cases as recorded",
                     problems)
@@ -363,7 +356,7 @@ def _edge_case(inputs: pd.DataFrame, edge_rows: int, row: int) -> str:
         a, b = inputs[column].iloc[row], inputs[column].iloc[0]
         a_missing, b_missing = bool(pd.isna(a)), bool(pd.isna(b))
         if a_missing != b_missing or (not a_missing and a != b):
-            cells.append(f"{column} missing" if a_missing else f"{column}={_plain(a)!r}")
+            cells.append(f"{column} missing" if a_missing else f"{column}={plain(a)!r}")
     return f" (edge case: {', '.join(cells)})" if cells else " (edge case)"
 
 
@@ -375,10 +368,6 @@ def _actions(actions: Mapping[str, int] | None) -> str:
     if not actions:
         return "no action"
     return ", ".join(f"{action} x{n}" for action, n in sorted(actions.items()))
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
 
 
 # ---------------------------------------------------------------- robustness
@@ -460,7 +449,7 @@ class _Case:
         if self.changes:
             lines.append("  broken on purpose: " + "; ".join(c.describe() for c in self.changes))
         for i, r in enumerate(self.sent()[:_SHOWN_ROWS]):
-            lines.append(f"    row {i}: {_json(r)}")
+            lines.append(f"    row {i}: {json_text(r)}")
         if len(self.rows) > _SHOWN_ROWS:
             lines.append(f"    ... and {len(self.rows) - _SHOWN_ROWS} more rows")
         return "\n".join(lines)
@@ -701,7 +690,7 @@ def _case_strategies(bundle: ModelBundle) -> tuple[SearchStrategy[_Case], Search
 def _observed(sampled: pd.DataFrame, name: str) -> list[Any]:
     """Distinct present values of a column among the sampled training rows."""
     values = sampled[name].dropna().drop_duplicates().head(50)
-    return [_plain(v) for v in values.tolist()]
+    return [plain(v) for v in values.tolist()]
 
 
 def _valid_values(spec: ColumnSpec, observed: list[Any]) -> SearchStrategy[Any]:

@@ -1,0 +1,355 @@
+"""The policy engine: check a frame against a contract, apply the policy, report.
+
+:func:`apply` is the vectorised equivalent of the contract's pandera schema plus the
+policy. It runs in small steps, one concept each:
+
+1. **fast path** (:func:`_needs_nothing`): a frame already in the training columns,
+   order and dtypes, with nothing to act on, is returned as it is, uncopied;
+2. **columns** (:func:`_check_columns`): duplicate, missing and extra columns;
+3. **coerce** (:mod:`safemodel.core.engine.coerce`): each column to its training dtype,
+   losslessly; values that cannot be are type failures;
+4. **check**: non-finite numbers, unseen categories, unexpected missing values,
+   the contract's extra checks;
+5. **fill**: the policy's imputations and unseen-category replacements;
+6. **report**: a :class:`~safemodel.core.report.Prepared` frame and its
+   :class:`~safemodel.core.report.PolicyReport`, or a
+   :class:`~safemodel.errors.ContractViolation` listing every failure at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from safemodel._frame import absent_fields, as_frame, column_at
+from safemodel._values import failure_value
+from safemodel.core.contract import ColumnSpec, Contract
+from safemodel.core.engine.coerce import coerce, finish, is_na, missing_mask, same_strings
+from safemodel.core.policy import MissingAction, Policy, UnseenAction, check_option
+from safemodel.core.report import ColumnAction, PolicyReport, Prepared
+from safemodel.errors import ContractViolation, Failure, SafeModelError
+
+__all__ = ["Invalid", "apply"]
+
+Invalid = Literal["raise", "drop"]
+
+
+def apply(
+    contract: Contract, policy: Policy, X: Any, *, invalid: Invalid = "raise"
+) -> Prepared:
+    """Check ``X`` against ``contract`` and apply ``policy``.
+
+    Parameters
+    ----------
+    contract : Contract
+    policy : Policy
+    X : DataFrame, list of dict, dict of lists, or dict
+        The caller's input; never mutated.
+    invalid : {"raise", "drop"}
+        ``"raise"``: any failure raises :class:`ContractViolation` (every failure at
+        once). ``"drop"``: rows with row-level failures are left out of the frame and
+        listed in ``report.rejected``; column-level failures still raise.
+
+    Returns
+    -------
+    Prepared
+
+    Raises
+    ------
+    ContractViolation
+        Listing every failure (column, check, value, row).
+    InvalidArgument
+        When ``invalid`` is not ``"raise"`` or ``"drop"``.
+    """
+    check_option("invalid", invalid, ("raise", "drop"), "prepare")
+    frame = as_frame(X)
+    absent = absent_fields(X, frame)
+    if not absent and _needs_nothing(contract, frame):
+        return Prepared(frame, PolicyReport(len(frame)))
+    run = _Run(len(frame), absent)
+    extras = _check_columns(contract, policy, frame, run)
+    for spec in contract.columns:
+        _prepare_column(spec, policy, frame[spec.name], run)
+    return _result(contract, frame, run, extras, invalid)
+
+
+@dataclass
+class _Run:
+    """What one call found so far: failures, actions, rejected rows, new columns."""
+
+    n: int
+    absent: dict[str, np.ndarray] = field(default_factory=dict)  # see absent_fields
+    failures: list[Failure] = field(default_factory=list)
+    actions: list[ColumnAction] = field(default_factory=list)
+    replaced: dict[str, pd.Series] = field(default_factory=dict)
+    bad_rows: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bad_rows = np.zeros(self.n, dtype=bool)
+
+    def fail(self, name: str, check: str, mask: np.ndarray, values: Any = None) -> None:
+        """Row failures at ``mask``; ``values`` (an object array) gives their values."""
+        self.failures.extend(
+            Failure(name, check, None if values is None else failure_value(values[r]), int(r))
+            for r in np.flatnonzero(mask)
+        )
+        self.bad_rows |= mask
+
+    def act(self, name: str, action: str, mask: np.ndarray) -> None:
+        self.actions.append(ColumnAction(name, action, _positions(mask)))
+
+
+# ------------------------------------------------------------------ fast path
+
+
+def _needs_nothing(contract: Contract, frame: pd.DataFrame) -> bool:
+    """Whether ``frame`` already is what the estimator expects, checked on the arrays.
+
+    The common case in production: training columns in training order and dtypes, no
+    unexpected missing, unseen or infinite value. It skips the checks that cannot fail
+    (an int64 column holds no NaN) and builds no Series. Anything else, including every
+    case the policy would act on, goes through the general path.
+    """
+    if tuple(frame.columns) != contract.names:
+        return False
+    for i, spec in enumerate(contract.columns):
+        if spec.checks or spec.custom_checks:
+            return False
+        values = column_at(frame, i)
+        dtype = values.dtype
+        if dtype != spec.pandas_dtype and not same_strings(dtype, spec.pandas_dtype):
+            return False
+        if isinstance(dtype, np.dtype):
+            if not _numpy_column_ready(spec, dtype, values):
+                return False
+        elif not _extension_column_ready(spec, dtype, values):
+            return False
+    return True
+
+
+def _numpy_column_ready(spec: ColumnSpec, dtype: np.dtype[Any], values: np.ndarray) -> bool:
+    if dtype.kind in "iub":
+        return True  # cannot hold a missing or infinite value
+    if dtype.kind != "f":
+        return False  # object, datetime64: the general path knows them
+    if spec.kind == "number" and not _had_infinity(spec):
+        if spec.nullable:
+            return not np.isinf(values).any()
+        return bool(np.isfinite(values).all())
+    return spec.nullable or not np.isnan(values).any()
+
+
+def _extension_column_ready(spec: ColumnSpec, dtype: Any, values: Any) -> bool:
+    if not spec.nullable and values.isna().any():
+        return False
+    if spec.allowed is not None and not isinstance(dtype, pd.CategoricalDtype):
+        allowed = spec.allowed
+        return not any(u not in allowed and not is_na(u) for u in pd.unique(values))
+    return True
+
+
+# -------------------------------------------------------------------- columns
+
+
+def _check_columns(
+    contract: Contract, policy: Policy, frame: pd.DataFrame, run: _Run
+) -> list[Any]:
+    """Refuse duplicate, missing and (under ``extra_columns="error"``) extra columns;
+    return the extra columns the policy drops."""
+    columns = frame.columns
+    if not columns.is_unique:
+        dupes = sorted({str(c) for c in columns[columns.duplicated()]})
+        raise ContractViolation([Failure(c, "duplicate_column") for c in dupes])
+    present = set(columns)
+    failures = [Failure(name, "missing_column") for name in contract.names
+                if name not in present]
+    known = contract.name_set
+    extras = [c for c in columns if c not in known]
+    if extras and policy.extra_columns == "error":
+        failures.extend(Failure(str(c), "unexpected_column") for c in extras)
+    if failures:
+        raise ContractViolation(failures)
+    run.actions.extend(ColumnAction(str(c), "dropped_column", count=run.n) for c in extras)
+    return extras
+
+
+# --------------------------------------------------------------------- column
+
+
+def _prepare_column(spec: ColumnSpec, policy: Policy, original: pd.Series, run: _Run) -> None:
+    """Coerce, check and fill one column; record its failures, actions and new values."""
+    s, skip = _coerce_column(spec, original, run)
+    miss = missing_mask(s) & ~skip
+    _check_finite(spec, s, run)
+    if s is not original and original.dtype != s.dtype and not (miss | run.bad_rows).all():
+        # (an all-missing column has no type to coerce: pandas merely calls it object)
+        run.actions.append(ColumnAction(spec.name, f"coerced from {original.dtype}",
+                                        count=run.n))
+    unseen_action, missing_action = policy.for_column(spec.name)
+    if spec.allowed is not None:
+        s, miss = _handle_unseen(spec, unseen_action, s, miss, miss | skip, run)
+    if not spec.nullable and miss.any():
+        s, miss = _handle_missing(spec, missing_action, s, miss, run)
+    if s is not original:
+        run.replaced[spec.name] = finish(s, spec, miss | run.bad_rows)
+    if spec.checks or spec.custom_checks:
+        failed = _extra_check_failures(spec, run.replaced.get(spec.name, original),
+                                       run.bad_rows)
+        run.failures.extend(failed)
+        # Rows an extra check rejects are left out too, so outputs match Prepared.rows.
+        run.bad_rows[[f.row for f in failed if f.row is not None]] = True
+
+
+def _coerce_column(spec: ColumnSpec, original: pd.Series, run: _Run
+                   ) -> tuple[pd.Series, np.ndarray]:
+    """The coerced column, and the rows no later step looks at (bad type, absent)."""
+    s, bad = coerce(original, spec)
+    if bad is not None and bad.any():
+        found = _found_type(original)
+        run.fail(spec.name, f"type: expected {spec.dtype}, found {found}", bad,
+                 original.to_numpy(dtype=object))
+    absent = run.absent.get(spec.name)
+    if absent is not None:
+        # A field some records of a batch lack: the failure it is for a record alone.
+        run.fail(spec.name, "missing_column", absent)
+        bad = absent if bad is None else bad | absent
+    return s, (bad if bad is not None else np.zeros(run.n, dtype=bool))
+
+
+def _check_finite(spec: ColumnSpec, s: pd.Series, run: _Run) -> None:
+    """Refuse infinite numbers unless training data had them.
+
+    pandera's float check accepts inf; most estimators crash on it.
+    """
+    if spec.kind == "number" and s.dtype.kind == "f" and not _had_infinity(spec):
+        infinite = np.isinf(s.to_numpy(dtype="float64", na_value=np.nan))
+        if infinite.any():
+            run.fail(spec.name, "non_finite", infinite, s.to_numpy(dtype=object))
+
+
+def _handle_unseen(
+    spec: ColumnSpec, action: UnseenAction, s: pd.Series, miss: np.ndarray,
+    skip: np.ndarray, run: _Run,
+) -> tuple[pd.Series, np.ndarray]:
+    """Apply the unseen-category rule; return the column and its missing mask."""
+    unseen = _unseen_mask(s, spec, skip)
+    if unseen is None:
+        return s, miss
+    if action == "error":
+        run.fail(spec.name, "unseen_category", unseen, s.to_numpy(dtype=object))
+    elif action == "missing":
+        run.act(spec.name, "unseen_to_missing", unseen)
+        return _fill(s, unseen, None), miss | unseen
+    elif action == "most_frequent":
+        if spec.impute is None:
+            run.fail(spec.name, "no_impute_value", unseen)
+        else:
+            run.act(spec.name, "unseen_to_most_frequent", unseen)
+            return _fill(s, unseen, spec.impute), miss
+    else:
+        run.act(spec.name, "unseen_passthrough", unseen)
+    return s, miss
+
+
+def _handle_missing(
+    spec: ColumnSpec, action: MissingAction, s: pd.Series, miss: np.ndarray, run: _Run
+) -> tuple[pd.Series, np.ndarray]:
+    """Apply the missing-value rule to a column that had none in training."""
+    if action == "error":
+        run.fail(spec.name, "unexpected_missing", miss)
+    elif action == "impute":
+        if spec.impute is None:
+            run.fail(spec.name, "no_impute_value", miss)
+        else:
+            run.act(spec.name, "imputed", miss)
+            return _fill(s, miss, spec.impute), np.zeros(run.n, dtype=bool)
+    else:
+        run.act(spec.name, "missing_passthrough", miss)
+    return s, miss
+
+
+def _unseen_mask(s: pd.Series, spec: ColumnSpec, skip: np.ndarray) -> np.ndarray | None:
+    """Rows holding a value outside the allowed set (``None`` when there are none).
+
+    Checks the distinct values first: a hash pass in C, then a few set lookups. The
+    row mask is only built when something unseen is present (the slow path).
+    """
+    allowed = spec.allowed
+    assert allowed is not None
+    if isinstance(s.dtype, pd.CategoricalDtype) and s.dtype == spec.pandas_dtype:
+        return None  # codes cannot hold anything else
+    uniques = pd.unique(s.array)
+    unseen = [u for u in uniques if u not in allowed and not is_na(u)]
+    if not unseen:
+        return None
+    mask = np.asarray(s.isin(unseen).to_numpy(), dtype=bool) & ~skip
+    return mask if mask.any() else None
+
+
+def _fill(s: pd.Series, mask: np.ndarray, value: Any) -> pd.Series:
+    out = s.copy()
+    out[mask] = value
+    return out
+
+
+def _extra_check_failures(spec: ColumnSpec, s: pd.Series, skip: np.ndarray) -> list[Failure]:
+    from safemodel.core.contract import _build_check
+
+    failures: list[Failure] = []
+    checks = [*(_build_check(c) for c in spec.checks), *spec.custom_checks]
+    present = ~missing_mask(s) & ~skip
+    for check in checks:
+        try:
+            result = check(s[present]).check_output
+        except Exception as exc:  # a user's check must not crash scoring with a raw error
+            raise SafeModelError(
+                f"Check {check.name!r} of column {spec.name!r} failed to run: "
+                f"{type(exc).__name__}: {exc}."
+            ) from exc
+        ok = np.ones(len(s), dtype=bool)
+        ok[np.flatnonzero(present)] = np.asarray(result, dtype=bool)
+        values = s.to_numpy(dtype=object)
+        failures.extend(Failure(spec.name, str(check.name), failure_value(values[r]), int(r))
+                        for r in np.flatnonzero(~ok))
+    return failures
+
+
+# --------------------------------------------------------------------- report
+
+
+def _result(
+    contract: Contract, frame: pd.DataFrame, run: _Run, extras: list[Any], invalid: Invalid
+) -> Prepared:
+    """Raise the failures, or build the frame the estimator sees and its report."""
+    rejected: tuple[Failure, ...] = ()
+    if run.failures:
+        if invalid == "raise" or any(f.row is None for f in run.failures):
+            raise ContractViolation(run.failures)
+        rejected = tuple(run.failures)
+    report = PolicyReport(run.n, tuple(run.actions), rejected)
+    if (not run.replaced and not extras and not rejected
+            and list(frame.columns) == list(contract.names)):
+        return Prepared(frame, report)  # nothing to change: no copy at all
+    data = {name: run.replaced.get(name, frame[name]) for name in contract.names}
+    out = pd.DataFrame(data, index=frame.index, copy=False)
+    if rejected:
+        out = out.iloc[np.flatnonzero(~run.bad_rows)]
+    return Prepared(out, report)
+
+
+def _positions(mask: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.flatnonzero(mask))
+
+
+def _had_infinity(spec: ColumnSpec) -> bool:
+    return any(isinstance(v, float) and np.isinf(v) for v in (spec.minimum, spec.maximum))
+
+
+def _found_type(s: pd.Series) -> str:
+    if s.dtype == np.dtype(object):
+        kinds = sorted({type(v).__name__ for v in s.dropna().tolist()})
+        return "object(" + ", ".join(kinds) + ")" if kinds else "object"
+    return str(s.dtype)
