@@ -376,6 +376,8 @@ def _parser() -> _Parser:
     a = actions.add_parser("history", parents=[common], help="puts, promotions, rollbacks")
     a.add_argument("name", metavar="NAME")
     a.set_defaults(run=_cmd_store_history)
+    from safemodel.cli.serve import register as register_serve
+    register_serve(sub)
     return parser
 
 
