@@ -110,11 +110,11 @@ class Server:
         except HTTPProblem as problem:
             status, answer = problem.status, problem.body(self.limits)
         except SafeModelError as exc:
-            problem = from_error(exc, self.limits)
-            status, answer = problem.status, problem.body(self.limits)
-            if problem.error == "contract_violation" and model is not None:
+            mapped = from_error(exc, self.limits)
+            status, answer = mapped.status, mapped.body(self.limits)
+            if mapped.error == "contract_violation" and model is not None:
                 self.metrics.rejected.labels(name, model.version).inc(
-                    max(len(problem.extra["rows"]), 1))
+                    max(len(mapped.extra["rows"]), 1))
         except Exception as exc:  # a bug: still a strict-JSON answer, and logged in full
             logger.exception("request %s to %r failed", request_id, name)
             status = 500

@@ -144,7 +144,7 @@ def check_instances(instances: list[Any], names: frozenset[str], limits: Limits)
                               f"limit of {limits.max_columns}.", limit="max_columns",
                               found=len(record), maximum=limits.max_columns, row=row)
         for key, value in record.items():
-            if type(value) is str and len(value) > limits.max_string_length \
+            if (type(value) is str and len(value) > limits.max_string_length) \
                     or len(key) > limits.max_string_length:
                 _long_string(row, key, value, limits)
             if not isinstance(value, _SCALARS):
