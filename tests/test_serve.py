@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CATEGORICAL, NUMERIC, record
 from sklearn.pipeline import Pipeline
-from test_serve_shift import EnvShift
 
 import safemodel as sm
+from conftest import NUMERIC, record
+from test_serve_shift import EnvShift
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
@@ -137,7 +137,8 @@ def test_models_are_listed_with_identity(server: Served) -> None:
     one = server.get("/v1/models/penguins").json()
     assert one["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
     assert one["methods"] == ["predict", "predict_proba", "decision_function"]
-    assert one["columns"] == COLUMNS and one["ready"] is True
+    assert one["columns"] == COLUMNS
+    assert one["ready"] is True
 
 
 def test_predict_labels_probabilities_and_reports_the_policy(
@@ -152,7 +153,8 @@ def test_predict_labels_probabilities_and_reports_the_policy(
     got = np.array([[p[c] for c in ("Adelie", "Chinstrap", "Gentoo")]
                     for p in body["predictions"]])
     np.testing.assert_array_equal(got, expected)
-    assert body["model_name"] == "penguins" and body["model_version"] == "1.0.0"
+    assert body["model_name"] == "penguins"
+    assert body["model_version"] == "1.0.0"
     assert body["method"] == "predict_proba"
     actions = {(a["column"], a["action"]): a["rows"] for a in body["policy"]["actions"]}
     assert any(col == "island" and rws == [1] for (col, _), rws in actions.items())
@@ -209,12 +211,14 @@ def test_health_readiness_and_drift(server: Served,
                                     penguins: tuple[pd.DataFrame, pd.Series]) -> None:
     assert server.get("/healthz").json() == {"status": "alive"}
     ready = server.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["ready"] is True
+    assert ready.status_code == 200
+    assert ready.json()["ready"] is True
     rows = [record(penguins[0], i) for i in range(0, 340, 5)]
     assert server.post("/v1/models/penguins-hgb:predict",
                        json={"instances": rows}).status_code == 200
     drift = server.get("/v1/models/penguins-hgb/drift").json()
-    assert drift["model_name"] == "penguins-hgb" and drift["rows"] >= len(rows)
+    assert drift["model_name"] == "penguins-hgb"
+    assert drift["rows"] >= len(rows)
     assert set(COLUMNS) <= set(drift["features"])
     html = server.get("/v1/models/penguins-hgb/drift?format=html")
     assert html.headers["content-type"].startswith("text/html")
@@ -251,8 +255,12 @@ def test_one_json_log_line_per_request(server: Served,
 
     wait_until(lambda: bool(logged()), 10, "the log line")
     (line,) = logged()
-    assert line["model"] == "penguins" and line["version"] == "1.0.0" and line["rows"] == 1
-    assert line["status"] == 200 and line["fingerprint"] and line["latency_ms"] > 0
+    assert line["model"] == "penguins"
+    assert line["version"] == "1.0.0"
+    assert line["rows"] == 1
+    assert line["status"] == 200
+    assert line["fingerprint"]
+    assert line["latency_ms"] > 0
     assert line["policy"] == {}
 
 
@@ -272,7 +280,7 @@ def _dump(obj: Any) -> bytes:
     return json.dumps(obj, allow_nan=True).encode()
 
 
-def hostile_corpus(X: pd.DataFrame) -> list[Case]:  # noqa: C901 - one list, many kinds
+def hostile_corpus(X: pd.DataFrame) -> list[Case]:
     base = record(X, 0)
     cases: list[Case] = []
 
@@ -392,7 +400,8 @@ def test_hostile_corpus_never_gets_a_500(server: Served,
         if r.status_code not in case.expect:
             wrong.append((case.label, r.status_code, r.text[:300]))
         if r.status_code != 200:
-            assert isinstance(body["error"], str) and body["message"], case.label
+            assert isinstance(body["error"], str), case.label
+            assert body["message"], case.label
     assert wrong == [], "\n".join(map(str, wrong))
     assert server.get("/readyz").status_code == 200  # the server survived it all
 
@@ -404,8 +413,10 @@ def test_contract_failures_echo_values_truncated(server: Served,
     r = server.post("/v1/models/penguins:predict", json={"instances": [row]})
     assert r.status_code == 422
     (failure,) = r.json()["failures"]
-    assert failure["column"] == "bill_length_mm" and failure["row"] == 0
-    assert len(failure["value"]) < 300 and "9000 characters" in failure["value"]
+    assert failure["column"] == "bill_length_mm"
+    assert failure["row"] == 0
+    assert len(failure["value"]) < 300
+    assert "9000 characters" in failure["value"]
 
 
 # ------------------------------------------------------------------ hot swap
@@ -467,7 +478,8 @@ def test_version_failing_verification_here_is_not_served(server: Served) -> None
         assert ready.json()["models"]["shifty"] == {"target": "2.0.0", "served": "1.0.0"}
         assert server.version("shifty") == "1.0.0"
         r = server.post("/v1/models/shifty:predict", json={"instances": []})
-        assert r.status_code == 200 and r.json()["model_version"] == "1.0.0"
+        assert r.status_code == 200
+        assert r.json()["model_version"] == "1.0.0"
         text = server.get("/metrics").text
         assert 'safemodel_model_refused{error="GoldenMismatchError",model="shifty",' \
                'version="2.0.0"} 1.0' in text

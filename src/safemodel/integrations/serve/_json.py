@@ -60,8 +60,8 @@ def loads(raw: bytes) -> Any:
     """
     try:
         # UTF-8 only (RFC 8259); a BOM or UTF-16 is refused rather than guessed.
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float,
-                          object_pairs_hook=_unique_keys)
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
+                          parse_float=_finite_float, object_pairs_hook=_unique_keys)
     except InvalidJSON:
         raise
     except RecursionError:
