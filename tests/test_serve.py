@@ -487,3 +487,46 @@ def test_version_failing_verification_here_is_not_served(server: Served) -> None
     finally:
         store.rollback("shifty")
     wait_until(lambda: server.get("/readyz").status_code == 200, 30, "ready again")
+
+
+# ------------------------------------------------------------------ mounting, CLI
+
+
+def test_mounted_in_an_existing_app(tmp_path: Path, lr_bundle: sm.ModelBundle,
+                                    penguins: tuple[pd.DataFrame, pd.Series]) -> None:
+    import uvicorn
+    from fastapi import FastAPI
+
+    from safemodel.serve import create_app, create_router
+
+    store = sm.BundleStore(tmp_path / "store")
+    store.put(lr_bundle)
+    store.promote(lr_bundle.name, "1.0.0")
+    host = FastAPI()
+    host.mount("/sub", create_app(store))
+    router = create_router(store)
+    host.include_router(router, prefix="/ml")
+    port = free_port()
+    uv = uvicorn.Server(uvicorn.Config(host, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for prefix in ("/sub", "/ml"):
+            wait_until(lambda p=prefix: _ready(url + p), 60, f"{prefix} ready")
+            r = httpx.post(f"{url}{prefix}/v1/models/{lr_bundle.name}:predict",
+                           json={"instances": [record(penguins[0])]}, timeout=30)
+            assert r.status_code == 200
+            assert r.json()["model_version"] == "1.0.0"
+    finally:
+        uv.should_exit = True
+        thread.join(15)
+        router.server.registry.stop()  # type: ignore[attr-defined]
+
+
+def test_serve_command_refuses_a_missing_store(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from safemodel.cli import main
+
+    assert main(["serve", str(tmp_path / "nothing")]) == 2
+    assert "not a store folder" in capsys.readouterr().err
