@@ -32,10 +32,10 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _pipelines import lr_pipeline, penguins, rows  # noqa: E402
+from _pipelines import lr_pipeline, penguins, rows
 
-import safemodel as sm  # noqa: E402
-from safemodel.serve import create_app  # noqa: E402
+import safemodel as sm
+from safemodel.serve import create_app
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -85,8 +85,8 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        print(f"| rows | endpoint | p50 ms | p99 ms | requests/s | rows/s |\n"
-              f"|---:|---|---:|---:|---:|---:|")
+        print("| rows | endpoint | p50 ms | p99 ms | requests/s | rows/s |\n"
+              "|---:|---|---:|---:|---:|---:|")
         for n in (1, 100):
             payload = {"instances": _records(rows(X, n))}
             paths = {"served": "/v1/models/penguins:predict", "raw": "/raw/predict"}
