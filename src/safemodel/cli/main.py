@@ -43,7 +43,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from safemodel.cli import bundle, store
+from safemodel.cli import bundle, serve, store
 from safemodel.cli._common import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -85,6 +85,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     bundle.register,
     store.register,
+    serve.register,
     _register_demo,
 )
 """The ``register(subparsers)`` functions of the command groups, in help order."""
