@@ -139,7 +139,11 @@ def _input_example(bundle: ModelBundle) -> pd.DataFrame:
     """The first sampled golden rows (not the edge cases: those show what to avoid)."""
     inputs = bundle.golden.inputs
     sampled = max(len(inputs) - bundle.golden.edge_rows, 1)
-    return inputs.iloc[: min(sampled, _EXAMPLE_ROWS)].reset_index(drop=True)
+    example = inputs.iloc[: min(sampled, _EXAMPLE_ROWS)].reset_index(drop=True)
+    # MLflow compares the column index with a range, which pandas 3 deprecates for a
+    # string-dtype index (a warning, an error under strict settings); object is exact.
+    example.columns = pd.Index(list(example.columns), dtype=object)
+    return example
 
 
 # ----------------------------------------------------------------------- save
