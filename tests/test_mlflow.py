@@ -11,8 +11,10 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 # The file store (no database needed) is opt-in since MLflow 3.7.
 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
+import shutil
 import subprocess
 import sys
+import textwrap
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +29,8 @@ from tests.conftest import penguins_frame, policy_frame
 
 import safemodel as sm
 
-mlflow = pytest.importorskip("mlflow")
+pytest.importorskip("mlflow")
+import mlflow
 import mlflow.pyfunc
 import mlflow.sklearn
 
@@ -66,7 +69,8 @@ def test_pyfunc_by_alias_scores_bit_for_bit_like_the_bundle(
     model = mlflow.pyfunc.load_model("models:/penguins@champion")
     # Unseen islands and sexes, missing islands and years (nullable Int64 with pd.NA).
     frame = policy_frame(2_000).drop(columns="id")
-    assert frame["island"].eq("Atlantis").any() and frame["year"].isna().any()
+    assert frame["island"].eq("Atlantis").any()
+    assert frame["year"].isna().any()
     out = model.predict(frame)
     assert isinstance(out, pd.DataFrame)
     assert list(out.columns) == ["Adelie", "Chinstrap", "Gentoo"]
@@ -84,7 +88,8 @@ def test_signature_and_input_example_come_from_the_contract_and_golden_rows(
     signature = registered.signature
     assert signature.inputs.input_names() == list(lr_bundle.contract.names)
     types = {c.name: c.to_dict()["type"] for c in signature.inputs.inputs}
-    assert types["island"] == "string" and types["bill_length_mm"] == "double"
+    assert types["island"] == "string"
+    assert types["bill_length_mm"] == "double"
     assert types["year"] == "any"  # a missing year must reach the policy, see _column_type
     assert signature.outputs.input_names() == ["Adelie", "Chinstrap", "Gentoo"]
     model = mlflow.pyfunc.load_model(registered.model_uri)
@@ -208,3 +213,96 @@ def test_reverse_recipe_from_an_mlflow_sklearn_model(
     assert np.array_equal(bundle.predict_proba(X), lr_pipe.predict_proba(X))
     with pytest.raises(sm.BundleFormatError, match="no 'safemodel' flavor"):
         smm.load_model(info.model_uri)
+
+
+# --------------------------------------------------------------------- Spark
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None and "JAVA_HOME" not in os.environ:
+        pytest.skip("Spark needs Java")
+    from pyspark.sql import SparkSession
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYSPARK_PYTHON", sys.executable)
+        session = (
+            SparkSession.builder.master("local[2]")
+            .appName("safemodel-mlflow-tests")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "2")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .getOrCreate()
+        )
+        session.sparkContext.setLogLevel("ERROR")
+        yield session
+        session.stop()
+
+
+# PySpark 4.x warns on every pandas conversion that it does not fully support pandas 3.
+_pandas3_warning = pytest.mark.filterwarnings(
+    "ignore:PySpark does not yet fully support pandas >= 3.0.0:FutureWarning")
+
+
+def _udf(spark: Any, uri: str) -> Any:
+    return mlflow.pyfunc.spark_udf(
+        spark, uri, env_manager="local",
+        result_type="Adelie double, Chinstrap double, Gentoo double")
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@_pandas3_warning
+def test_spark_udf_scores_like_safemodel_spark(
+    spark: Any, registered: Any, lr_bundle: sm.ModelBundle
+) -> None:
+    import safemodel.spark as sms
+
+    frame = policy_frame(4_000)
+    sdf = spark.createDataFrame(frame).repartition(4)
+    columns = list(lr_bundle.contract.names)
+    scored = sdf.withColumn("p", _udf(spark, "models:/penguins@champion")(*columns))
+    got = (scored.select("id", "p.*").toPandas().sort_values("id").reset_index(drop=True))
+    reference = (sms.score(lr_bundle, sdf).select("id", "proba_Adelie", "proba_Chinstrap",
+                                                   "proba_Gentoo")
+                 .toPandas().sort_values("id").reset_index(drop=True))
+    assert got[["Adelie", "Chinstrap", "Gentoo"]].to_numpy().tobytes() == (
+        reference[["proba_Adelie", "proba_Chinstrap", "proba_Gentoo"]].to_numpy().tobytes())
+    local = lr_bundle.predict_proba(frame.drop(columns="id"))
+    assert np.array_equal(got[["Adelie", "Chinstrap", "Gentoo"]].to_numpy(), local)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@_pandas3_warning
+def test_spark_udf_refuses_a_diverging_executor(
+    spark: Any, registered: Any, lr_bundle: sm.ModelBundle, tmp_path: Path
+) -> None:
+    from pyspark.errors import PythonException
+
+    # Executors whose scikit-learn scores 1e-9 higher (see tests/test_spark.py).
+    (tmp_path / "sitecustomize.py").write_text(textwrap.dedent("""
+        from sklearn.linear_model import LogisticRegression
+
+        _original = LogisticRegression.predict_proba
+
+        def predict_proba(self, X):
+            return _original(self, X) * (1 + 1e-9)
+
+        LogisticRegression.predict_proba = predict_proba
+    """))
+    sdf = spark.createDataFrame(policy_frame(400)).repartition(2)
+    columns = list(lr_bundle.contract.names)
+    udf = _udf(spark, "models:/penguins@champion")  # verified on the driver: it reproduces
+    environment = spark.sparkContext.environment
+    saved = dict(environment)
+    environment["PYTHONPATH"] = str(tmp_path)  # a separate pool of Python workers
+    try:
+        with pytest.raises(PythonException, match="GoldenMismatchError"):
+            sdf.withColumn("p", udf(*columns)).select("p.*").collect()
+    finally:
+        environment.clear()
+        environment.update(saved)

@@ -162,7 +162,6 @@ def _requirements(bundle: ModelBundle) -> list[str]:
 
 def _write_environment(path: Path, bundle: ModelBundle, pip_requirements: Any,
                        extra_pip_requirements: Any) -> None:
-    import yaml
     from mlflow.utils.environment import (
         _CONDA_ENV_FILE_NAME,
         _CONSTRAINTS_FILE_NAME,
@@ -172,13 +171,13 @@ def _write_environment(path: Path, bundle: ModelBundle, pip_requirements: Any,
         _PythonEnv,
         _validate_env_arguments,
     )
+    from mlflow.utils.yaml_utils import write_yaml
 
     _validate_env_arguments(None, pip_requirements, extra_pip_requirements)
     defaults = None if pip_requirements is not None else _requirements(bundle)
     conda_env, pip_reqs, constraints = _process_pip_requirements(
         defaults, pip_requirements, extra_pip_requirements)
-    with open(path / _CONDA_ENV_FILE_NAME, "w") as fh:
-        yaml.safe_dump(conda_env, stream=fh, default_flow_style=False)
+    write_yaml(str(path), _CONDA_ENV_FILE_NAME, conda_env)
     if constraints:
         (path / _CONSTRAINTS_FILE_NAME).write_text("\n".join(constraints))
     (path / _REQUIREMENTS_FILE_NAME).write_text("\n".join(pip_reqs))
