@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from safemodel.core.policy import PolicyReport
+from safemodel.core.report import PolicyReport
 
 if TYPE_CHECKING:
     from safemodel.integrations.serve.registry import ModelRegistry
