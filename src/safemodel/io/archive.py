@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from safemodel.core.bundle import ModelBundle
 from safemodel.core.contract import Contract
 from safemodel.core.golden import Golden
 from safemodel.core.policy import Policy
-from safemodel.errors import BundleFormatError, GoldenMismatchError, IntegrityError, SafeModelError
+from safemodel.errors import BundleFormatError, IntegrityError, SafeModelError
 from safemodel.io import codec as _codec
 from safemodel.io.audit import UNRESOLVED, disallowed_references, pickle_references
 from safemodel.io.manifest import (
@@ -41,6 +41,7 @@ from safemodel.io.manifest import (
     parse_version,
 )
 from safemodel.io.signing import SIGNATURE_MEMBER, resolve_key, sign_manifest, verify_manifest
+from safemodel.io.upgrade import environment_refusal, verification_refusal
 
 __all__ = ["inspect", "load", "save"]
 
@@ -458,8 +459,8 @@ def load(
     if verify:
         report = bundle.verify()
         if not report.ok:
-            raise GoldenMismatchError(report.describe(), mismatches=report.mismatches,
-                                      environment_diff=report.environment_diff)
+            raise verification_refusal(report, bundle=f"{bundle.name}=={bundle.version}",
+                                       environment=bundle.environment)
         if report.environment_diff and environment == "warn":
             logger.info("%s==%s: golden outputs reproduce although package versions differ "
                         "from build time: %s", bundle.name, bundle.version,
@@ -506,14 +507,19 @@ def load_unverified(
     contract = Contract.from_dict(_mapping(_json_member(archive, "contract.json"),
                                            "contract.json"))
     policy = Policy.from_dict(_mapping(_json_member(archive, "policy.json"), "policy.json"))
-    golden = _golden(archive)
+    try:
+        golden = _golden(archive)
+    except ImportError as exc:  # e.g. pandas' pyarrow string storage, absent here
+        raise (_environment_refusal(exc, manifest, "golden inputs")
+               or BundleFormatError(f"Reading the golden inputs needs what this environment "
+                                    f"lacks ({exc}).", member="golden/inputs.json")) from exc
     metadata = _mapping(_json_member(archive, "metadata.json"), "metadata.json")
     profile = None
     if "profile.json" in archive.members:
         from safemodel.monitoring.profile import Profile
 
         profile = Profile.from_dict(_json_member(archive, "profile.json"))
-    estimator = _unpickle(estimator_bytes)
+    estimator = _unpickle(estimator_bytes, manifest)
     return ModelBundle(
         estimator, contract, policy, golden,
         name=manifest.name, version=manifest.version, metadata=metadata, profile=profile,
@@ -522,23 +528,37 @@ def load_unverified(
     )
 
 
-def _unpickle(data: bytes) -> Any:
+def _unpickle(data: bytes, manifest: Manifest) -> Any:
     import cloudpickle
 
     try:
         return cloudpickle.loads(data)
-    except ModuleNotFoundError as exc:
+    except Exception as exc:
+        refusal = _environment_refusal(exc, manifest, "estimator")
+        if refusal is not None:
+            raise refusal from exc
+        _raise_unpickle_error(exc)
+
+
+def _environment_refusal(exc: Exception, manifest: Manifest, part: str
+                         ) -> SafeModelError | None:
+    # Under changed package versions the environment is the cause (issue 20).
+    return environment_refusal(exc, bundle=f"{manifest.name}=={manifest.version}",
+                               environment=manifest.environment, part=part)
+
+
+def _raise_unpickle_error(exc: Exception) -> NoReturn:
+    if isinstance(exc, ModuleNotFoundError):
         raise BundleFormatError(
             f"The estimator needs module {exc.name!r}, which is not installed here. "
             "Install it (see `safemodel inspect` for the recorded environment).",
             member=ESTIMATOR, expected=exc.name,
         ) from None
-    except Exception as exc:
-        raise BundleFormatError(
-            f"The estimator could not be unpickled ({type(exc).__name__}: {exc}). Its "
-            "bytes match the manifest, so this environment lacks what it needs; compare "
-            "with `safemodel inspect`.", member=ESTIMATOR,
-        ) from None
+    raise BundleFormatError(
+        f"The estimator could not be unpickled ({type(exc).__name__}: {exc}). Its "
+        "bytes match the manifest, so this environment lacks what it needs; compare "
+        "with `safemodel inspect`.", member=ESTIMATOR,
+    ) from None
 
 
 def _check_identity(manifest: Manifest) -> None:
