@@ -8,6 +8,7 @@
     safemodel drift BUNDLE DATA.csv         production data against the training profile
     safemodel store ROOT list|versions|get|put|promote|rollback|history ...
     safemodel demo [--output DIR]
+    safemodel requirements PATH             pip lines of the packages it was built with
 
 Every command prints a readable table, or JSON with ``--json``. With ``--store ROOT``,
 ``inspect``, ``verify``, ``diff`` and ``drift`` take ``NAME[@VERSION|SPECIFIER|ALIAS]``
@@ -44,6 +45,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from safemodel.errors import (
     BundleFormatError,
     GoldenMismatchError,
+    IncompatibleEnvironmentError,
     IntegrityError,
     SafeModelError,
     StoreError,
@@ -140,7 +142,7 @@ def _handle(exc: BaseException, args: argparse.Namespace) -> int:
     """Turn an exception into one line on stderr (and JSON on stdout with --json)."""
     if args.debug:
         traceback.print_exception(exc, file=sys.stderr)
-    if isinstance(exc, GoldenMismatchError):
+    if isinstance(exc, GoldenMismatchError | IncompatibleEnvironmentError):
         exc = _failed(exc, args)
     if isinstance(exc, _Failed):
         code, kind, message = EXIT_FAILED, exc.kind, str(exc)
@@ -173,6 +175,11 @@ def _failed(exc: SafeModelError, args: argparse.Namespace, prefix: str = "",
     if isinstance(exc, GoldenMismatchError):
         payload["mismatches"] = exc.mismatches
         payload["environment_diff"] = {k: list(v) for k, v in exc.environment_diff.items()}
+        if not args.json:
+            _print(str(exc))
+        return _Failed(prefix + _first_line(exc), type(exc).__name__, payload)
+    if isinstance(exc, IncompatibleEnvironmentError):  # the versions as data (issue 20)
+        payload.update({k: v for k, v in exc.to_dict().items() if k not in ("error", "message")})
         if not args.json:
             _print(str(exc))
         return _Failed(prefix + _first_line(exc), type(exc).__name__, payload)
@@ -376,6 +383,9 @@ def _parser() -> _Parser:
     a = actions.add_parser("history", parents=[common], help="puts, promotions, rollbacks")
     a.add_argument("name", metavar="NAME")
     a.set_defaults(run=_cmd_store_history)
+    from safemodel.cli.requirements import register as register_requirements
+
+    register_requirements(sub)
     return parser
 
 
@@ -504,7 +514,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     path = _locate(args, args.bundle)
     try:
         bundle = _load(args, path)
-    except (GoldenMismatchError, IntegrityError) as exc:
+    except (GoldenMismatchError, IntegrityError, IncompatibleEnvironmentError) as exc:
         raise _failed(exc, args, "verification failed: ", bundle=str(path)) from exc
     # load() verified already; this second, cheap run gives the report to show.
     verification = bundle.verify()
