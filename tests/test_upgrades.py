@@ -361,7 +361,8 @@ def test_requirements_of_an_old_bundle_are_what_its_environment_installed(
 ) -> None:
     assert main(["requirements", str(old_bundles / "hgb.safemodel")]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if not ln.startswith("#")]
-    frozen = _run(old_python, "-m", "pip", "freeze", "--disable-pip-version-check")
+    frozen = _run(sys.executable, "-m", "pip", "--python", str(old_python), "freeze",
+                  "--disable-pip-version-check")
     installed = {Requirement(ln).name.lower(): str(Requirement(ln).specifier)
                  for ln in frozen.splitlines() if "==" in ln}
     assert lines
@@ -375,7 +376,7 @@ def _documented_check(doc: Path) -> str:
     text = doc.read_text()
     found = re.search(r"<!-- check-upgrade -->\s*```bash\n(.*?)```", text, re.S)
     assert found is not None, "docs/upgrades.md has the marked check script"
-    return found.group(1)
+    return textwrap.dedent(found.group(1))  # the block is indented inside a list item
 
 
 @pytest.mark.slow
