@@ -12,6 +12,9 @@ each subclass also inherits the builtin exception it resembles, so existing
     │   └── UntrustedBundleError                         no trusted key signed the bundle
     ├── BundleFormatError(SafeModelError, ValueError)    not a readable bundle file
     ├── ScoringError(SafeModelError, RuntimeError)       the estimator itself raised
+    ├── IncompatibleEnvironmentError(SafeModelError, RuntimeError)
+    │                                        the estimator cannot run under this process's
+    │                                        package versions (an upgrade or downgrade)
     └── StoreError(SafeModelError, LookupError)          bundle store lookups and updates
         └── BundleNotFoundError(StoreError, KeyError)    no such name, version or alias
 
@@ -34,6 +37,7 @@ __all__ = [
     "ContractViolation",
     "Failure",
     "GoldenMismatchError",
+    "IncompatibleEnvironmentError",
     "IntegrityError",
     "InvalidArgument",
     "SafeModelError",
@@ -291,6 +295,79 @@ class ScoringError(SafeModelError, RuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_keyword_error, (type(self), str(self), {"method": self.method}))
+
+
+class IncompatibleEnvironmentError(SafeModelError, RuntimeError):
+    """The bundle is intact, but its estimator cannot run under this process's packages.
+
+    Raised by loading when unpickling the estimator, or running it on the golden
+    inputs, fails and package versions differ from those the bundle was built with:
+    the estimator's code changed between those versions (an attribute renamed, a
+    module moved). A ``RuntimeError``, like :class:`ScoringError`: nothing is wrong
+    with the file or the input, only with where it runs.
+
+    Attributes
+    ----------
+    bundle : str or None
+        ``name==version`` of the bundle.
+    built_with : dict
+        ``package -> version`` recorded at build time, for the packages that differ.
+    running : dict
+        ``package -> version`` in this process (``None``: not installed), same keys.
+    diff : dict
+        ``package -> (built_with, running)``, the two above side by side.
+    stage : str or None
+        ``"unpickle"`` (the estimator), ``"read"`` (another part, e.g. the golden
+        inputs) or ``"golden"`` (running the golden inputs): which step of loading failed.
+    cause : str or None
+        The estimator's own error, ``"Type: message"``.
+    requirements : list of str
+        pip requirement lines (``name==version``) that pin the build versions here.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        bundle: str | None = None,
+        diff: Mapping[str, tuple[str | None, str | None]] | None = None,
+        stage: str | None = None,
+        cause: str | None = None,
+        requirements: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.bundle = bundle
+        self.diff = {k: (v[0], v[1]) for k, v in (diff or {}).items()}
+        self.stage = stage
+        self.cause = cause
+        self.requirements = list(requirements)
+
+    @property
+    def built_with(self) -> dict[str, str | None]:
+        return {k: before for k, (before, _) in self.diff.items()}
+
+    @property
+    def running(self) -> dict[str, str | None]:
+        return {k: now for k, (_, now) in self.diff.items()}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        context = {"bundle": self.bundle, "diff": self.diff, "stage": self.stage,
+                   "cause": self.cause, "requirements": self.requirements}
+        return (_rebuild_keyword_error, (type(self), str(self), context))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description: the message, and the environment diff as data."""
+        return {
+            "error": "incompatible_environment",
+            "message": str(self),
+            "bundle": self.bundle,
+            "stage": self.stage,
+            "cause": self.cause,
+            "built_with": self.built_with,
+            "running": self.running,
+            "environment_diff": {k: list(v) for k, v in self.diff.items()},
+            "requirements": list(self.requirements),
+        }
 
 
 class StoreError(SafeModelError, LookupError):

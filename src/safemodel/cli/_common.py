@@ -18,6 +18,7 @@ from safemodel.cli._output import first_line, one_line, say
 from safemodel.errors import (
     BundleFormatError,
     GoldenMismatchError,
+    IncompatibleEnvironmentError,
     IntegrityError,
     SafeModelError,
     StoreError,
@@ -94,6 +95,11 @@ def failed(exc: SafeModelError, args: argparse.Namespace, prefix: str = "",
     if isinstance(exc, GoldenMismatchError):
         payload["mismatches"] = exc.mismatches
         payload["environment_diff"] = {k: list(v) for k, v in exc.environment_diff.items()}
+        if not args.json:
+            say(str(exc))
+        return Failed(prefix + first_line(exc), type(exc).__name__, payload)
+    if isinstance(exc, IncompatibleEnvironmentError):  # the versions as data (issue 20)
+        payload.update({k: v for k, v in exc.to_dict().items() if k not in ("error", "message")})
         if not args.json:
             say(str(exc))
         return Failed(prefix + first_line(exc), type(exc).__name__, payload)

@@ -25,7 +25,7 @@ from safemodel.cli._common import (
     located_options,
 )
 from safemodel.cli._output import cell, error, listing, one_line, pairs, say, say_json, table
-from safemodel.errors import GoldenMismatchError, IntegrityError
+from safemodel.errors import GoldenMismatchError, IncompatibleEnvironmentError, IntegrityError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,7 +133,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     path = locate(args, args.bundle)
     try:
         bundle = load_bundle(args, path)
-    except (GoldenMismatchError, IntegrityError) as exc:
+    except (GoldenMismatchError, IntegrityError, IncompatibleEnvironmentError) as exc:
         raise failed(exc, args, "verification failed: ", bundle=str(path)) from exc
     # load() verified already; this second, cheap run gives the report to show.
     verification = bundle.verify()

@@ -7,6 +7,8 @@
     safemodel diff A B                      contract, policy, environment and outputs
     safemodel drift BUNDLE DATA.csv         production data against the training profile
     safemodel store ROOT list|versions|get|put|promote|rollback|history ...
+    safemodel serve STORE [--alias A]       every model behind an alias over HTTP
+    safemodel requirements PATH             pip lines of the packages it was built with
     safemodel demo [--output DIR]
 
 Every command prints a readable table, or JSON with ``--json``. With ``--store ROOT``,
@@ -43,7 +45,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from safemodel.cli import bundle, serve, store
+from safemodel.cli import bundle, requirements, serve, store
 from safemodel.cli._common import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -58,7 +60,7 @@ from safemodel.cli._common import (
     failed,
 )
 from safemodel.cli._output import error, one_line, say_json
-from safemodel.errors import GoldenMismatchError, SafeModelError
+from safemodel.errors import GoldenMismatchError, IncompatibleEnvironmentError, SafeModelError
 
 __all__ = ["COMMAND_GROUPS", "EXIT_FAILED", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -86,6 +88,7 @@ COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     bundle.register,
     store.register,
     serve.register,
+    requirements.register,
     _register_demo,
 )
 """The ``register(subparsers)`` functions of the command groups, in help order."""
@@ -155,7 +158,7 @@ def _handle(exc: BaseException, args: argparse.Namespace) -> int:
     """Turn an exception into one line on stderr (and JSON on stdout with --json)."""
     if args.debug:
         traceback.print_exception(exc, file=sys.stderr)
-    if isinstance(exc, GoldenMismatchError):
+    if isinstance(exc, GoldenMismatchError | IncompatibleEnvironmentError):
         exc = failed(exc, args)
     if isinstance(exc, Failed):
         code, kind, message = EXIT_FAILED, exc.kind, str(exc)

@@ -17,7 +17,12 @@ from safemodel.cli._common import (
     open_store,
 )
 from safemodel.cli._output import pairs, say, say_json, table
-from safemodel.errors import BundleFormatError, GoldenMismatchError, IntegrityError
+from safemodel.errors import (
+    BundleFormatError,
+    GoldenMismatchError,
+    IncompatibleEnvironmentError,
+    IntegrityError,
+)
 
 __all__ = ["register"]
 
@@ -139,7 +144,8 @@ def _cmd_store_promote(args: argparse.Namespace) -> int:
     store = open_store(args.root, **load_options(args))
     try:
         entry = store.promote(args.name, args.version, alias=args.alias)
-    except (GoldenMismatchError, IntegrityError, BundleFormatError) as exc:
+    except (GoldenMismatchError, IntegrityError, BundleFormatError,
+            IncompatibleEnvironmentError) as exc:
         raise failed(exc, args, refused=True) from exc
     if entry is None:
         target = store.aliases(args.name)[args.alias]
@@ -161,7 +167,8 @@ def _cmd_store_rollback(args: argparse.Namespace) -> int:
     store = open_store(args.root, **load_options(args))
     try:
         entry = store.rollback(args.name, alias=args.alias)
-    except (GoldenMismatchError, IntegrityError, BundleFormatError) as exc:
+    except (GoldenMismatchError, IntegrityError, BundleFormatError,
+            IncompatibleEnvironmentError) as exc:
         raise failed(exc, args, refused=True) from exc
     if args.json:
         say_json({"changed": True, **entry.to_dict()})

@@ -429,9 +429,15 @@ class ModelBundle:
             try:
                 obtained = self._call(method, prepared.frame)
             except ScoringError as exc:
+                # The estimator scored these very rows at build time, so the policy is
+                # not the cause: report what raised, without ScoringError's policy advice.
+                cause = exc.__cause__ or exc
                 mismatches.append({"method": method, "rows_differing": len(expected),
                                    "rows_total": len(expected), "max_abs_diff": None,
-                                   "max_rel_diff": None, "detail": str(exc), "examples": []})
+                                   "max_rel_diff": None, "examples": [],
+                                   "detail": f"{type(self._estimator).__name__}.{method} raised "
+                                             f"{type(cause).__name__}: {cause}",
+                                   "raised": type(cause).__name__})
                 continue
             if len(rows) != len(expected):
                 continue  # the policy diff already says which rows changed fate

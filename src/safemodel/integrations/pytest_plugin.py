@@ -19,6 +19,7 @@ when the first item runs, so a pytest run without bundles pays nothing for them.
 from __future__ import annotations
 
 import glob
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -252,6 +253,7 @@ class BundleItem(pytest.Item):
         from safemodel.errors import SafeModelError
 
         exc = excinfo.value
+        _record_environment(self, exc)
         if isinstance(exc, AssertionError):
             text = str(exc)
         elif isinstance(exc, SafeModelError):
@@ -268,6 +270,24 @@ class BundleItem(pytest.Item):
         # The domain heads the failure section: the item, and what it checks. (Not the
         # bare node id: verbose output would turn the dots of a suffix of it into "::".)
         return self.path, 0, f"{self.nodeid}: {CHECKS[self.name]}"
+
+
+def _record_environment(item: BundleItem, exc: BaseException) -> None:
+    """The environment diff of a failure as a user property (JSON), for machines.
+
+    It reaches ``--junitxml`` (a ``<property>``) and every report hook; see
+    ``docs/upgrades.md``.
+    """
+    from safemodel.errors import GoldenMismatchError, IncompatibleEnvironmentError
+
+    if isinstance(exc, IncompatibleEnvironmentError):
+        data = {k: v for k, v in exc.to_dict().items() if k != "message"}
+    elif isinstance(exc, GoldenMismatchError) and exc.environment_diff:
+        data = {"error": "golden_mismatch",
+                "environment_diff": {k: list(v) for k, v in exc.environment_diff.items()}}
+    else:
+        return
+    item.user_properties.append(("safemodel_environment", json.dumps(data)))
 
 
 def _skip(reason: str) -> BaseException:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from safemodel._values import bundle_name_problem
 from safemodel._versions import parse_version
@@ -31,7 +31,6 @@ from safemodel.core.fingerprint import fingerprint_of
 from safemodel.core.references import UNRESOLVED, pickle_references
 from safemodel.errors import (
     BundleFormatError,
-    GoldenMismatchError,
     IntegrityError,
     InvalidArgument,
     SafeModelError,
@@ -43,6 +42,7 @@ from safemodel.io.formats import migrate
 from safemodel.io.layout import ESTIMATOR, MANIFEST, REQUIRED, SIGNATURE
 from safemodel.io.manifest import BundleInfo, Manifest, MemberInfo
 from safemodel.io.signing import resolve_key, sign_manifest, verify_manifest
+from safemodel.io.upgrade import environment_refusal, verification_refusal
 from safemodel.io.zipbytes import ZipReader, ZipWriter
 
 __all__ = ["Environment", "check_integrity", "inspect", "load", "load_unverified",
@@ -303,8 +303,8 @@ def load(
     if verify:
         report = bundle.verify()
         if not report.ok:
-            raise GoldenMismatchError(report.describe(), mismatches=report.mismatches,
-                                      environment_diff=report.environment_diff)
+            raise verification_refusal(report, bundle=f"{bundle.name}=={bundle.version}",
+                                       environment=bundle.environment)
         if report.environment_diff and environment == "warn":
             logger.info("%s==%s: golden outputs reproduce although package versions differ "
                         "from build time: %s", bundle.name, bundle.version,
@@ -341,8 +341,13 @@ def load_unverified(
         _audit(archive.members[ESTIMATOR], allowed)
     if environment == "strict":
         _check_environment_strict(archive.manifest.environment)
-    return layout.decode(archive.manifest, archive.members,
-                         lambda data: _unpickle(data))  # looked up at call time
+    try:
+        return layout.decode(archive.manifest, archive.members,
+                             lambda data: _unpickle(data, archive.manifest))
+    except ImportError as exc:  # e.g. pandas' pyarrow string storage, absent here
+        raise (_environment_refusal(exc, archive.manifest, "golden inputs")
+               or BundleFormatError(f"Reading the golden inputs needs what this environment "
+                                    f"lacks ({exc}).", member="golden/inputs.json")) from exc
 
 
 def _names(allowed_modules: Any) -> tuple[str, ...]:
@@ -369,23 +374,37 @@ def _audit(estimator_bytes: bytes, allowed_modules: Iterable[str]) -> None:
         )
 
 
-def _unpickle(data: bytes) -> Any:
+def _unpickle(data: bytes, manifest: Manifest) -> Any:
     import cloudpickle
 
     try:
         return cloudpickle.loads(data)
-    except ModuleNotFoundError as exc:
+    except Exception as exc:
+        refusal = _environment_refusal(exc, manifest, "estimator")
+        if refusal is not None:
+            raise refusal from exc
+        _raise_unpickle_error(exc)
+
+
+def _environment_refusal(exc: Exception, manifest: Manifest, part: str
+                         ) -> SafeModelError | None:
+    # Under changed package versions the environment is the cause (issue 20).
+    return environment_refusal(exc, bundle=f"{manifest.name}=={manifest.version}",
+                               environment=manifest.environment, part=part)
+
+
+def _raise_unpickle_error(exc: Exception) -> NoReturn:
+    if isinstance(exc, ModuleNotFoundError):
         raise BundleFormatError(
             f"The estimator needs module {exc.name!r}, which is not installed here. "
             "Install it (see `safemodel inspect` for the recorded environment).",
             member=ESTIMATOR, expected=exc.name,
         ) from None
-    except Exception as exc:
-        raise BundleFormatError(
-            f"The estimator could not be unpickled ({type(exc).__name__}: {exc}). Its "
-            "bytes match the manifest, so this environment lacks what it needs; compare "
-            "with `safemodel inspect`.", member=ESTIMATOR,
-        ) from None
+    raise BundleFormatError(
+        f"The estimator could not be unpickled ({type(exc).__name__}: {exc}). Its "
+        "bytes match the manifest, so this environment lacks what it needs; compare "
+        "with `safemodel inspect`.", member=ESTIMATOR,
+    ) from None
 
 
 def _check_environment_strict(recorded: Mapping[str, str | None]) -> None:

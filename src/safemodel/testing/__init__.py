@@ -31,11 +31,11 @@ from safemodel.core.bundle import ModelBundle
 from safemodel.core.golden import policy_diff
 from safemodel.errors import (
     ContractViolation,
-    GoldenMismatchError,
     InvalidArgument,
     SafeModelError,
 )
 from safemodel.io.archive import load_unverified
+from safemodel.io.upgrade import verification_refusal
 
 if TYPE_CHECKING:
     from hypothesis.strategies import DrawFn, SearchStrategy
@@ -138,6 +138,9 @@ def assert_bundle_reproducible(
         differences, expected against obtained for the first differing rows, and the
         package versions that differ from the recorded environment; ``.mismatches``
         and ``.environment_diff`` hold the same as data.
+    IncompatibleEnvironmentError
+        A :class:`RuntimeError`: the estimator raised on its golden inputs and package
+        versions differ from build time (``.diff``, ``.requirements`` as data).
     IntegrityError, BundleFormatError
         The file is damaged or not a bundle.
     SafeModelError
@@ -169,11 +172,9 @@ def assert_bundle_reproducible(
     else:
         tolerance = (f"  compared with {used} (recorded: rtol={recorded[0]:g}, "
                      f"atol={recorded[1]:g})")
-    raise GoldenMismatchError(
-        report.describe() + "\n" + tolerance,
-        mismatches=report.mismatches,
-        environment_diff=report.environment_diff,
-    )
+    # Names the package versions and advises pin or rebuild when they changed.
+    raise verification_refusal(report, bundle=_label(bundle), environment=bundle.environment,
+                               note=tolerance)
 
 
 def _with_tolerances(bundle: ModelBundle, rtol: float | None, atol: float | None) -> ModelBundle:
