@@ -172,6 +172,11 @@ def test_changed_scores_fail_exactly_the_golden_item_with_the_diff(
         "*",
         "*",
         "  packages changed since the bundle was built: scikit-learn * -> 9.9.9",
+        "  Package versions changed since the bundle was built (it was built with "
+        "scikit-learn *; this process runs scikit-learn 9.9.9)*",
+        "    - pin the build versions in this environment: pip install scikit-learn==*",
+        "*",
+        "    - or rebuild the bundle under the new versions*",
         "  compared with the recorded tolerances (rtol=0, atol=0)",
         "*= short test summary info =*",
         "FAILED models/rf.safemodel::golden - penguins-rf==2.0.0: golden*",
