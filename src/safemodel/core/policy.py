@@ -4,7 +4,7 @@
 engine that applies it is :func:`safemodel.core.engine.apply`; what it did is a
 :class:`~safemodel.core.report.PolicyReport`.
 
-Semantics (see DESIGN.md, "Policy semantics"):
+Semantics (the user guide, docs/guide.md, "The policy", says the same for users):
 
 - ``missing`` acts only on *unexpected* missing values (a column that had none in
   training). Expected missing values always reach the estimator unchanged.
