@@ -2,7 +2,8 @@
 """Project tasks that work from a fresh clone with nothing but Python.
 
     python3 tasks.py demo    # set up .venv, install safemodel[demo], run the demo
-    python3 tasks.py test    # set up .venv, install safemodel[test], lint, type-check, test
+    python3 tasks.py test    # set up .venv, install safemodel[test], lint, type-check,
+                             # check the layers, test
     python3 tasks.py bench   # set up .venv with the peers, run benchmarks/ (add --quick)
 
 Each command creates ``.venv`` next to this file when it is missing and (re)installs
@@ -54,6 +55,7 @@ def main(argv: list[str]) -> int:
         run(PY, "-m", "ruff", "check", *(d for d in ("src", "tests", "benchmarks")
                                          if (ROOT / d).is_dir()))
         run(PY, "-m", "mypy", "--strict", "src")
+        run(BIN / "lint-imports")  # the layers of docs/architecture.md
         run(PY, "-m", "pytest", *rest)
     elif task == "bench":
         ensure_env("test,bench")
