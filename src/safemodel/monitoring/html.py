@@ -1,4 +1,4 @@
-"""Render a :class:`~safemodel.monitoring.drift.DriftReport` as one self-contained HTML page.
+"""Render a :class:`~safemodel.monitoring.report.DriftReport` as one self-contained HTML page.
 
 No script, no stylesheet or font from elsewhere: charts are inline SVG and every
 name or label from the data is escaped, so the file reads the same offline.
@@ -10,7 +10,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from safemodel.monitoring.drift import DriftReport, FeatureDrift
+    from safemodel.monitoring.report import DriftReport, FeatureDrift
 
 __all__ = ["render"]
 
@@ -83,7 +83,7 @@ def _section(i: int, r: FeatureDrift) -> str:
     ]
     if r.kind == "categorical":
         rows.append(("unseen category", _pct(r.unseen_rate)))
-    if r.kind == "numeric":
+    if r.kind == "number":
         rows += [("out of range", _pct(r.out_of_range_rate)), ("invalid", _pct(r.invalid_rate))]
     table = "".join(f"<tr><th>{k}</th><td class='n'>{v}</td></tr>" for k, v in rows)
     return f"""<section id="r{i}">

@@ -20,8 +20,9 @@ import pandas as pd
 
 from safemodel._frame import Input, as_frame
 from safemodel.errors import SafeModelError
-from safemodel.monitoring.drift import DriftAccumulator, DriftReport, Scores, _check_thresholds
+from safemodel.monitoring.accumulator import DriftAccumulator, Scores, check_thresholds
 from safemodel.monitoring.profile import Profile
+from safemodel.monitoring.report import DriftReport
 
 __all__ = ["Monitor"]
 
@@ -51,8 +52,8 @@ class Monitor:
     ------
     SafeModelError
         The bundle carries no reference profile.
-    ValueError
-        Bad thresholds.
+    InvalidArgument
+        Bad thresholds or ``min_rows``.
 
     Notes
     -----
@@ -77,7 +78,7 @@ class Monitor:
         alert: float = 0.25,
         min_rows: int = 30,
     ) -> None:
-        _check_thresholds(warn, alert, min_rows)
+        check_thresholds(warn, alert, min_rows, caller="Monitor")
         profile = bundle.profile
         if profile is None:
             raise SafeModelError(
@@ -117,11 +118,11 @@ class Monitor:
         ------
         ContractViolation
             ``X`` is not one of the accepted input forms.
-        ValueError
+        InvalidArgument
             ``scores`` with unknown names or the wrong shape.
         """
         frame = as_frame(X)
-        if scores is None and self.profile.score:
+        if scores is None and self.profile.scores:
             scores = self.bundle.reference_scores(frame)
         self._counts.add(frame, scores=scores)
 
