@@ -71,7 +71,8 @@ def test_psi_on_a_profile_with_fixed_bins_matches_the_hand_computation() -> None
         rows=100,
     )
     current = pd.DataFrame({"x": [0.5] * 10 + [1.5] * 20 + [2.5] * 30 + [3.5] * 40})
-    result = drift(fixed, current).features["x"]
+    # alpha=0.001: the chance level the PSI guard below works at.
+    result = drift(fixed, current, alpha=0.001).features["x"]
     # Bins empty on both sides (below, above, missing, invalid) do not count.
     assert result.psi == pytest.approx(0.217995, abs=2e-6)
     assert result.current_counts == (0, 10, 20, 30, 40, 0, 0, 0)
@@ -87,7 +88,8 @@ def test_psi_on_a_profile_with_fixed_bins_matches_the_hand_computation() -> None
         scores={},
         rows=10_000,
     )
-    assert drift(large, many).features["x"].status == "warn"
+    # With PSI floors 0.1 / 0.25 (safemodel 0.1's thresholds), 0.218 warns.
+    assert drift(large, many, warn=0.1, alert=0.25).features["x"].status == "warn"
 
 
 def test_psi_properties() -> None:
@@ -188,7 +190,7 @@ def test_new_category_in_30_percent_of_rows_alerts_on_that_feature(
 
 
 def test_fewer_rows_than_min_rows_get_no_verdict(profile: Profile, penguins: pd.DataFrame) -> None:
-    tiny = penguins.sample(10, random_state=0).assign(island="Atlantis")
+    tiny = penguins.sample(8, random_state=0).assign(island="Atlantis")  # default: 10
     report = _check(profile, tiny)
     assert report.features["island"].status == "insufficient"
     assert report.features["island"].unseen_rate == 1.0  # the statistics are still there
@@ -468,7 +470,7 @@ def test_to_dict_is_plain_json(profile: Profile, penguins: pd.DataFrame) -> None
     assert json.loads(json.dumps(data, allow_nan=False)) == data
     assert data["alerts"] == ["island"]
     assert data["ok"] is False
-    assert data["thresholds"] == {"warn": 0.1, "alert": 0.25, "min_rows": 30}
+    assert data["thresholds"] == {"warn": 0.01, "alert": 0.03, "min_rows": 10, "alpha": 0.05}
     assert list(data["features"]) == FEATURES
     island = data["features"]["island"]
     assert island["status"] == "alert"

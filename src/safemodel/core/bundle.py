@@ -495,7 +495,8 @@ class ModelBundle:
         return full
 
     def drift(self, X: Any, *, scores: Mapping[str, Any] | np.ndarray | None = None,
-              warn: float = 0.1, alert: float = 0.25, min_rows: int = 30) -> DriftReport:
+              warn: float = 0.01, alert: float = 0.03, min_rows: int = 10,
+              alpha: float = 0.05) -> DriftReport:
         """Compare ``X`` (and the scores) with the training reference profile.
 
         Parameters
@@ -506,11 +507,13 @@ class ModelBundle:
             Scores already computed: ``{score name: values}`` or the
             ``predict_proba`` / ``predict`` array itself (columns in the profile's score
             order), as :meth:`Monitor.observe` takes them; by default computed from ``X``.
-        warn, alert : float
-            PSI thresholds: at least ``warn`` warns, at least ``alert`` alerts (and
-            only above what sampling noise explains for the batch size).
-        min_rows : int, default 30
+        warn, alert : float, default 0.01 and 0.03
+            Effect-size floors (PSI): a significant change warns from ``warn`` and
+            alerts from ``alert``.
+        min_rows : int, default 10
             Smaller batches report ``"insufficient"`` instead of a verdict.
+        alpha : float, default 0.05
+            The chance of any false alarm in the report (every test Holm-corrected).
 
         Raises
         ------
@@ -534,7 +537,7 @@ class ModelBundle:
         if scores is None and self._profile.scores:
             scores = self.reference_scores(frame)
         return drift(self._profile, frame, scores=scores, warn=warn, alert=alert,
-                     min_rows=min_rows)
+                     min_rows=min_rows, alpha=alpha)
 
     # -------------------------------------------------------------- persistence
 

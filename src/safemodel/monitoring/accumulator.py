@@ -28,8 +28,29 @@ from safemodel.monitoring.profile import (
     Profile,
     ProfileKind,
 )
-from safemodel.monitoring.report import STATISTICS, DriftReport, FeatureDrift, Role, Status
-from safemodel.monitoring.statistics import chance_psi, js_distance, psi
+from safemodel.monitoring.report import (
+    _SEVERITY,
+    ALERT,
+    ALPHA,
+    MIN_ROWS,
+    STATISTICS,
+    WARN,
+    DriftReport,
+    DriftTest,
+    FeatureDrift,
+    Role,
+    Status,
+    Thresholds,
+)
+from safemodel.monitoring.statistics import (
+    chance_psi,
+    chi_square_test,
+    holm,
+    js_distance,
+    ks_test,
+    psi,
+    rate_test,
+)
 
 __all__ = ["DriftAccumulator", "Scores", "check_thresholds"]
 
@@ -56,6 +77,11 @@ class _Slot:
     unseen: int | None = None
     invalid: int | None = None
     out_of_range: tuple[int, ...] = ()
+    # Positions of the bins of present values, in the order the distribution tests
+    # read them (numbers: below, bins, above; categories: most frequent first).
+    values: tuple[int, ...] = ()
+    # Whether the value bins are ordered (numbers), so the KS test applies.
+    ordered: bool = False
 
     @property
     def stop(self) -> int:
@@ -78,6 +104,7 @@ def _slot(name: str, role: Role, profile: FeatureProfile, start: int) -> _Slot:
             ),
             start=start, size=layout.size, count=numeric,
             missing=k + 2, invalid=k + 3, out_of_range=(0, k + 1),
+            values=tuple(range(k + 2)), ordered=True,
         )  # fmt: skip
     if isinstance(profile, CategoricalProfile):
         lookup = _binning.CategoryLookup(profile.categories)
@@ -91,6 +118,7 @@ def _slot(name: str, role: Role, profile: FeatureProfile, start: int) -> _Slot:
             labels=(*(_category_label(c) for c in profile.categories), "(unseen)", "(missing)"),
             reference=np.array([*profile.counts, profile.unseen, profile.missing], np.int64),
             start=start, size=lookup.size, count=categorical, missing=m + 1, unseen=m,
+            values=tuple(sorted(range(m), key=lambda i: -profile.counts[i])),
         )  # fmt: skip
     return _Slot(
         name, role, "text",
@@ -249,36 +277,56 @@ class DriftAccumulator:
                 )
         return columns
 
-    def report(self, *, warn: float = 0.1, alert: float = 0.25, min_rows: int = 30) -> DriftReport:
+    def report(
+        self,
+        *,
+        warn: float = WARN,
+        alert: float = ALERT,
+        min_rows: int = MIN_ROWS,
+        alpha: float = ALPHA,
+    ) -> DriftReport:
         """Compare everything counted so far with the reference.
 
         Parameters
         ----------
-        warn, alert : float, default 0.1 and 0.25
-            PSI thresholds, ``0 < warn <= alert``.
-        min_rows : int, default 30
+        warn, alert : float, default 0.01 and 0.03
+            Effect-size floors in PSI, ``0 < warn <= alert``: a significant change
+            of distribution is an alert from ``alert`` up, a warning from ``warn``.
+        min_rows : int, default 10
             Fewest rows that get a verdict; fewer get ``"insufficient"``.
+        alpha : float, default 0.05
+            The chance of any false alarm in the report: every test of every column
+            and score is Holm-corrected to it.
 
         Returns
         -------
         DriftReport
         """
-        check_thresholds(warn, alert, min_rows)
+        check_thresholds(warn, alert, min_rows, alpha=alpha)
         with self._lock:
             counts = self._counts.copy()
             rows = self._rows
+        parts = [counts[slot.start : slot.stop] for slot in self._slots]
+        tests = [
+            _tests(slot, part) if int(part.sum()) >= min_rows else []
+            for slot, part in zip(self._slots, parts, strict=True)
+        ]
+        adjusted = iter(holm([t.p_value for group in tests for t in group]))
+        settings = Thresholds(warn=float(warn), alert=float(alert), min_rows=min_rows,
+                              alpha=float(alpha))  # fmt: skip
         results = [
-            _assess(slot, counts[slot.start : slot.stop], warn, alert, min_rows)
-            for slot in self._slots
+            _assess(slot, part, [t.adjust(next(adjusted), settings) for t in group], settings)
+            for slot, part, group in zip(self._slots, parts, tests, strict=True)
         ]
         return DriftReport(
             features={r.name: r for r in results if r.role == "feature"},
             scores={r.name: r for r in results if r.role == "score"},
             rows=rows,
             reference_rows=self.profile.rows,
-            warn=float(warn),
-            alert=float(alert),
+            warn=settings.warn,
+            alert=settings.alert,
             min_rows=min_rows,
+            alpha=settings.alpha,
         )
 
     def reset(self) -> None:
@@ -288,21 +336,47 @@ class DriftAccumulator:
             self._rows = 0
 
 
+def _tests(slot: _Slot, current: IntArray) -> list[DriftTest]:
+    """Every test that can decide for this column on these counts (before correction)."""
+    reference = slot.reference
+    n, n_ref = int(current.sum()), int(reference.sum())
+    out: list[DriftTest] = []
+    if slot.values:
+        r = reference[list(slot.values)]
+        c = current[list(slot.values)]
+        if r.sum() and c.sum():
+            effect = psi(r, c)
+            statistic, p = chi_square_test(r, c)
+            if statistic > 0:
+                out.append(DriftTest("chi_square", statistic, p, "psi", effect))
+            if slot.ordered and np.count_nonzero(r) > 1:
+                statistic, p = ks_test(r, c)
+                out.append(DriftTest("ks", statistic, p, "psi", effect))
+    for test, position in (("missing", slot.missing), ("unseen", slot.unseen),
+                           ("invalid", slot.invalid)):  # fmt: skip
+        if position is None:
+            continue
+        hits, reference_hits = int(current[position]), int(reference[position])
+        if hits == 0 and reference_hits == 0:
+            continue  # nothing to test: its p-value would be 1 whatever happened
+        p = rate_test(reference_hits, n_ref, hits, n)
+        change = hits / n - reference_hits / n_ref
+        out.append(DriftTest(test, change, p, "rate_change", change))
+    return out
+
+
 def _assess(
-    slot: _Slot, current: IntArray, warn: float, alert: float, min_rows: int
+    slot: _Slot, current: IntArray, tests: list[DriftTest], settings: Thresholds
 ) -> FeatureDrift:
     n = int(current.sum())
     reference_rows = int(slot.reference.sum())
     stats: dict[str, float | None] = dict.fromkeys(STATISTICS)
-    status: Status = "insufficient"
     if n and reference_rows:
-        value = psi(slot.reference, current)
-        floor = chance_psi(int(np.count_nonzero(slot.reference)), n, reference_rows)
         missing = float(current[slot.missing] / n)
         stats.update(
-            psi=value,
+            psi=psi(slot.reference, current),
             js=js_distance(slot.reference, current),
-            chance_psi=floor,
+            chance_psi=chance_psi(int(np.count_nonzero(slot.reference)), n, reference_rows),
             missing_rate=missing,
             unexpected_missing_rate=missing if slot.reference[slot.missing] == 0 else 0.0,
         )
@@ -311,13 +385,13 @@ def _assess(
         if slot.invalid is not None:
             stats["invalid_rate"] = float(current[slot.invalid] / n)
             stats["out_of_range_rate"] = sum(int(current[i]) for i in slot.out_of_range) / n
-        if n >= min_rows:
-            if value >= max(alert, floor):
-                status = "alert"
-            elif value >= max(warn, floor):
-                status = "warn"
-            else:
-                status = "ok"
+    status: Status = "insufficient"
+    decisive: DriftTest | None = None
+    if n and reference_rows and n >= settings.min_rows:
+        # The worst verdict decides; among equals, the most significant test.
+        ranked = sorted(tests, key=lambda t: (-_SEVERITY[t.verdict], t.adjusted))
+        decisive = ranked[0] if ranked else None
+        status = decisive.verdict if decisive is not None else "ok"
     return FeatureDrift(
         name=slot.name,
         role=slot.role,
@@ -329,11 +403,20 @@ def _assess(
         bins=slot.labels,
         reference_counts=tuple(int(c) for c in slot.reference),
         current_counts=tuple(int(c) for c in current),
+        tests=tuple(tests),
+        test=decisive.name if decisive is not None else None,
+        p_value=decisive.adjusted if decisive is not None else None,
+        effect_size=decisive.effect_size if decisive is not None else None,
     )
 
 
-def check_thresholds(warn: float, alert: float, min_rows: int, *, caller: str = "drift") -> None:
-    """Raise :class:`InvalidArgument` unless ``0 < warn <= alert`` and ``min_rows >= 1``."""
+def check_thresholds(
+    warn: float, alert: float, min_rows: int, *, alpha: float = ALPHA, caller: str = "drift"
+) -> None:
+    """Raise :class:`InvalidArgument` unless ``0 < warn <= alert``, ``min_rows >= 1``
+    and ``0 < alpha < 1``."""
+    if not (isinstance(alpha, int | float) and not isinstance(alpha, bool) and 0 < alpha < 1):
+        raise InvalidArgument.of(caller, "alpha", "a number in (0, 1)", alpha)
     numbers = all(
         isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t)
         for t in (warn, alert)
@@ -341,7 +424,7 @@ def check_thresholds(warn: float, alert: float, min_rows: int, *, caller: str = 
     if not numbers or not 0 < warn <= alert:
         raise InvalidArgument(
             f"The PSI thresholds of {caller} must satisfy 0 < warn <= alert; got "
-            f"warn={warn!r}, alert={alert!r} (defaults: warn=0.1, alert=0.25).",
+            f"warn={warn!r}, alert={alert!r} (defaults: warn={WARN}, alert={ALERT}).",
             argument="warn" if numbers and warn > alert else "alert",
             expected="finite numbers with 0 < warn <= alert",
             found=(warn, alert),

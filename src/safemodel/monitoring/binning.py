@@ -81,8 +81,7 @@ def column_array(frame: pd.DataFrame, name: str) -> Array | None:
     if not isinstance(loc, int):
         raise ContractViolation(
             [Failure(name, "duplicate_column")],
-            f"Column {name!r} appears more than once in the input; give each column "
-            "one name.",
+            f"Column {name!r} appears more than once in the input; give each column one name.",
         )
     values: Array = column_at(frame, loc)
     return values

@@ -15,12 +15,14 @@ parts that live in modules of their own:
 :func:`drift` is one batch counted once; :class:`~safemodel.monitoring.monitor.Monitor`
 keeps counting across batches. Both go through the same code.
 
-Small samples. Two samples of one distribution already differ: 50 rows on 10 bins
-give a PSI near 0.2 with no drift at all, which is why fixed PSI thresholds cry wolf
-on small batches. A status is therefore raised only when PSI also reaches
-``chance_psi``, the 99.9% quantile of that chance distribution at this sample size;
-and batches of fewer than ``min_rows`` rows get ``"insufficient"`` instead of a
-verdict.
+Verdicts. Every column and score is tested (a chi-square and a Kolmogorov-Smirnov
+test on its binned distribution, Fisher's exact test on its rates of missing values,
+unseen categories and invalid numbers), all tests of a report are Holm-corrected so
+that the chance of any false alarm in the report is at most ``alpha``, and a change
+that is significant alerts only when its effect size reaches a floor (PSI ``alert``,
+or one percentage point for a rate): large batches flag real but moderate shifts and
+not trivia; small batches do not cry wolf, and an exact test decides on 15 rows when
+it can. See :mod:`~safemodel.monitoring.report` for the rule.
 """
 
 from __future__ import annotations
@@ -31,12 +33,22 @@ import pandas as pd
 
 from safemodel.monitoring.accumulator import DriftAccumulator, Scores, check_thresholds
 from safemodel.monitoring.profile import Profile
-from safemodel.monitoring.report import DriftReport, FeatureDrift, Status
+from safemodel.monitoring.report import (
+    ALERT,
+    ALPHA,
+    MIN_ROWS,
+    WARN,
+    DriftReport,
+    DriftTest,
+    FeatureDrift,
+    Status,
+)
 from safemodel.monitoring.statistics import js_distance, psi
 
 __all__ = [
     "DriftAccumulator",
     "DriftReport",
+    "DriftTest",
     "FeatureDrift",
     "Scores",
     "Status",
@@ -51,9 +63,10 @@ def drift(
     X: pd.DataFrame | Any,
     *,
     scores: Scores | None = None,
-    warn: float = 0.1,
-    alert: float = 0.25,
-    min_rows: int = 30,
+    warn: float = WARN,
+    alert: float = ALERT,
+    min_rows: int = MIN_ROWS,
+    alpha: float = ALPHA,
 ) -> DriftReport:
     """Measure how far a batch has drifted from a reference profile.
 
@@ -66,11 +79,14 @@ def drift(
     scores : mapping of str to array, or array, optional
         The estimator's outputs on ``X`` under the profile's score names (or one
         array, columns in profile order); without it the scores get ``"insufficient"``.
-    warn, alert : float, default 0.1 and 0.25
-        PSI thresholds, ``0 < warn <= alert``.
-    min_rows : int, default 30
-        Fewest rows that get a verdict; fewer get ``"insufficient"``. A verdict also
-        needs PSI above what chance gives at this sample size (see the module notes).
+    warn, alert : float, default 0.01 and 0.03
+        Effect-size floors in PSI, ``0 < warn <= alert``: a significant change of a
+        distribution alerts from ``alert`` up and warns from ``warn``.
+    min_rows : int, default 10
+        Fewest rows that get a verdict; fewer get ``"insufficient"``.
+    alpha : float, default 0.05
+        The chance of any false alarm in the report (Holm correction over every test
+        of every column and score).
 
     Returns
     -------
@@ -94,7 +110,7 @@ def drift(
     >>> drift(profile, pd.DataFrame({"c": ["a"] * 40 + ["new"] * 60})).alerts
     ['c']
     """
-    check_thresholds(warn, alert, min_rows)
+    check_thresholds(warn, alert, min_rows, alpha=alpha)
     accumulator = DriftAccumulator(profile)
     accumulator.add(X, scores=scores)
-    return accumulator.report(warn=warn, alert=alert, min_rows=min_rows)
+    return accumulator.report(warn=warn, alert=alert, min_rows=min_rows, alpha=alpha)

@@ -22,7 +22,7 @@ from safemodel._frame import Input, as_frame
 from safemodel.errors import SafeModelError
 from safemodel.monitoring.accumulator import DriftAccumulator, Scores, check_thresholds
 from safemodel.monitoring.profile import Profile
-from safemodel.monitoring.report import DriftReport
+from safemodel.monitoring.report import ALERT, ALPHA, MIN_ROWS, WARN, DriftReport
 
 __all__ = ["Monitor"]
 
@@ -43,10 +43,13 @@ class Monitor:
     ----------
     bundle : ModelBundle
         A bundle with a reference profile (any bundle built by ``from_training``).
-    warn, alert : float, default 0.1 and 0.25
-        PSI thresholds of the reports, ``0 < warn <= alert``.
-    min_rows : int, default 30
+    warn, alert : float, default 0.01 and 0.03
+        Effect-size floors (PSI) of the reports' warnings and alerts,
+        ``0 < warn <= alert``.
+    min_rows : int, default 10
         Fewest observed rows that get a verdict.
+    alpha : float, default 0.05
+        The chance of any false alarm in one report.
 
     Raises
     ------
@@ -74,11 +77,12 @@ class Monitor:
         self,
         bundle: _Monitorable,
         *,
-        warn: float = 0.1,
-        alert: float = 0.25,
-        min_rows: int = 30,
+        warn: float = WARN,
+        alert: float = ALERT,
+        min_rows: int = MIN_ROWS,
+        alpha: float = ALPHA,
     ) -> None:
-        check_thresholds(warn, alert, min_rows, caller="Monitor")
+        check_thresholds(warn, alert, min_rows, alpha=alpha, caller="Monitor")
         profile = bundle.profile
         if profile is None:
             raise SafeModelError(
@@ -90,6 +94,7 @@ class Monitor:
         self.warn = warn
         self.alert = alert
         self.min_rows = min_rows
+        self.alpha = alpha
         self._counts = DriftAccumulator(profile)
 
     @property
@@ -128,7 +133,9 @@ class Monitor:
 
     def report(self) -> DriftReport:
         """Drift of everything observed so far (with the monitor's thresholds)."""
-        return self._counts.report(warn=self.warn, alert=self.alert, min_rows=self.min_rows)
+        return self._counts.report(
+            warn=self.warn, alert=self.alert, min_rows=self.min_rows, alpha=self.alpha
+        )
 
     def reset(self) -> None:
         """Forget every observation (e.g. at the start of a new reporting window)."""

@@ -290,14 +290,17 @@ class Profile:
             raise InvalidArgument(
                 f"Column names must be strings to be profiled; found {bad!r}. Rename the "
                 "columns (e.g. X.columns = X.columns.astype(str)).",
-                argument="X", expected="string column names", found=bad,
+                argument="X",
+                expected="string column names",
+                found=bad,
             )
         unknown = [c for c in categorical if c not in X.columns]
         if unknown:
             raise InvalidArgument(
                 f"categorical names column(s) {unknown!r} that X does not have; "
                 f"X has {list(X.columns)!r}.",
-                argument="categorical", expected=f"names among {list(X.columns)!r}",
+                argument="categorical",
+                expected=f"names among {list(X.columns)!r}",
                 found=unknown,
             )
         features: dict[str, FeatureProfile] = {}
@@ -318,7 +321,9 @@ class Profile:
                     f"Score {name!r} must be a 1-D array with one value per row of X "
                     f"({len(X)}); got shape {array.shape}. Give each output of a "
                     "multi-output estimator its own name (e.g. 'prediction[0]').",
-                    argument="scores", expected=f"shape ({len(X)},)", found=array.shape,
+                    argument="scores",
+                    expected=f"shape ({len(X)},)",
+                    found=array.shape,
                 )
             if array.dtype.kind in "fiub":
                 profiled[name] = _numeric_profile(array, bins)
@@ -441,7 +446,9 @@ def _categorical_profile(
         raise InvalidArgument(
             f"Categories of {name!r} repeat a value: {list(categories)!r} (1, 1.0 and True "
             "are one value). List each category once.",
-            argument="categorical", expected="distinct categories", found=list(categories),
+            argument="categorical",
+            expected="distinct categories",
+            found=list(categories),
         )
     m = len(categories)
     lookup = _binning.CategoryLookup(categories)
@@ -476,7 +483,9 @@ def _category(value: object, column: str) -> Category:
     raise InvalidArgument(
         f"Category {value!r} of {column!r} is a {type(value).__name__}; a reference "
         "profile stores categories as JSON scalars (str, int, finite float, bool).",
-        argument="categorical", expected="JSON scalars", found=value,
+        argument="categorical",
+        expected="JSON scalars",
+        found=value,
     )
 
 

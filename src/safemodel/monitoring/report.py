@@ -1,8 +1,20 @@
 """The result of a drift measurement: :class:`DriftReport`, one :class:`FeatureDrift` each.
 
-A report holds, per input column and per scoring output, the verdict, the statistics
-behind it and both distributions (counts per bin), and renders as a frame, as JSON
-and as one offline HTML page.
+A report holds, per input column and per scoring output, the verdict, the tests and
+effect sizes behind it and both distributions (counts per bin), and renders as a
+frame, as JSON and as one offline HTML page.
+
+How a verdict is reached. Every column and score gets the tests that apply to it
+(:class:`DriftTest`): on the distribution of its present values a chi-square test
+and, for numbers, a Kolmogorov-Smirnov test; on each rate the reference can be
+compared with (missing values; unseen categories; invalid numbers) Fisher's exact
+test. All the tests of one report form one family, Holm-corrected so that the chance
+of any false alarm in the report stays at most ``alpha``. A test that rejects is then
+weighed by its effect size: PSI of the column for a distribution test (``alert``
+from ``alert``, ``warn`` from ``warn``), the change of the rate for a rate test
+(alert from one percentage point, warn from half of one). A real but smaller change
+is ``"ok"``, its test listed. The worst verdict of a column's tests is the column's,
+and the report names the test and effect size that decided it.
 """
 
 from __future__ import annotations
@@ -10,7 +22,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import pandas as pd
 
@@ -23,6 +35,84 @@ Status = Literal["ok", "warn", "alert", "insufficient"]
 Role = Literal["feature", "score"]
 
 _SEVERITY: dict[str, int] = {"alert": 3, "warn": 2, "insufficient": 1, "ok": 0}
+
+WARN = 0.01
+"""Default PSI floor of a warning: below it, a significant change counts as trivia."""
+ALERT = 0.03
+"""Default PSI floor of an alert (a mean shift of about 0.17 standard deviation)."""
+MIN_ROWS = 10
+"""Default fewest rows that get a verdict."""
+ALPHA = 0.05
+"""Default chance of any false alarm in one report."""
+# Rate-change floors of the rate tests (missing, unseen, invalid), in shares of rows.
+_RATE_WARN = 0.005
+_RATE_ALERT = 0.01
+
+
+class Thresholds(NamedTuple):
+    """The settings a report's verdicts were reached with."""
+
+    warn: float
+    alert: float
+    min_rows: int
+    alpha: float
+
+
+@dataclass(frozen=True)
+class DriftTest:
+    """One test behind a verdict.
+
+    Attributes
+    ----------
+    name : {"chi_square", "ks", "missing", "unseen", "invalid"}
+        ``chi_square`` and ``ks`` compare the distributions of present values; the
+        others compare one rate with the reference's (Fisher's exact test).
+    statistic : float
+        Chi-square statistic, KS distance ``D``, or the change of the rate.
+    p_value : float
+        Before correction.
+    effect : str
+        What ``effect_size`` measures: ``"psi"`` or ``"rate_change"``.
+    effect_size : float
+        The column's PSI, or the rate in the batch minus the reference rate.
+    adjusted : float
+        Holm-adjusted p-value within the report (1.0 until adjusted).
+    verdict : {"ok", "warn", "alert"}
+        ``"ok"`` unless ``adjusted <= alpha`` and the effect size reaches a floor.
+    """
+
+    name: str
+    statistic: float
+    p_value: float
+    effect: Literal["psi", "rate_change"]
+    effect_size: float
+    adjusted: float = 1.0
+    verdict: Status = "ok"
+
+    def adjust(self, adjusted: float, settings: Thresholds) -> DriftTest:
+        """This test with its corrected p-value and the verdict it gives."""
+        verdict: Status = "ok"
+        if adjusted <= settings.alpha:
+            size = abs(self.effect_size)
+            warn, alert = (
+                (settings.warn, settings.alert) if self.effect == "psi"
+                else (_RATE_WARN, _RATE_ALERT)
+            )  # fmt: skip
+            verdict = "alert" if size >= alert else "warn" if size >= warn else "ok"
+        return DriftTest(self.name, self.statistic, self.p_value, self.effect,
+                         self.effect_size, adjusted, verdict)  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "statistic": self.statistic,
+            "p_value": self.p_value,
+            "adjusted": self.adjusted,
+            "effect": self.effect,
+            "effect_size": self.effect_size,
+            "verdict": self.verdict,
+        }
 
 
 @dataclass(frozen=True)
@@ -43,8 +133,8 @@ class FeatureDrift:
     js : float or None
         Jensen-Shannon distance, base 2.
     chance_psi : float or None
-        The PSI that chance alone exceeds 0.1% of the time at this sample size; a
-        status needs PSI at or above both it and the threshold.
+        The PSI that chance alone exceeds 0.1% of the time at this sample size
+        (for reading PSI on small batches; verdicts come from the tests).
     missing_rate, unexpected_missing_rate : float or None
         Share of rows missing; the same, but only where the reference had no missing
         value (0.0 otherwise).
@@ -56,6 +146,15 @@ class FeatureDrift:
         Bin labels, in layout order.
     reference_counts, current_counts : tuple of int
         Rows per bin on each side: the distributions that were compared.
+    tests : tuple of DriftTest
+        Every test run for it (none below ``min_rows``), with corrected p-values.
+    test : str or None
+        The test that decided the status (the worst verdict, then the smallest
+        corrected p-value); ``None`` when no test could run.
+    p_value : float or None
+        That test's Holm-corrected p-value.
+    effect_size : float or None
+        That test's effect size: PSI, or the change of a rate.
     """
 
     name: str
@@ -75,6 +174,10 @@ class FeatureDrift:
     bins: tuple[str, ...]
     reference_counts: tuple[int, ...]
     current_counts: tuple[int, ...]
+    tests: tuple[DriftTest, ...] = ()
+    test: str | None = None
+    p_value: float | None = None
+    effect_size: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (plain Python numbers, lists)."""
@@ -89,6 +192,10 @@ class FeatureDrift:
             "bins": list(self.bins),
             "reference_counts": list(self.reference_counts),
             "current_counts": list(self.current_counts),
+            "test": self.test,
+            "p_value": self.p_value,
+            "effect_size": self.effect_size,
+            "tests": [t.to_dict() for t in self.tests],
         }
 
 
@@ -119,9 +226,11 @@ class DriftReport:
     reference_rows : int
         Rows the profile was built on.
     warn, alert : float
-        PSI thresholds used.
+        PSI floors of a warning and an alert.
     min_rows : int
         Fewest rows that get a verdict.
+    alpha : float
+        The chance of any false alarm in the report the tests were corrected to.
     """
 
     features: dict[str, FeatureDrift]
@@ -131,6 +240,19 @@ class DriftReport:
     warn: float
     alert: float
     min_rows: int
+    alpha: float = ALPHA
+
+    @property
+    def drift_share(self) -> float | None:
+        """Share of the input columns with a verdict that alert (``None`` if none has one).
+
+        A dataset-level view: 0.5 means half the columns moved. Scores are left out
+        (they follow the inputs).
+        """
+        judged = [r for r in self.features.values() if r.status != "insufficient"]
+        if not judged:
+            return None
+        return sum(r.status == "alert" for r in judged) / len(judged)
 
     @property
     def results(self) -> list[FeatureDrift]:
@@ -153,21 +275,27 @@ class DriftReport:
         return not self.alerts
 
     def by_severity(self) -> list[FeatureDrift]:
-        """Results sorted worst first: alert, warn, insufficient, ok; then by PSI."""
+        """Results sorted worst first: alert, warn, insufficient, ok; then by p-value, PSI."""
         return sorted(
             self.results,
-            key=lambda r: (-_SEVERITY[r.status], -(r.psi if r.psi is not None else -1.0)),
+            key=lambda r: (
+                -_SEVERITY[r.status],
+                r.p_value if r.p_value is not None else 1.0,
+                -(r.psi if r.psi is not None else -1.0),
+            ),
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per column and per score, indexed by name, with the statistics."""
-        columns = ["role", "kind", "status", "rows", *STATISTICS]
+        """One row per column and per score, indexed by name: the verdict, the test and
+        effect size that decided it, and the statistics."""
+        columns = ["role", "kind", "status", "test", "p_value", "effect_size", "rows",
+                   *STATISTICS]  # fmt: skip
         frame = pd.DataFrame(
             [[getattr(r, c) for c in columns] for r in self.results],
             columns=columns,
             index=pd.Index([r.name for r in self.results], name="name", dtype=object),
         )
-        for stat in STATISTICS:
+        for stat in ("p_value", "effect_size", *STATISTICS):
             frame[stat] = frame[stat].astype("float64")
         return frame
 
@@ -177,7 +305,13 @@ class DriftReport:
             "ok": self.ok,
             "rows": self.rows,
             "reference_rows": self.reference_rows,
-            "thresholds": {"warn": self.warn, "alert": self.alert, "min_rows": self.min_rows},
+            "thresholds": {
+                "warn": self.warn,
+                "alert": self.alert,
+                "min_rows": self.min_rows,
+                "alpha": self.alpha,
+            },
+            "drift_share": self.drift_share,
             "alerts": self.alerts,
             "warnings": self.warnings,
             "features": {k: v.to_dict() for k, v in self.features.items()},
