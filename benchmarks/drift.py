@@ -134,13 +134,22 @@ def _share(batch: pd.DataFrame, data: Dataset, rng: np.random.Generator) -> pd.D
     col = data.categorical
     assert col is not None
     values = batch[col].to_numpy(dtype=object).copy()
-    counts = pd.Series(values).value_counts()
-    rare = counts.idxmin()
-    share = counts.min() / len(values)
+    rare, share = _rarest(data)  # from the population, not from the batch
     others = np.flatnonzero(values != rare)
     move = rng.random(len(others)) < share / (1 - share)
     values[others[move]] = rare
     return batch.assign(**{col: values})
+
+
+def _rarest(data: Dataset) -> tuple[str, float]:
+    assert data.categorical is not None
+    if data.frame is not None:
+        column = data.frame[data.categorical]
+    else:
+        assert data.generate is not None
+        column = data.generate(100_000, np.random.default_rng(99))[data.categorical]
+    shares = column.value_counts(normalize=True)
+    return str(shares.idxmin()), float(shares.min())
 
 
 def _unseen(batch: pd.DataFrame, data: Dataset, rng: np.random.Generator) -> pd.DataFrame:

@@ -470,7 +470,7 @@ def test_to_dict_is_plain_json(profile: Profile, penguins: pd.DataFrame) -> None
     assert json.loads(json.dumps(data, allow_nan=False)) == data
     assert data["alerts"] == ["island"]
     assert data["ok"] is False
-    assert data["thresholds"] == {"warn": 0.01, "alert": 0.03, "min_rows": 10, "alpha": 0.05}
+    assert data["thresholds"] == {"warn": 0.01, "alert": 0.02, "min_rows": 10, "alpha": 0.05}
     assert list(data["features"]) == FEATURES
     island = data["features"]["island"]
     assert island["status"] == "alert"

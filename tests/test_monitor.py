@@ -128,7 +128,7 @@ def test_concurrent_observers(bundle: FakeBundle, penguins: pd.DataFrame) -> Non
 
 
 def test_repr(bundle: FakeBundle) -> None:
-    assert repr(Monitor(bundle)) == "<Monitor rows_observed=0 warn=0.01 alert=0.03>"
+    assert repr(Monitor(bundle)) == "<Monitor rows_observed=0 warn=0.01 alert=0.02>"
 
 
 def test_records_are_accepted(bundle: FakeBundle, penguins: pd.DataFrame) -> None:

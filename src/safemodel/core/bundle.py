@@ -495,7 +495,7 @@ class ModelBundle:
         return full
 
     def drift(self, X: Any, *, scores: Mapping[str, Any] | np.ndarray | None = None,
-              warn: float = 0.01, alert: float = 0.03, min_rows: int = 10,
+              warn: float = 0.01, alert: float = 0.02, min_rows: int = 10,
               alpha: float = 0.05) -> DriftReport:
         """Compare ``X`` (and the scores) with the training reference profile.
 
@@ -507,7 +507,7 @@ class ModelBundle:
             Scores already computed: ``{score name: values}`` or the
             ``predict_proba`` / ``predict`` array itself (columns in the profile's score
             order), as :meth:`Monitor.observe` takes them; by default computed from ``X``.
-        warn, alert : float, default 0.01 and 0.03
+        warn, alert : float, default 0.01 and 0.02
             Effect-size floors (PSI): a significant change warns from ``warn`` and
             alerts from ``alert``.
         min_rows : int, default 10

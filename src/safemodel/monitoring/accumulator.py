@@ -289,7 +289,7 @@ class DriftAccumulator:
 
         Parameters
         ----------
-        warn, alert : float, default 0.01 and 0.03
+        warn, alert : float, default 0.01 and 0.02
             Effect-size floors in PSI, ``0 < warn <= alert``: a significant change
             of distribution is an alert from ``alert`` up, a warning from ``warn``.
         min_rows : int, default 10

@@ -79,7 +79,7 @@ def drift(
     scores : mapping of str to array, or array, optional
         The estimator's outputs on ``X`` under the profile's score names (or one
         array, columns in profile order); without it the scores get ``"insufficient"``.
-    warn, alert : float, default 0.01 and 0.03
+    warn, alert : float, default 0.01 and 0.02
         Effect-size floors in PSI, ``0 < warn <= alert``: a significant change of a
         distribution alerts from ``alert`` up and warns from ``warn``.
     min_rows : int, default 10

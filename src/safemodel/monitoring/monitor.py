@@ -43,7 +43,7 @@ class Monitor:
     ----------
     bundle : ModelBundle
         A bundle with a reference profile (any bundle built by ``from_training``).
-    warn, alert : float, default 0.01 and 0.03
+    warn, alert : float, default 0.01 and 0.02
         Effect-size floors (PSI) of the reports' warnings and alerts,
         ``0 < warn <= alert``.
     min_rows : int, default 10

@@ -38,8 +38,8 @@ _SEVERITY: dict[str, int] = {"alert": 3, "warn": 2, "insufficient": 1, "ok": 0}
 
 WARN = 0.01
 """Default PSI floor of a warning: below it, a significant change counts as trivia."""
-ALERT = 0.03
-"""Default PSI floor of an alert (a mean shift of about 0.17 standard deviation)."""
+ALERT = 0.02
+"""Default PSI floor of an alert (a mean shift of about 0.14 standard deviation)."""
 MIN_ROWS = 10
 """Default fewest rows that get a verdict."""
 ALPHA = 0.05
