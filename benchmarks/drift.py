@@ -286,6 +286,7 @@ def run(
     peer: Callable[..., set[str]] | None,
     sizes: Sequence[int] | None = None,
     seed: int = 0,
+    trials: int | None = None,
 ) -> list[Cell]:
     rng = np.random.default_rng(seed)
     cells: list[Cell] = []
@@ -301,9 +302,9 @@ def run(
             for name, (shift, needs_category) in SHIFTS.items():
                 if needs_category and data.categorical is None:
                     continue
-                trials = _trials(quick, shift is None, size)
+                count = trials or _trials(quick, shift is None, size)
                 hits = {"safemodel": 0, "scipy": 0} | ({"evidently": 0} if peer else {})
-                for _ in range(trials):
+                for _ in range(count):
                     if data.generate is not None:
                         reference, profile = fixed_reference, fixed_profile
                         batch = data.generate(size, rng)
@@ -325,9 +326,9 @@ def run(
                         found["evidently"] = peer(reference, batch, data)
                     for method, flags in found.items():
                         hits[method] += bool(flags) if shift is None else target in flags
-                cells.append(Cell(data.name, name, size, trials, hits))
+                cells.append(Cell(data.name, name, size, count, hits))
                 print(f"{data.name:9s} {size:6d} {name:30s} "
-                      + " ".join(f"{m}={h / trials:.2f}" for m, h in hits.items()),
+                      + " ".join(f"{m}={h / count:.2f}" for m, h in hits.items()),
                       file=sys.stderr, flush=True)  # fmt: skip
     return cells
 
@@ -489,10 +490,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--peer-python", help="a Python with Evidently installed")
     parser.add_argument("--sizes", help="batch sizes, comma-separated (default: all five)")
     parser.add_argument("--no-cost", action="store_true", help="skip the cost table")
+    parser.add_argument("--trials", type=int, help="trials per cell (default: 100, 30 at 10,000)")
     args = parser.parse_args(argv)
     peer = _peer(args.peer_python) if args.peer_python else None
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
-    cells = run(args.quick, peer, sizes)
+    cells = run(args.quick, peer, sizes, trials=args.trials)
     costs = [] if args.no_cost else monitor_cost(args.quick)
     body = markdown(cells, costs, args.quick)
     if args.output:

@@ -188,3 +188,12 @@ def test_monitor_reaches_the_same_verdicts(reference: Profile) -> None:
     for part in np.array_split(np.arange(600), 6):
         monitor.observe(batch.iloc[part])
     assert monitor.report().to_dict() == drift(reference, batch, alpha=0.01).to_dict()
+
+
+def test_html_names_the_deciding_test(reference: Profile, tmp_path) -> None:
+    batch = _mixed(300, np.random.default_rng(8))
+    batch.loc[:60, "y"] = np.nan
+    html = drift(reference, batch).to_html(tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "decided by" in html
+    assert "test missing" in html
+    assert "Holm" in html

@@ -10,7 +10,7 @@ and, for numbers, a Kolmogorov-Smirnov test; on each rate the reference can be
 compared with (missing values; unseen categories; invalid numbers) Fisher's exact
 test. All the tests of one report form one family, Holm-corrected so that the chance
 of any false alarm in the report stays at most ``alpha``. A test that rejects is then
-weighed by its effect size: PSI of the column for a distribution test (``alert``
+weighed by its effect size: PSI over the bins of present values for a distribution test (``alert``
 from ``alert``, ``warn`` from ``warn``), the change of the rate for a rate test
 (alert from one percentage point, warn from half of one). A real but smaller change
 is ``"ok"``, its test listed. The worst verdict of a column's tests is the column's,
@@ -74,7 +74,8 @@ class DriftTest:
     effect : str
         What ``effect_size`` measures: ``"psi"`` or ``"rate_change"``.
     effect_size : float
-        The column's PSI, or the rate in the batch minus the reference rate.
+        PSI over the bins of present values (a distribution test), or the rate in
+        the batch minus the reference rate (a rate test).
     adjusted : float
         Holm-adjusted p-value within the report (1.0 until adjusted).
     verdict : {"ok", "warn", "alert"}
