@@ -21,6 +21,7 @@ import pandas as pd
 from safemodel._frame import as_frame
 from safemodel.errors import InvalidArgument
 from safemodel.monitoring import binning as _binning
+from safemodel.monitoring.performance import PerformanceCounter
 from safemodel.monitoring.profile import (
     CategoricalProfile,
     FeatureProfile,
@@ -186,13 +187,16 @@ class DriftAccumulator:
         self._lock = threading.Lock()
         self._counts = np.zeros(self._size, dtype=np.int64)
         self._rows = 0
+        self._performance = PerformanceCounter(list(self._scores))
 
     @property
     def rows(self) -> int:
         """Rows added since creation or the last :meth:`reset`."""
         return self._rows
 
-    def add(self, X: pd.DataFrame | Any, scores: Scores | None = None) -> None:
+    def add(
+        self, X: pd.DataFrame | Any, scores: Scores | None = None, y: npt.ArrayLike | None = None
+    ) -> None:
         """Count a batch.
 
         Parameters
@@ -207,13 +211,18 @@ class DriftAccumulator:
             the profile's score names, or one array with one column per profile score,
             in profile order (a ``predict_proba`` result). Without it, only the
             columns are counted.
+        y : array-like, optional
+            The true labels of the rows, when known (missing ones as None or NaN), for
+            the realised accuracy of a classifier (see
+            :mod:`~safemodel.monitoring.performance`). Needs ``scores``.
 
         Raises
         ------
         ContractViolation
             ``X`` is not a DataFrame or another accepted input form.
         InvalidArgument
-            ``scores`` names an unknown score or has the wrong shape.
+            ``scores`` names an unknown score or has the wrong shape; ``y`` without
+            class probabilities or of the wrong length.
         """
         X = as_frame(X)
         n = len(X)
@@ -232,9 +241,11 @@ class DriftAccumulator:
                 piece[slot.missing] = n  # an absent column is missing on every row
             pieces.append(piece)
         delta = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+        performance = self._performance.delta(score_columns, y, n)
         with self._lock:
             self._counts += delta
             self._rows += n
+            self._performance.add(performance)
 
     def _score_columns(self, scores: Scores | None, n: int) -> dict[str, npt.NDArray[Any]]:
         if scores is None:
@@ -306,6 +317,7 @@ class DriftAccumulator:
         with self._lock:
             counts = self._counts.copy()
             rows = self._rows
+            performance = self._performance.summary()
         parts = [counts[slot.start : slot.stop] for slot in self._slots]
         tests = [
             _tests(slot, part) if int(part.sum()) >= min_rows else []
@@ -327,6 +339,7 @@ class DriftAccumulator:
             alert=settings.alert,
             min_rows=min_rows,
             alpha=settings.alpha,
+            performance=performance,
         )
 
     def reset(self) -> None:
@@ -334,6 +347,7 @@ class DriftAccumulator:
         with self._lock:
             self._counts[:] = 0
             self._rows = 0
+            self._performance.reset()
 
 
 def _tests(slot: _Slot, current: IntArray) -> list[DriftTest]:

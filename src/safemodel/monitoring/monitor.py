@@ -107,7 +107,9 @@ class Monitor:
         """Rows observed since creation or the last :meth:`reset`."""
         return self._counts.rows
 
-    def observe(self, X: Input, scores: Scores | None = None) -> None:
+    def observe(
+        self, X: Input, scores: Scores | None = None, y: npt.ArrayLike | None = None
+    ) -> None:
         """Count a batch of inputs (as received, before the policy) and their scores.
 
         Parameters
@@ -118,18 +120,23 @@ class Monitor:
             The estimator's outputs on ``X``: ``{score name: values}`` or the
             ``predict_proba`` / ``predict`` array itself (columns in the profile's
             score order). When omitted, ``bundle.reference_scores(X)`` computes them.
+        y : array-like, optional
+            True labels, when they have arrived (None or NaN for rows without one): the
+            report's ``performance`` then gives the realised accuracy next to the
+            accuracy expected from the scores.
 
         Raises
         ------
         ContractViolation
             ``X`` is not one of the accepted input forms.
         InvalidArgument
-            ``scores`` with unknown names or the wrong shape.
+            ``scores`` with unknown names or the wrong shape, or ``y`` without class
+            probabilities.
         """
         frame = as_frame(X)
         if scores is None and self.profile.scores:
             scores = self.bundle.reference_scores(frame)
-        self._counts.add(frame, scores=scores)
+        self._counts.add(frame, scores=scores, y=y)
 
     def report(self) -> DriftReport:
         """Drift of everything observed so far (with the monitor's thresholds)."""

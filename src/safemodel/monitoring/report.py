@@ -232,6 +232,11 @@ class DriftReport:
         Fewest rows that get a verdict.
     alpha : float
         The chance of any false alarm in the report the tests were corrected to.
+    performance : dict or None
+        For a classifier observed with its probabilities: ``expected_accuracy``
+        (confidence-based, assuming calibration), ``rows_scored``, ``accuracy``
+        (realised, on labelled rows) and ``rows_labelled``; see
+        :mod:`~safemodel.monitoring.performance`. ``None`` otherwise.
     """
 
     features: dict[str, FeatureDrift]
@@ -242,6 +247,7 @@ class DriftReport:
     alert: float
     min_rows: int
     alpha: float = ALPHA
+    performance: dict[str, float | int | None] | None = None
 
     @property
     def drift_share(self) -> float | None:
@@ -313,6 +319,7 @@ class DriftReport:
                 "alpha": self.alpha,
             },
             "drift_share": self.drift_share,
+            "performance": self.performance,
             "alerts": self.alerts,
             "warnings": self.warnings,
             "features": {k: v.to_dict() for k, v in self.features.items()},
