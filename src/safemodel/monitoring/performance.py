@@ -29,6 +29,9 @@ from safemodel.errors import InvalidArgument
 __all__ = ["PerformanceCounter"]
 
 _PROBA = re.compile(r"^proba\[(.*)\]$")
+# Confidences are summed in fixed point (units of 2**-32), as integers: the total is
+# then the same whatever the order batches arrive in (threads), as the counts are.
+_UNIT = 2.0**32
 
 
 class PerformanceCounter:
@@ -45,7 +48,7 @@ class PerformanceCounter:
         matches = [(_PROBA.match(name), name) for name in score_names]
         self.names = [name for m, name in matches if m]
         self.classes = [m.group(1) for m, _ in matches if m]
-        self.reset()
+        self._sums: list[int] = [0, 0, 0, 0]
 
     @property
     def active(self) -> bool:
@@ -54,9 +57,9 @@ class PerformanceCounter:
 
     def delta(
         self, columns: Mapping[str, npt.NDArray[Any]], y: npt.ArrayLike | None, n: int
-    ) -> npt.NDArray[np.float64]:
+    ) -> tuple[int, int, int, int]:
         """What one batch adds: scored rows, sum of confidences, labelled rows, correct."""
-        out = np.zeros(4)
+        out = [0, 0, 0, 0]
         if y is not None:
             labels = np.asarray(y, dtype=object)
             if labels.shape != (n,):
@@ -71,26 +74,27 @@ class PerformanceCounter:
                     f"with the profile's scores {self.names!r}.",
                     argument="scores", expected=f"columns {self.names!r}", found=None,
                 )  # fmt: skip
-            return out
+            return (0, 0, 0, 0)
         proba = np.column_stack([np.asarray(columns[k], dtype=np.float64) for k in self.names])
         scored = ~np.isnan(proba).any(axis=1)
         confidence = proba[scored].max(axis=1)
-        out[0], out[1] = scored.sum(), confidence.sum()
+        out[0] = int(scored.sum())
+        out[1] = int(np.round(confidence * _UNIT).astype(np.int64).sum())
         if y is not None:
             predicted = np.asarray(self.classes, dtype=object)[proba[scored].argmax(axis=1)]
             given = np.asarray(y, dtype=object)[scored]
             labelled = ~np.array([v is None or v != v for v in given], dtype=bool)
             truth = np.array([str(v) for v in given[labelled]], dtype=object)
-            out[2], out[3] = labelled.sum(), (predicted[labelled] == truth).sum()
-        return out
+            out[2], out[3] = int(labelled.sum()), int((predicted[labelled] == truth).sum())
+        return (out[0], out[1], out[2], out[3])
 
-    def add(self, delta: npt.NDArray[np.float64]) -> None:
+    def add(self, delta: tuple[int, int, int, int]) -> None:
         """Add what :meth:`delta` computed (under the caller's lock)."""
-        self._sums += delta
+        self._sums = [a + b for a, b in zip(self._sums, delta, strict=True)]
 
     def reset(self) -> None:
         """Forget everything added."""
-        self._sums = np.zeros(4)
+        self._sums = [0, 0, 0, 0]
 
     def summary(self) -> dict[str, float | int | None] | None:
         """``expected_accuracy``, ``rows_scored``, ``accuracy``, ``rows_labelled``;
@@ -99,8 +103,8 @@ class PerformanceCounter:
             return None
         scored, confidence, labelled, correct = self._sums
         return {
-            "expected_accuracy": float(confidence / scored) if scored else None,
-            "rows_scored": int(scored),
-            "accuracy": float(correct / labelled) if labelled else None,
-            "rows_labelled": int(labelled),
+            "expected_accuracy": confidence / _UNIT / scored if scored else None,
+            "rows_scored": scored,
+            "accuracy": correct / labelled if labelled else None,
+            "rows_labelled": labelled,
         }
