@@ -6,6 +6,7 @@ import json
 import threading
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import safemodel as sm
@@ -16,7 +17,7 @@ def test_profile_is_saved_small_and_loaded(lr_bundle, lr_bundle_path) -> None:
     assert loaded.profile == lr_bundle.profile
     size = len(json.dumps(lr_bundle.profile.to_dict()))
     assert size < 20_000
-    assert set(lr_bundle.profile.score) == {"proba[Adelie]", "proba[Chinstrap]", "proba[Gentoo]"}
+    assert set(lr_bundle.profile.scores) == {"proba[Adelie]", "proba[Chinstrap]", "proba[Gentoo]"}
 
 
 def test_a_training_sample_does_not_alert(lr_bundle, penguins) -> None:
@@ -91,3 +92,95 @@ def test_html_report_is_self_contained(lr_bundle, penguins, tmp_path) -> None:
     assert "<script src" not in html
     assert "cdn" not in html.lower()
     assert np.isfinite(lr_bundle.drift(shifted).to_frame()["psi"].astype(float)).all()
+
+
+# -- errors stay SafeModelErrors (issue 12) ---------------------------------------------
+
+
+def test_bad_thresholds_raise_invalid_argument(lr_bundle, penguins) -> None:
+    with pytest.raises(sm.InvalidArgument, match="warn <= alert") as info:
+        lr_bundle.drift(penguins[0], warn=0.5, alert=0.1)
+    assert info.value.found == (0.5, 0.1)
+    with pytest.raises(sm.InvalidArgument, match="'min_rows' parameter of Monitor"):
+        sm.Monitor(lr_bundle, min_rows=0)
+
+
+def test_drift_takes_a_score_array_as_monitor_observe_does(lr_bundle, penguins) -> None:
+    X = penguins[0].iloc[:120]
+    proba = lr_bundle.predict_proba(X)
+    as_array = lr_bundle.drift(X, scores=proba).to_dict()
+    assert as_array == lr_bundle.drift(X).to_dict()
+    monitor = sm.Monitor(lr_bundle)
+    monitor.observe(X, scores=proba)
+    assert monitor.report().to_dict() == as_array
+    with pytest.raises(sm.InvalidArgument, match="one column per profile score"):
+        lr_bundle.drift(X, scores=proba[:, :2])
+
+
+def test_training_data_with_infinities_is_profiled(penguins) -> None:
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    X.loc[::50, "a"] = np.inf
+    y = rng.normal(size=300)
+    model = make_pipeline(FunctionTransformer(np.tanh), Ridge()).fit(X, y)
+    bundle = sm.ModelBundle.from_training(model, X, name="with-inf")
+    a = bundle.profile.features["a"]
+    assert a.invalid == 6
+    assert all(np.isfinite(a.edges))
+    assert bundle.drift(X).alerts == []
+
+
+def test_multi_output_regressor_profiles_each_output() -> None:
+    from sklearn.linear_model import Ridge
+    from sklearn.multioutput import MultiOutputRegressor
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    y = np.column_stack([X["a"] * 2, X["b"] - 1])
+    bundle = sm.ModelBundle.from_training(MultiOutputRegressor(Ridge()).fit(X, y), X, name="mo")
+    assert list(bundle.profile.scores) == ["prediction[0]", "prediction[1]"]
+    shifted = X.assign(b=X["b"] + 3)
+    report = bundle.drift(shifted)
+    assert "b" in report.alerts
+    assert "prediction[1]" in report.alerts
+    assert "prediction[0]" not in report.alerts
+
+
+def test_multi_output_classifier_is_monitored_on_its_inputs(caplog) -> None:
+    from sklearn.multioutput import MultiOutputClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    y = np.column_stack([X["a"] > 0, X["b"] > 0]).astype(int)
+    model = MultiOutputClassifier(DecisionTreeClassifier(max_depth=2)).fit(X, y)
+    with caplog.at_level("INFO", logger="safemodel"):
+        bundle = sm.ModelBundle.from_training(model, X, name="mo-clf")
+    assert bundle.profile.scores == {}
+    assert "not profiled" in caplog.text
+    assert bundle.drift(X.assign(a=X["a"] + 3)).alerts == ["a"]
+
+
+def test_an_estimator_failure_in_drift_is_a_scoring_error(penguins) -> None:
+    from sklearn.base import BaseEstimator, RegressorMixin
+
+    class Fragile(RegressorMixin, BaseEstimator):
+        def fit(self, X, y):
+            self.n_features_in_ = X.shape[1]
+            return self
+
+        def predict(self, X):
+            if (np.asarray(X, dtype=float) > 100).any():
+                raise FloatingPointError("overflow in a hand-written model")
+            return np.asarray(X, dtype=float).sum(axis=1)
+
+    X = pd.DataFrame({"a": np.linspace(0, 1, 100), "b": np.linspace(1, 2, 100)})
+    bundle = sm.ModelBundle.from_training(Fragile().fit(X, None), X, name="fragile")
+    with pytest.raises(sm.ScoringError) as info:
+        bundle.drift(X.assign(a=1000.0))
+    assert isinstance(info.value.__cause__, FloatingPointError)
+    assert info.value.method == "predict"

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from palmerpenguins import load_penguins
 
+from safemodel.errors import ContractViolation, InvalidArgument
 from safemodel.monitoring import binning as _binning
 from safemodel.monitoring.drift import DriftAccumulator, DriftReport, drift, js_distance, psi
 from safemodel.monitoring.profile import CategoricalProfile, NumericProfile, Profile
@@ -66,11 +67,12 @@ def test_psi_matches_a_hand_computation() -> None:
 def test_psi_on_a_profile_with_fixed_bins_matches_the_hand_computation() -> None:
     fixed = Profile(
         features={"x": NumericProfile(edges=(0.0, 1.0, 2.0, 3.0, 4.0), counts=(25,) * 4)},
-        score={},
+        scores={},
         rows=100,
     )
     current = pd.DataFrame({"x": [0.5] * 10 + [1.5] * 20 + [2.5] * 30 + [3.5] * 40})
-    result = drift(fixed, current).features["x"]
+    # alpha=0.001: the chance level the PSI guard below works at.
+    result = drift(fixed, current, alpha=0.001).features["x"]
     # Bins empty on both sides (below, above, missing, invalid) do not count.
     assert result.psi == pytest.approx(0.217995, abs=2e-6)
     assert result.current_counts == (0, 10, 20, 30, 40, 0, 0, 0)
@@ -83,10 +85,11 @@ def test_psi_on_a_profile_with_fixed_bins_matches_the_hand_computation() -> None
     many = pd.concat([current] * 100)
     large = Profile(
         features={"x": NumericProfile(edges=(0.0, 1.0, 2.0, 3.0, 4.0), counts=(2500,) * 4)},
-        score={},
+        scores={},
         rows=10_000,
     )
-    assert drift(large, many).features["x"].status == "warn"
+    # With PSI floors 0.1 / 0.25 (safemodel 0.1's thresholds), 0.218 warns.
+    assert drift(large, many, warn=0.1, alert=0.25).features["x"].status == "warn"
 
 
 def test_psi_properties() -> None:
@@ -187,7 +190,7 @@ def test_new_category_in_30_percent_of_rows_alerts_on_that_feature(
 
 
 def test_fewer_rows_than_min_rows_get_no_verdict(profile: Profile, penguins: pd.DataFrame) -> None:
-    tiny = penguins.sample(10, random_state=0).assign(island="Atlantis")
+    tiny = penguins.sample(8, random_state=0).assign(island="Atlantis")  # default: 10
     report = _check(profile, tiny)
     assert report.features["island"].status == "insufficient"
     assert report.features["island"].unseen_rate == 1.0  # the statistics are still there
@@ -225,6 +228,10 @@ def test_thresholds_are_settable(profile: Profile, penguins: pd.DataFrame) -> No
 def test_bad_thresholds_are_rejected(profile: Profile, kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"warn|min_rows"):
         drift(profile, pd.DataFrame(), **kwargs)
+    with pytest.raises(InvalidArgument) as info:
+        drift(profile, pd.DataFrame(), **kwargs)
+    assert info.value.argument in {"warn", "alert", "min_rows"}
+    assert info.value.expected
 
 
 # -- rates ----------------------------------------------------------------------------
@@ -319,14 +326,20 @@ def test_score_array_forms() -> None:
         drift(profile, frame, scores={"proba[c]": proba})
     with pytest.raises(ValueError, match="one value per row"):
         drift(profile, frame, scores={"proba[a]": proba[:10]})
-    with pytest.raises(TypeError, match="DataFrame"):
-        drift(profile, frame.to_dict("records"))  # type: ignore[arg-type, unused-ignore]
+    # Any input form the bundle accepts is counted like the frame; anything else is a
+    # ContractViolation (a SafeModelError), never a bare TypeError.
+    assert drift(profile, frame.to_dict("records"), scores=scores).to_dict() == as_mapping
+    with pytest.raises(ContractViolation):
+        drift(profile, "not a frame")
+    for error in (ValueError, InvalidArgument):
+        with pytest.raises(error, match="Unknown score"):
+            drift(profile, frame, scores={"proba[c]": proba})
 
 
 def test_label_scores(penguins: pd.DataFrame) -> None:
     labels = penguins["species"].to_numpy(dtype=object)
     profile = Profile.build(penguins, categorical={}, scores={"prediction": labels})
-    assert isinstance(profile.score["prediction"], CategoricalProfile)
+    assert isinstance(profile.scores["prediction"], CategoricalProfile)
     flipped = np.where(labels == "Adelie", "Gentoo", labels)
     assert drift(profile, penguins, scores={"prediction": flipped}).alerts == ["prediction"]
 
@@ -457,7 +470,7 @@ def test_to_dict_is_plain_json(profile: Profile, penguins: pd.DataFrame) -> None
     assert json.loads(json.dumps(data, allow_nan=False)) == data
     assert data["alerts"] == ["island"]
     assert data["ok"] is False
-    assert data["thresholds"] == {"warn": 0.1, "alert": 0.25, "min_rows": 30}
+    assert data["thresholds"] == {"warn": 0.01, "alert": 0.02, "min_rows": 10, "alpha": 0.05}
     assert list(data["features"]) == FEATURES
     island = data["features"]["island"]
     assert island["status"] == "alert"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from palmerpenguins import load_penguins
 
-from safemodel.errors import SafeModelError
+from safemodel.errors import InvalidArgument, SafeModelError
 from safemodel.monitoring.drift import drift
 from safemodel.monitoring.monitor import Monitor
 from safemodel.monitoring.profile import Profile
@@ -103,6 +103,9 @@ def test_thresholds_reach_the_report(bundle: FakeBundle, penguins: pd.DataFrame)
     assert report.features["island"].status == "insufficient"  # 344 < 500 rows
     with pytest.raises(ValueError, match="warn <= alert"):
         Monitor(bundle, warn=0.5, alert=0.2)
+    with pytest.raises(InvalidArgument, match="'min_rows' parameter of Monitor") as info:
+        Monitor(bundle, min_rows=0)
+    assert (info.value.argument, info.value.found) == ("min_rows", 0)
 
 
 def test_concurrent_observers(bundle: FakeBundle, penguins: pd.DataFrame) -> None:
@@ -125,7 +128,7 @@ def test_concurrent_observers(bundle: FakeBundle, penguins: pd.DataFrame) -> Non
 
 
 def test_repr(bundle: FakeBundle) -> None:
-    assert repr(Monitor(bundle)) == "<Monitor rows_observed=0 warn=0.1 alert=0.25>"
+    assert repr(Monitor(bundle)) == "<Monitor rows_observed=0 warn=0.01 alert=0.02>"
 
 
 def test_records_are_accepted(bundle: FakeBundle, penguins: pd.DataFrame) -> None:

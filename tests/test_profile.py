@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from palmerpenguins import load_penguins
 
-from safemodel.errors import BundleFormatError
+from safemodel.errors import BundleFormatError, InvalidArgument
 from safemodel.monitoring.profile import (
     CategoricalProfile,
     NumericProfile,
@@ -50,7 +50,7 @@ def _roundtrip(profile: Profile) -> Profile:
 def test_every_column_is_profiled_in_order(penguins: pd.DataFrame, profile: Profile) -> None:
     assert list(profile.features) == list(penguins.columns)
     assert profile.rows == len(penguins) == 344
-    assert profile.score == {}
+    assert profile.scores == {}
     for entry in profile.features.values():
         assert entry.rows == profile.rows
 
@@ -170,8 +170,8 @@ def test_scores_numeric_and_labels() -> None:
             "prediction": np.array(["yes", "no"] * 10),
         },
     )
-    assert isinstance(profile.score["proba[yes]"], NumericProfile)
-    assert profile.score["prediction"] == CategoricalProfile(("no", "yes"), (10, 10))
+    assert isinstance(profile.scores["proba[yes]"], NumericProfile)
+    assert profile.scores["prediction"] == CategoricalProfile(("no", "yes"), (10, 10))
     assert _roundtrip(profile) == profile
 
 
@@ -193,11 +193,12 @@ def test_profile_stays_small_whatever_the_rows() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"bins": 0}, ValueError, "bins must be an integer"),
-        ({"categorical": {"nope": ["a"]}}, ValueError, "'nope'"),
-        ({"categorical": {"c": [["a"]]}}, TypeError, "JSON scalars"),
-        ({"categorical": {"c": ["a", "a"]}}, ValueError, "repeat"),
-        ({"scores": {"s": np.zeros(2)}}, ValueError, "one value per row"),
+        ({"bins": 0}, InvalidArgument, "'bins' parameter of Profile.build must be an integer"),
+        ({"categorical": {"nope": ["a"]}}, InvalidArgument, "'nope'"),
+        ({"categorical": {"c": [["a"]]}}, InvalidArgument, "JSON scalars"),
+        ({"categorical": {"c": ["a", "a"]}}, InvalidArgument, "repeat"),
+        ({"scores": {"s": np.zeros(2)}}, InvalidArgument, "one value per row"),
+        ({"scores": {"s": np.zeros((3, 2))}}, InvalidArgument, "multi-output"),
     ],
 )
 def test_build_rejects_bad_arguments(kwargs: dict[str, Any], error: type, match: str) -> None:
@@ -207,11 +208,19 @@ def test_build_rejects_bad_arguments(kwargs: dict[str, Any], error: type, match:
         Profile.build(frame, **arguments)
 
 
-def test_build_rejects_infinities_and_non_string_names() -> None:
-    with pytest.raises(ValueError, match="infinite"):
-        Profile.build(pd.DataFrame({"x": [1.0, np.inf]}), categorical={})
-    with pytest.raises(TypeError, match="strings"):
+def test_build_rejects_non_string_names() -> None:
+    with pytest.raises(InvalidArgument, match="strings"):
         Profile.build(pd.DataFrame({0: [1.0]}), categorical={})
+
+
+def test_infinities_in_training_are_counted_as_invalid() -> None:
+    # The contract allows infinities when training had them, so the profile must too:
+    # they go to the "invalid" count, where production infinities land, and the edges
+    # stay finite.
+    x = Profile.build(pd.DataFrame({"x": [1.0, np.inf, 2.0, -np.inf, np.nan]}), categorical={})
+    entry = x.features["x"]
+    assert entry == NumericProfile(edges=(1.0, 1.5, 2.0), counts=(1, 1), missing=1, invalid=2)
+    assert _roundtrip(x) == x
 
 
 # -- JSON form --------------------------------------------------------------------------
@@ -219,8 +228,8 @@ def test_build_rejects_infinities_and_non_string_names() -> None:
 
 def test_json_shape(profile: Profile) -> None:
     data = profile.to_dict()
-    assert data["version"] == 1
-    assert set(data) == {"version", "rows", "features", "score"}
+    assert data["version"] == 2
+    assert set(data) == {"version", "rows", "features", "scores"}
     assert data["features"]["island"] == {
         "kind": "categorical",
         "categories": ["Biscoe", "Dream", "Torgersen"],
@@ -228,7 +237,10 @@ def test_json_shape(profile: Profile) -> None:
         "unseen": 0,
         "missing": 0,
     }
-    assert set(data["features"]["body_mass_g"]) == {"kind", "edges", "counts", "missing"}
+    assert set(data["features"]["body_mass_g"]) == {
+        "kind", "edges", "counts", "missing", "invalid"
+    }
+    assert data["features"]["body_mass_g"]["kind"] == "number"
 
 
 def test_round_trip_penguins(profile: Profile) -> None:
@@ -304,18 +316,37 @@ GOOD: dict[str, Any] = {
     },
     "score": {"p": {"kind": "numeric", "edges": [0.5, 0.5], "counts": [4], "missing": 0}},
 }
+GOOD_V2: dict[str, Any] = {
+    "version": 2,
+    "rows": 4,
+    "features": {
+        "x": {
+            "kind": "number", "edges": [0.0, 1.0, 2.0], "counts": [2, 1], "missing": 1,
+            "invalid": 0,
+        },
+        "c": GOOD["features"]["c"],
+        "t": GOOD["features"]["t"],
+    },
+    "scores": {
+        "p": {"kind": "number", "edges": [0.5, 0.5], "counts": [4], "missing": 0, "invalid": 0}
+    },
+}
 
 
 def test_good_sample_loads() -> None:
+    # GOOD is a version 1 profile (safemodel 0.1 bundles): it still loads, and is
+    # written back as version 2 with the same content.
     profile = Profile.from_dict(GOOD)
-    assert profile.to_dict() == GOOD
+    assert profile.to_dict() == GOOD_V2
+    assert Profile.from_dict(GOOD_V2) == profile
     assert profile.features["c"] == CategoricalProfile(("a", 1), (3, 0), missing=1)
+    assert profile.features["x"] == NumericProfile((0.0, 1.0, 2.0), (2, 1), missing=1)
 
 
 @pytest.mark.parametrize(
     ("path", "value", "field"),
     [
-        ("version", 2, "version"),
+        ("version", 3, "version"),
         ("version", _DELETE, "version"),
         ("rows", -1, "rows"),
         ("rows", True, "rows"),
@@ -332,6 +363,8 @@ def test_good_sample_loads() -> None:
         ("features.c.unseen", _DELETE, "features.c.unseen"),
         ("features.t", "text", "features.t"),
         ("score.p.edges", [0.5, 0.5, 0.5], "score.p.edges"),
+        ("scores", {}, "scores"),  # a version 1 profile names its scores "score"
+        ("features.x.kind", "number", "features.x.kind"),  # version 1 says "numeric"
     ],
 )
 def test_from_dict_names_the_bad_field(path: str, value: Any, field: str) -> None:

@@ -458,15 +458,39 @@ class ModelBundle:
     # ------------------------------------------------------------------- drift
 
     def _scores_of(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        # Through _call: an estimator failure is a ScoringError here too, as in predict.
-        if "predict_proba" in self._methods:
-            proba = np.asarray(self._call("predict_proba", frame), dtype="float64")
-            classes = getattr(self._estimator, "classes_", range(proba.shape[1]))
-            return {f"proba[{c}]": proba[:, i] for i, c in enumerate(classes)}
-        pred = self._call("predict", frame)
-        if pred.dtype.kind in "biuf":
-            return {"prediction": pred.astype("float64")}
-        return {}
+        # The profile's score part: one float column per class probability, or per
+        # numeric output. Outputs that are not one number per row and output (the list
+        # of arrays of a multi-output classifier, labels) are skipped with a logged
+        # reason: drift then watches the inputs alone.
+        method = "predict_proba" if "predict_proba" in self._methods else "predict"
+        try:
+            raw = getattr(self._estimator, method)(frame)
+        except Exception as exc:
+            raise ScoringError(
+                f"{type(self._estimator).__name__}.{method} raised {type(exc).__name__} "
+                f"while scoring rows for drift monitoring: {exc}. The policy let these rows "
+                "through; tighten it or fix the estimator.",
+                method=method,
+            ) from exc
+        if isinstance(raw, list):
+            logger.info("drift: %s.%s returned a list (one array per output); its scores "
+                        "are not profiled.", type(self._estimator).__name__, method)
+            return {}
+        out = np.asarray(raw)
+        if out.dtype.kind not in "biuf" or out.ndim not in (1, 2):
+            logger.info("drift: %s.%s returned %s values of shape %s; its scores are not "
+                        "profiled.", type(self._estimator).__name__, method, out.dtype,
+                        out.shape)
+            return {}
+        out = out.astype("float64")
+        if method == "predict_proba":
+            classes = getattr(self._estimator, "classes_", None)
+            if classes is None or np.ndim(classes) != 1 or len(classes) != out.shape[1]:
+                classes = range(out.shape[1])
+            return {f"proba[{c}]": out[:, i] for i, c in enumerate(classes)}
+        if out.ndim == 2:
+            return {f"prediction[{i}]": out[:, i] for i in range(out.shape[1])}
+        return {"prediction": out}
 
     def reference_scores(self, X: Any) -> dict[str, np.ndarray]:
         """Scores of ``X`` the way the reference profile's score part was built.
@@ -488,27 +512,36 @@ class ModelBundle:
             full[key] = column
         return full
 
-    def drift(self, X: Any, *, scores: Mapping[str, Any] | None = None,
-              warn: float = 0.1, alert: float = 0.25, min_rows: int = 30) -> DriftReport:
+    def drift(self, X: Any, *, scores: Mapping[str, Any] | np.ndarray | None = None,
+              warn: float = 0.01, alert: float = 0.02, min_rows: int = 10,
+              alpha: float = 0.05) -> DriftReport:
         """Compare ``X`` (and the scores) with the training reference profile.
 
         Parameters
         ----------
         X : DataFrame or records
             Production inputs, before the policy (unseen and missing values count).
-        scores : dict of str to array, optional
-            Scores already computed; by default computed from ``X``.
-        warn, alert : float
-            PSI thresholds: at least ``warn`` warns, at least ``alert`` alerts (and
-            only above what sampling noise explains for the batch size).
-        min_rows : int, default 30
+        scores : dict of str to array, or array, optional
+            Scores already computed: ``{score name: values}`` or the
+            ``predict_proba`` / ``predict`` array itself (columns in the profile's score
+            order), as :meth:`Monitor.observe` takes them; by default computed from ``X``.
+        warn, alert : float, default 0.01 and 0.02
+            Effect-size floors (PSI): a significant change warns from ``warn`` and
+            alerts from ``alert``.
+        min_rows : int, default 10
             Smaller batches report ``"insufficient"`` instead of a verdict.
+        alpha : float, default 0.05
+            The chance of any false alarm in the report (every test Holm-corrected).
 
         Raises
         ------
         SafeModelError
             When the bundle carries no reference profile (built before profiles
             existed); rebuild it with :meth:`from_training`.
+        InvalidArgument
+            Bad thresholds, or ``scores`` with unknown names or the wrong shape.
+        ScoringError
+            The estimator raised while scoring ``X``.
         """
         from safemodel.monitoring.drift import drift
 
@@ -519,11 +552,10 @@ class ModelBundle:
                 "ModelBundle.from_training to monitor drift."
             )
         frame = as_frame(X)
-        if scores is None:
+        if scores is None and self._profile.scores:
             scores = self.reference_scores(frame)
-        score_arrays = {k: np.asarray(v, dtype="float64") for k, v in scores.items()}
-        return drift(self._profile, frame, scores=score_arrays, warn=warn, alert=alert,
-                     min_rows=min_rows)
+        return drift(self._profile, frame, scores=scores, warn=warn, alert=alert,
+                     min_rows=min_rows, alpha=alpha)
 
     # -------------------------------------------------------------- persistence
 

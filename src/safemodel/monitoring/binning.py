@@ -32,6 +32,7 @@ import pandas as pd
 from pandas.api.extensions import ExtensionArray
 
 from safemodel._frame import column_at
+from safemodel.errors import ContractViolation, Failure
 
 __all__ = [
     "Array",
@@ -78,7 +79,10 @@ def column_array(frame: pd.DataFrame, name: str) -> Array | None:
     except KeyError:
         return None
     if not isinstance(loc, int):
-        raise ValueError(f"Column {name!r} appears more than once in the input.")
+        raise ContractViolation(
+            [Failure(name, "duplicate_column")],
+            f"Column {name!r} appears more than once in the input; give each column one name.",
+        )
     values: Array = column_at(frame, loc)
     return values
 

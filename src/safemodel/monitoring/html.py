@@ -1,4 +1,4 @@
-"""Render a :class:`~safemodel.monitoring.drift.DriftReport` as one self-contained HTML page.
+"""Render a :class:`~safemodel.monitoring.report.DriftReport` as one self-contained HTML page.
 
 No script, no stylesheet or font from elsewhere: charts are inline SVG and every
 name or label from the data is escaped, so the file reads the same offline.
@@ -10,7 +10,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from safemodel.monitoring.drift import DriftReport, FeatureDrift
+    from safemodel.monitoring.report import DriftReport, FeatureDrift
 
 __all__ = ["render"]
 
@@ -38,7 +38,8 @@ def render(report: DriftReport) -> str:
     ordered = report.by_severity()
     summary = "\n".join(
         f"<tr><td><a href='#r{i}'>{escape(r.name)}</a></td><td>{r.role}</td>"
-        f"<td>{_badge(r.status)}</td><td class='n'>{_num(r.psi)}</td>"
+        f"<td>{_badge(r.status)}</td><td>{escape(r.test or '')}</td>"
+        f"<td class='n'>{_p(r.p_value)}</td><td class='n'>{_num(r.psi)}</td>"
         f"<td class='n'>{_num(r.js)}</td></tr>"
         for i, r in enumerate(ordered)
     )
@@ -46,7 +47,12 @@ def render(report: DriftReport) -> str:
     verdict = (
         f"{len(report.alerts)} alert(s), {len(report.warnings)} warning(s)"
         if report.alerts or report.warnings
-        else "no drift above the thresholds"
+        else "no significant drift above the effect-size floors"
+    )
+    share = (
+        ""
+        if report.drift_share is None
+        else f" Drift share: {report.drift_share:.0%} of the columns."
     )
     return f"""<!doctype html>
 <html lang="en">
@@ -58,12 +64,14 @@ def render(report: DriftReport) -> str:
 <body>
 <h1>Drift report</h1>
 <p>{report.rows} row(s) compared with {report.reference_rows} reference row(s):
-<strong>{verdict}</strong>.
-<span class="sub">PSI thresholds: warn &ge; {report.warn:g}, alert &ge; {report.alert:g};
-verdicts need at least {report.min_rows} rows and a PSI above what chance gives at that
-sample size ("chance PSI", 99.9% level).</span></p>
+<strong>{verdict}</strong>.{share}
+<span class="sub">A verdict needs a test that is significant after Holm correction over
+every test of the report (chance of any false alarm &le; {report.alpha:g}) and an effect
+size at a floor: PSI &ge; {report.warn:g} warns, &ge; {report.alert:g} alerts (a rate:
+0.5 and 1 percentage point); at least {report.min_rows} rows.</span></p>
 <table>
-<tr><th>name</th><th>role</th><th>status</th><th>PSI</th><th>JS distance</th></tr>
+<tr><th>name</th><th>role</th><th>status</th><th>decided by</th><th>p (corrected)</th>
+<th>PSI</th><th>JS distance</th></tr>
 {summary}
 </table>
 {sections}
@@ -83,8 +91,13 @@ def _section(i: int, r: FeatureDrift) -> str:
     ]
     if r.kind == "categorical":
         rows.append(("unseen category", _pct(r.unseen_rate)))
-    if r.kind == "numeric":
+    if r.kind == "number":
         rows += [("out of range", _pct(r.out_of_range_rate)), ("invalid", _pct(r.invalid_rate))]
+    rows += [
+        (f"test {t.name}", f"p={_p(t.adjusted)} {t.effect.replace('_', ' ')} "
+         f"{t.effect_size:+.4f} &rarr; {t.verdict}")
+        for t in r.tests
+    ]  # fmt: skip
     table = "".join(f"<tr><th>{k}</th><td class='n'>{v}</td></tr>" for k, v in rows)
     return f"""<section id="r{i}">
 <h2>{escape(r.name)} {_badge(r.status)} <span class="sub">{r.role}, {r.kind}</span></h2>
@@ -147,6 +160,10 @@ def _badge(status: str) -> str:
 
 def _num(value: float | None) -> str:
     return "&mdash;" if value is None else f"{value:.4f}"
+
+
+def _p(value: float | None) -> str:
+    return "&mdash;" if value is None else f"{value:.3g}"
 
 
 def _pct(value: float | None) -> str:

@@ -20,8 +20,9 @@ import pandas as pd
 
 from safemodel._frame import Input, as_frame
 from safemodel.errors import SafeModelError
-from safemodel.monitoring.drift import DriftAccumulator, DriftReport, Scores, _check_thresholds
+from safemodel.monitoring.accumulator import DriftAccumulator, Scores, check_thresholds
 from safemodel.monitoring.profile import Profile
+from safemodel.monitoring.report import ALERT, ALPHA, MIN_ROWS, WARN, DriftReport
 
 __all__ = ["Monitor"]
 
@@ -42,17 +43,20 @@ class Monitor:
     ----------
     bundle : ModelBundle
         A bundle with a reference profile (any bundle built by ``from_training``).
-    warn, alert : float, default 0.1 and 0.25
-        PSI thresholds of the reports, ``0 < warn <= alert``.
-    min_rows : int, default 30
+    warn, alert : float, default 0.01 and 0.02
+        Effect-size floors (PSI) of the reports' warnings and alerts,
+        ``0 < warn <= alert``.
+    min_rows : int, default 10
         Fewest observed rows that get a verdict.
+    alpha : float, default 0.05
+        The chance of any false alarm in one report.
 
     Raises
     ------
     SafeModelError
         The bundle carries no reference profile.
-    ValueError
-        Bad thresholds.
+    InvalidArgument
+        Bad thresholds or ``min_rows``.
 
     Notes
     -----
@@ -73,11 +77,12 @@ class Monitor:
         self,
         bundle: _Monitorable,
         *,
-        warn: float = 0.1,
-        alert: float = 0.25,
-        min_rows: int = 30,
+        warn: float = WARN,
+        alert: float = ALERT,
+        min_rows: int = MIN_ROWS,
+        alpha: float = ALPHA,
     ) -> None:
-        _check_thresholds(warn, alert, min_rows)
+        check_thresholds(warn, alert, min_rows, alpha=alpha, caller="Monitor")
         profile = bundle.profile
         if profile is None:
             raise SafeModelError(
@@ -89,6 +94,7 @@ class Monitor:
         self.warn = warn
         self.alert = alert
         self.min_rows = min_rows
+        self.alpha = alpha
         self._counts = DriftAccumulator(profile)
 
     @property
@@ -101,7 +107,9 @@ class Monitor:
         """Rows observed since creation or the last :meth:`reset`."""
         return self._counts.rows
 
-    def observe(self, X: Input, scores: Scores | None = None) -> None:
+    def observe(
+        self, X: Input, scores: Scores | None = None, y: npt.ArrayLike | None = None
+    ) -> None:
         """Count a batch of inputs (as received, before the policy) and their scores.
 
         Parameters
@@ -112,22 +120,29 @@ class Monitor:
             The estimator's outputs on ``X``: ``{score name: values}`` or the
             ``predict_proba`` / ``predict`` array itself (columns in the profile's
             score order). When omitted, ``bundle.reference_scores(X)`` computes them.
+        y : array-like, optional
+            True labels, when they have arrived (None or NaN for rows without one): the
+            report's ``performance`` then gives the realised accuracy next to the
+            accuracy expected from the scores.
 
         Raises
         ------
         ContractViolation
             ``X`` is not one of the accepted input forms.
-        ValueError
-            ``scores`` with unknown names or the wrong shape.
+        InvalidArgument
+            ``scores`` with unknown names or the wrong shape, or ``y`` without class
+            probabilities.
         """
         frame = as_frame(X)
-        if scores is None and self.profile.score:
+        if scores is None and self.profile.scores:
             scores = self.bundle.reference_scores(frame)
-        self._counts.add(frame, scores=scores)
+        self._counts.add(frame, scores=scores, y=y)
 
     def report(self) -> DriftReport:
         """Drift of everything observed so far (with the monitor's thresholds)."""
-        return self._counts.report(warn=self.warn, alert=self.alert, min_rows=self.min_rows)
+        return self._counts.report(
+            warn=self.warn, alert=self.alert, min_rows=self.min_rows, alpha=self.alpha
+        )
 
     def reset(self) -> None:
         """Forget every observation (e.g. at the start of a new reporting window)."""

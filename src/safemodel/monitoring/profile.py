@@ -9,31 +9,36 @@ Column kinds:
 
 - :class:`NumericProfile` -- numbers, booleans (0/1) and datetimes (int64 nanoseconds
   since the epoch, UTC). ``edges`` are the reference quantiles (``bins + 1`` of them,
+  plus finer quantiles in the tails where the reference has the rows for them,
   deduplicated); bin ``i`` is ``[edges[i-1], edges[i])`` and the last bin is closed, so
   ``edges[0]`` and ``edges[-1]`` are the observed minimum and maximum. A column with at
   most ``bins`` distinct values gets one bin per value instead (edges half-way between
   them); a constant column has ``edges == [c, c]`` and one bin; an always-missing column
-  has no edges.
+  has no edges. Infinite values (allowed when the training data had them) are counted
+  as ``invalid``, as they are in production batches.
 - :class:`CategoricalProfile` -- exact counts per allowed category, in the given order,
   plus values outside the allowed set (``unseen``) and missing values.
 - :class:`TextProfile` -- any other column (free text, mixed objects): only how many
   values were present and how many missing.
 
-JSON form (``Profile.to_dict``), version 1::
+JSON form (``Profile.to_dict``), version 2::
 
-    {"version": 1,
+    {"version": 2,
      "rows": 344,
      "features": {
-       "bill_length_mm": {"kind": "numeric", "edges": [32.1, 36.6, ..., 59.6],
-                          "counts": [34, 35, ..., 36], "missing": 2},
+       "bill_length_mm": {"kind": "number", "edges": [32.1, 36.6, ..., 59.6],
+                          "counts": [34, 35, ..., 36], "missing": 2, "invalid": 0},
        "island": {"kind": "categorical", "categories": ["Biscoe", "Dream", "Torgersen"],
                   "counts": [168, 124, 52], "unseen": 0, "missing": 0},
        "comment": {"kind": "text", "present": 300, "missing": 44}},
-     "score": {"proba[Adelie]": {"kind": "numeric", "edges": [...], "counts": [...],
-                                 "missing": 0}}}
+     "scores": {"proba[Adelie]": {"kind": "number", "edges": [...], "counts": [...],
+                                  "missing": 0, "invalid": 0}}}
 
-Every entry accounts for every row: ``sum(counts) + unseen + missing == rows`` (and
-``present + missing == rows``), which :meth:`Profile.from_dict` checks.
+Every entry accounts for every row: ``sum(counts) + missing + invalid == rows``,
+``sum(counts) + unseen + missing == rows``, ``present + missing == rows``, which
+:meth:`Profile.from_dict` checks. Version 1 (safemodel 0.1) named the scores part
+``"score"`` and the numeric kind ``"numeric"``, and had no ``invalid`` count (its
+reference could not hold infinities); :meth:`Profile.from_dict` reads it as version 2.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from safemodel.errors import BundleFormatError
+from safemodel.errors import BundleFormatError, InvalidArgument
 from safemodel.monitoring import binning as _binning
 
 __all__ = [
@@ -57,10 +62,18 @@ __all__ = [
     "FeatureProfile",
     "NumericProfile",
     "Profile",
+    "ProfileKind",
     "TextProfile",
 ]
 
 Category = str | int | float | bool
+ProfileKind = Literal["number", "categorical", "text"]
+"""How a column is profiled; the contract's column kind names, where they overlap."""
+
+# A tail bin is added only where it holds at least this many reference rows, so that
+# small references keep plain quantile bins (finer tails there would be noise).
+_TAIL_ROWS = 20
+_TAILS = (0.01, 0.025, 0.05)
 
 
 @dataclass(frozen=True)
@@ -76,18 +89,21 @@ class NumericProfile:
         Rows per bin; ``len(edges) - 1`` of them (none when ``edges`` is empty).
     missing : int
         Rows with a missing value.
+    invalid : int
+        Rows holding an infinity (counted apart, as in production batches).
     """
 
     edges: tuple[float, ...]
     counts: tuple[int, ...]
     missing: int = 0
+    invalid: int = 0
 
-    kind: ClassVar[Literal["numeric"]] = "numeric"
+    kind: ClassVar[Literal["number"]] = "number"
 
     @property
     def rows(self) -> int:
-        """Rows described (binned plus missing)."""
-        return sum(self.counts) + self.missing
+        """Rows described (binned, missing and invalid)."""
+        return sum(self.counts) + self.missing + self.invalid
 
     @property
     def missing_rate(self) -> float:
@@ -111,6 +127,7 @@ class NumericProfile:
             "edges": list(self.edges),
             "counts": list(self.counts),
             "missing": self.missing,
+            "invalid": self.invalid,
         }
 
 
@@ -202,7 +219,7 @@ class Profile:
     ----------
     features : dict of str to FeatureProfile
         One entry per input column, in column order.
-    score : dict of str to FeatureProfile
+    scores : dict of str to FeatureProfile
         One entry per scoring output: ``"proba[<class>]"`` per class of a classifier,
         ``"prediction"`` for a regressor (the names are the bundle's choice).
     rows : int
@@ -220,10 +237,10 @@ class Profile:
     """
 
     features: dict[str, FeatureProfile]
-    score: dict[str, FeatureProfile]
+    scores: dict[str, FeatureProfile]
     rows: int
 
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     @classmethod
     def build(
@@ -251,7 +268,9 @@ class Profile:
             Numeric arrays are binned like numeric columns; label arrays get exact
             counts of the labels seen.
         bins : int, default 10
-            Quantile bins per numeric column.
+            Quantile bins per numeric column. Where the reference has the rows for
+            them (20 rows per bin), the outer bins are split further at the 5%, 2.5%
+            and 1% quantiles on each side, so that a change of spread shows.
 
         Returns
         -------
@@ -259,22 +278,30 @@ class Profile:
 
         Raises
         ------
-        ValueError
-            ``bins`` below 1, a ``categorical`` column missing from ``X``, a score of
-            the wrong length, or infinite values in a numeric column.
-        TypeError
-            A column name that is not a string, or a category that is not a JSON scalar.
+        InvalidArgument
+            ``bins`` below 1, a ``categorical`` column missing from ``X``, a score
+            that is not one value per row, a column name that is not a string, or a
+            category that is not a JSON scalar.
         """
         if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-            raise ValueError(f"bins must be an integer of at least 1; got {bins!r}.")
+            raise InvalidArgument.of("Profile.build", "bins", "an integer >= 1", bins)
         if any(not isinstance(c, str) for c in X.columns):
             bad = [c for c in X.columns if not isinstance(c, str)]
-            raise TypeError(f"Column names must be strings to be profiled; found {bad!r}.")
+            raise InvalidArgument(
+                f"Column names must be strings to be profiled; found {bad!r}. Rename the "
+                "columns (e.g. X.columns = X.columns.astype(str)).",
+                argument="X",
+                expected="string column names",
+                found=bad,
+            )
         unknown = [c for c in categorical if c not in X.columns]
         if unknown:
-            raise ValueError(
+            raise InvalidArgument(
                 f"categorical names column(s) {unknown!r} that X does not have; "
-                f"X has {list(X.columns)!r}."
+                f"X has {list(X.columns)!r}.",
+                argument="categorical",
+                expected=f"names among {list(X.columns)!r}",
+                found=unknown,
             )
         features: dict[str, FeatureProfile] = {}
         for name in X.columns:
@@ -283,22 +310,26 @@ class Profile:
                 cats = tuple(_category(c, name) for c in categorical[name])
                 features[name] = _categorical_profile(column, cats, name)
             elif _is_numeric(column.dtype):
-                features[name] = _numeric_profile(column, bins, name)
+                features[name] = _numeric_profile(column, bins)
             else:
                 features[name] = TextProfile(*_text_counts(column))
-        score: dict[str, FeatureProfile] = {}
+        profiled: dict[str, FeatureProfile] = {}
         for name, values in (scores or {}).items():
             array = np.asarray(values)
             if array.ndim != 1 or len(array) != len(X):
-                raise ValueError(
+                raise InvalidArgument(
                     f"Score {name!r} must be a 1-D array with one value per row of X "
-                    f"({len(X)}); got shape {array.shape}."
+                    f"({len(X)}); got shape {array.shape}. Give each output of a "
+                    "multi-output estimator its own name (e.g. 'prediction[0]').",
+                    argument="scores",
+                    expected=f"shape ({len(X)},)",
+                    found=array.shape,
                 )
             if array.dtype.kind in "fiub":
-                score[name] = _numeric_profile(array, bins, name)
+                profiled[name] = _numeric_profile(array, bins)
             else:
-                score[name] = _categorical_profile(array, _labels(array, name), name)
-        return cls(features=features, score=score, rows=len(X))
+                profiled[name] = _categorical_profile(array, _labels(array, name), name)
+        return cls(features=features, scores=profiled, rows=len(X))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (see the module docstring); :meth:`from_dict` inverts it."""
@@ -306,7 +337,7 @@ class Profile:
             "version": self.VERSION,
             "rows": self.rows,
             "features": {k: v.to_dict() for k, v in self.features.items()},
-            "score": {k: v.to_dict() for k, v in self.score.items()},
+            "scores": {k: v.to_dict() for k, v in self.scores.items()},
         }
 
     @classmethod
@@ -321,24 +352,26 @@ class Profile:
             a profile ``version`` newer than this safemodel understands.
         """
         _expect(isinstance(data, Mapping), "profile", "a JSON object", data)
-        _keys(data, "", {"version", "rows", "features", "score"})
-        version = data["version"]
+        version = data.get("version")
         _expect(
             type(version) is int and 1 <= version <= cls.VERSION,
             "version",
             f"an integer from 1 to {cls.VERSION} (a newer profile needs a newer safemodel)",
-            version,
+            "nothing" if version is None else version,
         )
+        assert isinstance(version, int)  # checked just above
+        scores_key = "score" if version == 1 else "scores"
+        _keys(data, "", {"version", "rows", "features", scores_key})
         rows = _count(data["rows"], "rows")
         parts: dict[str, dict[str, FeatureProfile]] = {}
-        for part in ("features", "score"):
+        for part in ("features", scores_key):
             entries = data[part]
             _expect(isinstance(entries, Mapping), part, "a JSON object", entries)
             parts[part] = {}
             for name, entry in entries.items():
                 field = f"{part}.{name}"
                 _expect(isinstance(name, str), field, "a string key", name)
-                profile = _feature_from_dict(entry, field)
+                profile = _feature_from_dict(entry, field, version)
                 _expect(
                     profile.rows == rows,
                     field,
@@ -346,7 +379,7 @@ class Profile:
                     profile.rows,
                 )
                 parts[part][name] = profile
-        return cls(features=parts["features"], score=parts["score"], rows=rows)
+        return cls(features=parts["features"], scores=parts[scores_key], rows=rows)
 
 
 # -- building -------------------------------------------------------------------------
@@ -362,21 +395,19 @@ def _is_numeric(dtype: Any) -> bool:
     )
 
 
-def _numeric_profile(column: _binning.Array, bins: int, name: str) -> NumericProfile:
+def _numeric_profile(column: _binning.Array, bins: int) -> NumericProfile:
     values, _ = _binning.numeric_values(column)
-    present = values[~np.isnan(values)]
-    if np.isinf(present).any():
-        raise ValueError(
-            f"Column {name!r} holds infinite values; a reference profile needs finite "
-            "numbers. Replace them (e.g. with NaN) before building the bundle."
-        )
-    edges = tuple(float(e) for e in _edges(present, bins))
+    # Infinities (the contract allows them when training had them) are binned as
+    # "invalid", the bin production infinities land in, so the edges stay finite.
+    finite = values[np.isfinite(values)]
+    edges = tuple(float(e) for e in _edges(finite, bins))
     layout = _binning.NumericBins(edges)
     counts = layout.count(values)
     return NumericProfile(
         edges=edges,
         counts=tuple(int(c) for c in counts[1 : layout.bins + 1]),
         missing=int(counts[layout.bins + 2]),
+        invalid=int(counts[layout.bins + 3]),
     )
 
 
@@ -391,7 +422,10 @@ def _edges(present: _binning.FloatArray, bins: int) -> _binning.FloatArray:
         inner = (distinct[:-1] + distinct[1:]) / 2
         edges = np.concatenate([distinct[:1], inner, distinct[-1:]])
     else:
-        edges = np.quantile(present, np.linspace(0.0, 1.0, bins + 1))
+        levels = np.linspace(0.0, 1.0, bins + 1)
+        tails = [q for q in _TAILS if q * present.size >= _TAIL_ROWS and q < 1.0 / bins]
+        levels = np.unique(np.concatenate([levels, tails, [1.0 - q for q in tails]]))
+        edges = np.quantile(present, levels)
     edges = np.unique(edges)
     if len(edges) > 2 and math.isfinite(float(edges[-1] - edges[0])):
         # Inner edges are arbitrary cut points: round them to a millionth of the range
@@ -409,7 +443,13 @@ def _categorical_profile(
 ) -> CategoricalProfile:
     if len(set(categories)) != len(categories):
         # 1, 1.0 and True are one value to pandas (and to the lookup), so one category.
-        raise ValueError(f"Categories of {name!r} repeat a value: {list(categories)!r}.")
+        raise InvalidArgument(
+            f"Categories of {name!r} repeat a value: {list(categories)!r} (1, 1.0 and True "
+            "are one value). List each category once.",
+            argument="categorical",
+            expected="distinct categories",
+            found=list(categories),
+        )
     m = len(categories)
     lookup = _binning.CategoryLookup(categories)
     counts = np.bincount(_binning.categorical_index(column, lookup), minlength=lookup.size)
@@ -440,36 +480,48 @@ def _category(value: object, column: str) -> Category:
         value = value.item()
     if isinstance(value, str | bool | int) or (isinstance(value, float) and math.isfinite(value)):
         return value
-    raise TypeError(
+    raise InvalidArgument(
         f"Category {value!r} of {column!r} is a {type(value).__name__}; a reference "
-        "profile stores categories as JSON scalars (str, int, finite float, bool)."
+        "profile stores categories as JSON scalars (str, int, finite float, bool).",
+        argument="categorical",
+        expected="JSON scalars",
+        found=value,
     )
 
 
 # -- reading --------------------------------------------------------------------------
 
 _FIELDS: dict[str, set[str]] = {
-    "numeric": {"kind", "edges", "counts", "missing"},
+    "number": {"kind", "edges", "counts", "missing", "invalid"},
     "categorical": {"kind", "categories", "counts", "unseen", "missing"},
     "text": {"kind", "present", "missing"},
 }
 
 
-def _feature_from_dict(data: Any, field: str) -> FeatureProfile:
+# Version 1 spelled the numeric kind "numeric" and had no "invalid" count.
+_V1_FIELDS: dict[str, set[str]] = {
+    "numeric": {"kind", "edges", "counts", "missing"},
+    "categorical": _FIELDS["categorical"],
+    "text": _FIELDS["text"],
+}
+
+
+def _feature_from_dict(data: Any, field: str, version: int) -> FeatureProfile:
     _expect(isinstance(data, Mapping), field, "a JSON object", data)
+    fields = _V1_FIELDS if version == 1 else _FIELDS
     kind = data.get("kind")
     _expect(
-        isinstance(kind, str) and kind in _FIELDS,
+        isinstance(kind, str) and kind in fields,
         f"{field}.kind",
-        f"one of {sorted(_FIELDS)}",
+        f"one of {sorted(fields)}",
         kind,
     )
-    _keys(data, field + ".", _FIELDS[kind])
+    _keys(data, field + ".", fields[kind])
     missing = _count(data["missing"], f"{field}.missing")
     if kind == "text":
         return TextProfile(present=_count(data["present"], f"{field}.present"), missing=missing)
     counts = _counts(data["counts"], f"{field}.counts")
-    if kind == "numeric":
+    if kind in ("number", "numeric"):
         edges = _floats(data["edges"], f"{field}.edges")
         increasing = all(a < b for a, b in pairwise(edges))
         _expect(
@@ -484,7 +536,8 @@ def _feature_from_dict(data: Any, field: str) -> FeatureProfile:
             f"{max(len(edges) - 1, 0)} counts, one per bin between the edges",
             counts,
         )
-        return NumericProfile(edges=edges, counts=counts, missing=missing)
+        invalid = _count(data["invalid"], f"{field}.invalid") if "invalid" in data else 0
+        return NumericProfile(edges=edges, counts=counts, missing=missing, invalid=invalid)
     raw = data["categories"]
     _expect(isinstance(raw, list), f"{field}.categories", "a list", raw)
     categories = tuple(raw)

@@ -258,7 +258,7 @@ class Server:
 
 def _monitor_scores(model: ServedModel, method: str, outputs: Any) -> Any:
     """The outputs in the form the monitor's profile records, or {} (inputs only)."""
-    names = list(model.monitor.profile.score) if model.monitor is not None else []
+    names = list(model.monitor.profile.scores) if model.monitor is not None else []
     if method == "predict_proba" and names and all(n.startswith("proba[") for n in names) \
             and getattr(outputs, "ndim", 0) == 2 and outputs.shape[1] == len(names):
         return outputs

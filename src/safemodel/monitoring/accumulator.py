@@ -1,0 +1,448 @@
+"""Counting batches into a profile's bins: :class:`DriftAccumulator`.
+
+Every batch is counted into the profile's own bins; the counts are compared with the
+reference counts when a report is asked for. Memory is one integer per bin, whatever
+the traffic, and adding is vectorised and thread-safe.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from safemodel._frame import as_frame
+from safemodel.errors import InvalidArgument
+from safemodel.monitoring import binning as _binning
+from safemodel.monitoring.performance import PerformanceCounter
+from safemodel.monitoring.profile import (
+    CategoricalProfile,
+    FeatureProfile,
+    NumericProfile,
+    Profile,
+    ProfileKind,
+)
+from safemodel.monitoring.report import (
+    _SEVERITY,
+    ALERT,
+    ALPHA,
+    MIN_ROWS,
+    STATISTICS,
+    WARN,
+    DriftReport,
+    DriftTest,
+    FeatureDrift,
+    Role,
+    Status,
+    Thresholds,
+)
+from safemodel.monitoring.statistics import (
+    chance_psi,
+    chi_square_test,
+    holm,
+    js_distance,
+    ks_test,
+    psi,
+    rate_test,
+)
+
+__all__ = ["DriftAccumulator", "Scores", "check_thresholds"]
+
+IntArray = npt.NDArray[np.int64]
+
+Scores = Mapping[str, npt.ArrayLike] | npt.NDArray[Any]
+"""Scoring outputs of a batch: ``name -> one value per row``, or one array whose columns
+follow the profile's score order (e.g. the ``predict_proba`` result itself)."""
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where one column's bins live in the accumulator's flat count vector."""
+
+    name: str
+    role: Role
+    kind: ProfileKind
+    labels: tuple[str, ...]
+    reference: IntArray
+    start: int
+    size: int
+    count: Callable[[_binning.Array], IntArray]
+    missing: int
+    unseen: int | None = None
+    invalid: int | None = None
+    out_of_range: tuple[int, ...] = ()
+    # Positions of the bins of present values, in the order the distribution tests
+    # read them (numbers: below, bins, above; categories: most frequent first).
+    values: tuple[int, ...] = ()
+    # Whether the value bins are ordered (numbers), so the KS test applies.
+    ordered: bool = False
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.size
+
+
+def _slot(name: str, role: Role, profile: FeatureProfile, start: int) -> _Slot:
+    if isinstance(profile, NumericProfile):
+        layout = _binning.NumericBins(profile.edges)
+        k = layout.bins
+
+        def numeric(column: _binning.Array) -> IntArray:
+            return layout.count(*_binning.numeric_values(column))
+
+        return _Slot(
+            name, role, "number",
+            labels=_numeric_labels(profile.edges),
+            reference=np.array(
+                [0, *profile.counts, 0, profile.missing, profile.invalid], dtype=np.int64
+            ),
+            start=start, size=layout.size, count=numeric,
+            missing=k + 2, invalid=k + 3, out_of_range=(0, k + 1),
+            values=tuple(range(k + 2)), ordered=True,
+        )  # fmt: skip
+    if isinstance(profile, CategoricalProfile):
+        lookup = _binning.CategoryLookup(profile.categories)
+        m = len(profile.categories)
+
+        def categorical(column: _binning.Array) -> IntArray:
+            return np.bincount(_binning.categorical_index(column, lookup), minlength=lookup.size)
+
+        return _Slot(
+            name, role, "categorical",
+            labels=(*(_category_label(c) for c in profile.categories), "(unseen)", "(missing)"),
+            reference=np.array([*profile.counts, profile.unseen, profile.missing], np.int64),
+            start=start, size=lookup.size, count=categorical, missing=m + 1, unseen=m,
+            values=tuple(sorted(range(m), key=lambda i: -profile.counts[i])),
+        )  # fmt: skip
+    return _Slot(
+        name, role, "text",
+        labels=("(present)", "(missing)"),
+        reference=np.array([profile.present, profile.missing], dtype=np.int64),
+        start=start, size=2, count=_text_count, missing=1,
+    )  # fmt: skip
+
+
+def _text_count(column: _binning.Array) -> IntArray:
+    return np.bincount(_binning.text_index(column), minlength=2)
+
+
+def _numeric_labels(edges: tuple[float, ...]) -> tuple[str, ...]:
+    if not edges:
+        # The reference was always missing: any value is out of its (empty) range.
+        return ("(value, no reference range)", "(above range)", "(missing)", "(invalid)")
+    shown = [f"{e:.6g}" for e in edges]
+    inner = [f"[{a}, {b})" for a, b in pairwise(shown)]
+    inner[-1] = inner[-1][:-1] + "]"
+    return (f"< {shown[0]}", *inner, f"> {shown[-1]}", "(missing)", "(invalid)")
+
+
+def _category_label(category: object) -> str:
+    return category if isinstance(category, str) else repr(category)
+
+
+class DriftAccumulator:
+    """Counts batches into a profile's bins, keeping no rows.
+
+    :meth:`add` is vectorised (``np.searchsorted``, hash lookups, one
+    ``np.bincount``) and holds the lock only to add the batch's integer counts, so
+    several threads may call it at once. Memory is one integer per bin, whatever the
+    number of rows. :meth:`report` on the accumulated counts equals :func:`drift` on
+    the concatenation of every batch added.
+
+    Parameters
+    ----------
+    profile : Profile
+        The reference the batches are counted against.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from safemodel.monitoring.profile import Profile
+    >>> ref = pd.DataFrame({"x": [float(i) for i in range(100)]})
+    >>> acc = DriftAccumulator(Profile.build(ref, categorical={}))
+    >>> acc.add(ref.iloc[:50])
+    >>> acc.add(ref.iloc[50:])
+    >>> acc.rows, acc.report().ok
+    (100, True)
+    """
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        slots: list[_Slot] = []
+        start = 0
+        for role, part in (("feature", profile.features), ("score", profile.scores)):
+            for name, entry in part.items():
+                slots.append(_slot(name, role, entry, start))  # type: ignore[arg-type]
+                start = slots[-1].stop
+        self._scores = {s.name: s for s in slots if s.role == "score"}
+        self._slots = slots
+        self._size = start
+        self._lock = threading.Lock()
+        self._counts = np.zeros(self._size, dtype=np.int64)
+        self._rows = 0
+        self._performance = PerformanceCounter(list(self._scores))
+
+    @property
+    def rows(self) -> int:
+        """Rows added since creation or the last :meth:`reset`."""
+        return self._rows
+
+    def add(
+        self, X: pd.DataFrame | Any, scores: Scores | None = None, y: npt.ArrayLike | None = None
+    ) -> None:
+        """Count a batch.
+
+        Parameters
+        ----------
+        X : DataFrame
+            The batch, as received (before any imputation, so that unseen and missing
+            values show). A profile column absent from ``X`` counts as missing; extra
+            columns are ignored. Values that do not parse as numbers in a numeric
+            column count as invalid.
+        scores : mapping of str to array, or array, optional
+            The batch's scoring outputs, one value per row: ``{name: values}`` with
+            the profile's score names, or one array with one column per profile score,
+            in profile order (a ``predict_proba`` result). Without it, only the
+            columns are counted.
+        y : array-like, optional
+            The true labels of the rows, when known (missing ones as None or NaN), for
+            the realised accuracy of a classifier (see
+            :mod:`~safemodel.monitoring.performance`). Needs ``scores``.
+
+        Raises
+        ------
+        ContractViolation
+            ``X`` is not a DataFrame or another accepted input form.
+        InvalidArgument
+            ``scores`` names an unknown score or has the wrong shape; ``y`` without
+            class probabilities or of the wrong length.
+        """
+        X = as_frame(X)
+        n = len(X)
+        score_columns = self._score_columns(scores, n)
+        pieces: list[IntArray] = []
+        for slot in self._slots:
+            if slot.role == "feature":
+                column = _binning.column_array(X, slot.name)
+            else:
+                column = score_columns.get(slot.name)
+            if column is not None:
+                pieces.append(slot.count(column))
+                continue
+            piece = np.zeros(slot.size, dtype=np.int64)
+            if slot.role == "feature":
+                piece[slot.missing] = n  # an absent column is missing on every row
+            pieces.append(piece)
+        delta = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+        performance = self._performance.delta(score_columns, y, n)
+        with self._lock:
+            self._counts += delta
+            self._rows += n
+            self._performance.add(performance)
+
+    def _score_columns(self, scores: Scores | None, n: int) -> dict[str, npt.NDArray[Any]]:
+        if scores is None:
+            return {}
+        names = list(self._scores)
+        if isinstance(scores, Mapping):
+            unknown = [k for k in scores if k not in self._scores]
+            if unknown:
+                raise InvalidArgument(
+                    f"Unknown score name(s) {unknown!r}; the profile has scores {names!r}. "
+                    "Pass the scores under the profile's names, or one array in its order.",
+                    argument="scores",
+                    expected=f"names among {names!r}",
+                    found=unknown,
+                )
+            columns = {k: np.asarray(v) for k, v in scores.items()}
+        else:
+            array = np.asarray(scores)
+            if array.ndim == 1 and len(names) == 1:
+                columns = {names[0]: array}
+            elif array.ndim == 2 and array.shape[1] == len(names):
+                columns = {name: array[:, i] for i, name in enumerate(names)}
+            else:
+                raise InvalidArgument(
+                    f"A score array must have one column per profile score {names!r} "
+                    f"(or be 1-D for a single score); got shape {array.shape}.",
+                    argument="scores",
+                    expected=f"shape (rows, {len(names)})",
+                    found=array.shape,
+                )
+        for name, values in columns.items():
+            if values.shape != (n,):
+                raise InvalidArgument(
+                    f"Score {name!r} must hold one value per row of X ({n}); got shape "
+                    f"{values.shape}. Give rows that could not be scored NaN (they count "
+                    "as missing scores) rather than leaving them out.",
+                    argument="scores",
+                    expected=f"{n} values per score",
+                    found=values.shape,
+                )
+        return columns
+
+    def report(
+        self,
+        *,
+        warn: float = WARN,
+        alert: float = ALERT,
+        min_rows: int = MIN_ROWS,
+        alpha: float = ALPHA,
+    ) -> DriftReport:
+        """Compare everything counted so far with the reference.
+
+        Parameters
+        ----------
+        warn, alert : float, default 0.01 and 0.02
+            Effect-size floors in PSI, ``0 < warn <= alert``: a significant change
+            of distribution is an alert from ``alert`` up, a warning from ``warn``.
+        min_rows : int, default 10
+            Fewest rows that get a verdict; fewer get ``"insufficient"``.
+        alpha : float, default 0.05
+            The chance of any false alarm in the report: every test of every column
+            and score is Holm-corrected to it.
+
+        Returns
+        -------
+        DriftReport
+        """
+        check_thresholds(warn, alert, min_rows, alpha=alpha)
+        with self._lock:
+            counts = self._counts.copy()
+            rows = self._rows
+            performance = self._performance.summary()
+        parts = [counts[slot.start : slot.stop] for slot in self._slots]
+        tests = [
+            _tests(slot, part) if int(part.sum()) >= min_rows else []
+            for slot, part in zip(self._slots, parts, strict=True)
+        ]
+        adjusted = iter(holm([t.p_value for group in tests for t in group]))
+        settings = Thresholds(warn=float(warn), alert=float(alert), min_rows=min_rows,
+                              alpha=float(alpha))  # fmt: skip
+        results = [
+            _assess(slot, part, [t.adjust(next(adjusted), settings) for t in group], settings)
+            for slot, part, group in zip(self._slots, parts, tests, strict=True)
+        ]
+        return DriftReport(
+            features={r.name: r for r in results if r.role == "feature"},
+            scores={r.name: r for r in results if r.role == "score"},
+            rows=rows,
+            reference_rows=self.profile.rows,
+            warn=settings.warn,
+            alert=settings.alert,
+            min_rows=min_rows,
+            alpha=settings.alpha,
+            performance=performance,
+        )
+
+    def reset(self) -> None:
+        """Forget every batch counted."""
+        with self._lock:
+            self._counts[:] = 0
+            self._rows = 0
+            self._performance.reset()
+
+
+def _tests(slot: _Slot, current: IntArray) -> list[DriftTest]:
+    """Every test that can decide for this column on these counts (before correction)."""
+    reference = slot.reference
+    n, n_ref = int(current.sum()), int(reference.sum())
+    out: list[DriftTest] = []
+    if slot.values:
+        r = reference[list(slot.values)]
+        c = current[list(slot.values)]
+        if r.sum() and c.sum():
+            effect = psi(r, c)
+            # Few categories tolerate smaller groups than a dozen quantile bins do.
+            statistic, p = chi_square_test(r, c, min_expected=5.0 if slot.ordered else 2.0)
+            if statistic > 0:
+                out.append(DriftTest("chi_square", statistic, p, "psi", effect))
+            if slot.ordered and np.count_nonzero(r) > 1:
+                statistic, p = ks_test(r, c)
+                out.append(DriftTest("ks", statistic, p, "psi", effect))
+    for test, position in (("missing", slot.missing), ("unseen", slot.unseen),
+                           ("invalid", slot.invalid)):  # fmt: skip
+        if position is None:
+            continue
+        hits, reference_hits = int(current[position]), int(reference[position])
+        if hits == 0 and reference_hits == 0:
+            continue  # nothing to test: its p-value would be 1 whatever happened
+        p = rate_test(reference_hits, n_ref, hits, n)
+        change = hits / n - reference_hits / n_ref
+        out.append(DriftTest(test, change, p, "rate_change", change))
+    return out
+
+
+def _assess(
+    slot: _Slot, current: IntArray, tests: list[DriftTest], settings: Thresholds
+) -> FeatureDrift:
+    n = int(current.sum())
+    reference_rows = int(slot.reference.sum())
+    stats: dict[str, float | None] = dict.fromkeys(STATISTICS)
+    if n and reference_rows:
+        missing = float(current[slot.missing] / n)
+        stats.update(
+            psi=psi(slot.reference, current),
+            js=js_distance(slot.reference, current),
+            chance_psi=chance_psi(int(np.count_nonzero(slot.reference)), n, reference_rows),
+            missing_rate=missing,
+            unexpected_missing_rate=missing if slot.reference[slot.missing] == 0 else 0.0,
+        )
+        if slot.unseen is not None:
+            stats["unseen_rate"] = float(current[slot.unseen] / n)
+        if slot.invalid is not None:
+            stats["invalid_rate"] = float(current[slot.invalid] / n)
+            stats["out_of_range_rate"] = sum(int(current[i]) for i in slot.out_of_range) / n
+    status: Status = "insufficient"
+    decisive: DriftTest | None = None
+    if n and reference_rows and n >= settings.min_rows:
+        # The worst verdict decides; among equals, the most significant test.
+        ranked = sorted(tests, key=lambda t: (-_SEVERITY[t.verdict], t.adjusted))
+        decisive = ranked[0] if ranked else None
+        status = decisive.verdict if decisive is not None else "ok"
+    return FeatureDrift(
+        name=slot.name,
+        role=slot.role,
+        kind=slot.kind,
+        status=status,
+        rows=n,
+        reference_rows=reference_rows,
+        **stats,
+        bins=slot.labels,
+        reference_counts=tuple(int(c) for c in slot.reference),
+        current_counts=tuple(int(c) for c in current),
+        tests=tuple(tests),
+        test=decisive.name if decisive is not None else None,
+        p_value=decisive.adjusted if decisive is not None else None,
+        effect_size=decisive.effect_size if decisive is not None else None,
+    )
+
+
+def check_thresholds(
+    warn: float, alert: float, min_rows: int, *, alpha: float = ALPHA, caller: str = "drift"
+) -> None:
+    """Raise :class:`InvalidArgument` unless ``0 < warn <= alert``, ``min_rows >= 1``
+    and ``0 < alpha < 1``."""
+    if not (isinstance(alpha, int | float) and not isinstance(alpha, bool) and 0 < alpha < 1):
+        raise InvalidArgument.of(caller, "alpha", "a number in (0, 1)", alpha)
+    numbers = all(
+        isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t)
+        for t in (warn, alert)
+    )
+    if not numbers or not 0 < warn <= alert:
+        raise InvalidArgument(
+            f"The PSI thresholds of {caller} must satisfy 0 < warn <= alert; got "
+            f"warn={warn!r}, alert={alert!r} (defaults: warn={WARN}, alert={ALERT}).",
+            argument="warn" if numbers and warn > alert else "alert",
+            expected="finite numbers with 0 < warn <= alert",
+            found=(warn, alert),
+        )
+    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
+        raise InvalidArgument.of(caller, "min_rows", "an integer >= 1", min_rows)
