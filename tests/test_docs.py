@@ -225,7 +225,9 @@ def _run_shell(block: Block, env: dict[str, str], cwd: Path) -> None:
                     pytrace=False)
 
 
-RUNNABLE = [p for p in PAGES if any(b.lang in RUN and not b.skip for b in blocks(p))]
+# docs/index.md is README.md (test_home_page_is_the_readme); its blocks run once, there.
+RUNNABLE = [p for p in PAGES if p.name != "index.md"
+            and any(b.lang in RUN and not b.skip for b in blocks(p))]
 
 
 @pytest.mark.parametrize("page", RUNNABLE, ids=lambda p: p.relative_to(ROOT).as_posix())
@@ -253,3 +255,38 @@ def test_examples_run(page: Path, world: dict[str, Any], tmp_path: Path,
                 _run_shell(block, env, work)
     finally:
         restore()
+
+
+def test_home_page_is_the_readme() -> None:
+    """docs/index.md is README.md with its links made relative to docs/."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    home = (ROOT / "docs" / "index.md").read_text(encoding="utf-8").split("\n", 1)[1]
+    assert home == readme.replace("(docs/", "(").replace("(CHANGELOG.md)", "(changelog.md)"), (
+        "docs/index.md differs from README.md: copy README.md below its first line")
+
+
+def test_reference_covers_the_public_api() -> None:
+    """Every name of ``safemodel.__all__`` has an entry in the API reference."""
+    text = "\n".join(p.read_text(encoding="utf-8")
+                     for p in (ROOT / "docs" / "reference").glob("*.md"))
+    documented = set(re.findall(r"^::: [\w.]*?\.(\w+)$", text, re.M))
+    documented |= set(re.findall(r"members: \[(.*)\]", text)[0].replace(" ", "").split(","))
+    missing = set(sm.__all__) - documented - {"__version__", "testing"}
+    assert not missing, f"not in docs/reference/: {sorted(missing)}"
+    for module in ("testing", "integrations.spark", "integrations.dask",
+                   "integrations.serve", "integrations.mlflow"):
+        assert f"::: safemodel.{module}\n" in text, module
+
+
+def test_tutorial_notebook_runs(tmp_path: Path) -> None:
+    """The tutorial executes top to bottom and shows a bundle, a violation and a drift
+    report (nbclient raises, naming the cell, when one fails)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(ROOT / "docs" / "tutorials" / "penguins.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    shown = {c.source.splitlines()[-1]: c.outputs for c in notebook.cells
+             if c.cell_type == "code"}
+    for last_line in ("bundle", "violation", "report"):
+        assert any(o.output_type == "execute_result" for o in shown[last_line]), last_line
