@@ -2,8 +2,9 @@
 """Project tasks that work from a fresh clone with nothing but Python.
 
     python3 tasks.py demo    # set up .venv, install safemodel[demo], run the demo
-    python3 tasks.py test    # set up .venv, install safemodel[test], lint, type-check,
-                             # check the layers, test
+    python3 tasks.py test    # set up .venv, install safemodel[test,docs], lint, type-check,
+                             # check the layers, test, build the docs site (mkdocs --strict)
+    python3 tasks.py docs    # build the site into site/ (add `serve` to preview it)
     python3 tasks.py bench   # set up .venv with the peers, run benchmarks/ (add --quick)
 
 Each command creates ``.venv`` next to this file when it is missing and (re)installs
@@ -44,6 +45,13 @@ def ensure_env(extras: str) -> None:
         stamp.write_text(digest)
 
 
+def build_docs(*args: str) -> None:
+    # --strict turns every warning (a broken link, a docstring griffe cannot read) into a
+    # failure; the theme loads no web fonts, so the build needs no network.
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
+    run(PY, "-m", "mkdocs", "build", "--strict", "--site-dir", "site", *args)
+
+
 def main(argv: list[str]) -> int:
     task = argv[0] if argv else "help"
     rest = argv[1:]
@@ -51,12 +59,19 @@ def main(argv: list[str]) -> int:
         ensure_env("demo")
         run(PY, "-m", "safemodel", "demo", *rest)
     elif task == "test":
-        ensure_env("test")
+        ensure_env("test,docs")
         run(PY, "-m", "ruff", "check", *(d for d in ("src", "tests", "benchmarks")
                                          if (ROOT / d).is_dir()))
         run(PY, "-m", "mypy", "--strict", "src")
         run(BIN / "lint-imports")  # the layers of docs/architecture.md
         run(PY, "-m", "pytest", *rest)
+        build_docs()
+    elif task == "docs":
+        ensure_env("docs")
+        if rest[:1] == ["serve"]:
+            run(PY, "-m", "mkdocs", "serve", *rest[1:])
+        else:
+            build_docs(*rest)
     elif task == "bench":
         ensure_env("test,bench")
         run(PY, "benchmarks/run.py", *rest)
