@@ -74,6 +74,7 @@ __all__ = [
     "read_sidecar",
     "sidecar_path",
     "sign_sidecar",
+    "verified_resources",
     "verify_sidecar",
     "verify_sidecar_bytes",
     "write_sidecar",
@@ -300,6 +301,39 @@ def verify_sidecar_bytes(
         verify with it (forged or edited), or it verifies but the file's SHA-256 is
         not the signed one (the file was modified after signing).
     """
+    signer, resources = verified_resources(sidecar, candidates, source=source)
+    _check_single_file(resources, hashlib.sha256(data).hexdigest(), source)
+    return signer
+
+
+def verified_resources(
+    sidecar: bytes, candidates: Iterable[TrustedKey], *, source: str = "model.sig"
+) -> tuple[TrustedKey, dict[str, str]]:
+    """Verify a model signing key-mode signature; return the signer and what it signs.
+
+    Works for a signature of a folder too (``model_signing sign key FOLDER``): the
+    caller compares the returned digests with the files it holds.
+
+    Parameters
+    ----------
+    sidecar : bytes
+        The content of the signature file.
+    candidates : iterable of TrustedKey
+        The keys to accept; only ECDSA entries can match.
+    source : str
+        The signature file's name, for messages and ``member``.
+
+    Returns
+    -------
+    tuple of (TrustedKey, dict)
+        The key that verified, and ``{resource name: SHA-256 hex}`` as signed
+        (``{".": digest}`` for a single file).
+
+    Raises
+    ------
+    UntrustedBundleError, IntegrityError
+        As for :func:`verify_sidecar_bytes`, except the comparison with a file.
+    """
     parsed = read_sidecar(sidecar, source=source)
     ecdsa = [c for c in candidates if c.key_type in _ECDSA_TYPES]
     # Only the key the hint names is tried; a signature without a hint (written by
@@ -317,14 +351,14 @@ def verify_sidecar_bytes(
         )
     if signer is None:
         who = parsed.hint or "an unnamed key"
+        shown = f"key {short_key_id(who)}" if parsed.hint else "a key it does not name"
         raise UntrustedBundleError(
-            f"The model signing signature {source!r} is by key {short_key_id(who)}, which "
+            f"The model signing signature {source!r} is by {shown}, which "
             "you do not trust. If you trust its author, add their ECDSA public key "
             f"(`safemodel trust add KEY.pub`, trusted_keys=[...] or ${TRUSTED_KEYS_ENV}).",
             signer=who, member=source, expected="a signature by a trusted key", found=who,
         )
-    _check_statement(parsed.payload, hashlib.sha256(data).hexdigest(), source)
-    return signer
+    return signer, _statement_resources(parsed.payload, source)
 
 
 def verify_sidecar(
@@ -465,13 +499,13 @@ def _is_sha256_hex(value: Any) -> bool:
     )
 
 
-def _check_statement(payload: bytes, file_sha256: str, source: str) -> None:
+def _statement_resources(payload: bytes, source: str) -> dict[str, str]:
     # Called only after the signature verified: the statement is the signer's.
-    def refuse(reason: str, found: Any = None) -> IntegrityError:
+    def refuse(reason: str) -> IntegrityError:
         return IntegrityError(
             f"The model signing signature {source!r} verifies, but {reason}. Nothing was "
             "unpickled; get the file and its signature again from their author.",
-            member=source, expected=file_sha256, found=found,
+            member=source, expected="a model signing v1.0 statement", found=reason,
         )
 
     try:
@@ -484,33 +518,44 @@ def _check_statement(payload: bytes, file_sha256: str, source: str) -> None:
         raise refuse(f"its predicate type is {statement.get('predicateType')!r}, not "
                      f"{PREDICATE_TYPE!r} (re-sign with model-signing 1.0 or later)")
     predicate = statement.get("predicate")
-    resources = predicate.get("resources") if isinstance(predicate, dict) else None
-    serialization = predicate.get("serialization") if isinstance(predicate, dict) else None
+    predicate = predicate if isinstance(predicate, dict) else {}
+    serialization = predicate.get("serialization")
     if not isinstance(serialization, dict) or serialization.get("method") != "files" \
             or serialization.get("hash_type") != "sha256":
         raise refuse(f"it was made with serialization {serialization!r}; only "
                      "method 'files' with hash_type 'sha256' is read")
-    if not isinstance(resources, list) or len(resources) != 1 \
-            or not isinstance(resources[0], dict) \
-            or resources[0].get("name") != _SINGLE_FILE \
-            or resources[0].get("algorithm") != "sha256":
-        names = [r.get("name") for r in resources if isinstance(r, dict)] \
-            if isinstance(resources, list) else resources
-        raise refuse(
-            "it does not sign one file: its resources are "
-            f"{names!r}, not ['.']. Sign the bundle file itself "
-            "(`model_signing sign key bundle.safemodel`), not its folder", names,
-        )
-    signed: Any = resources[0].get("digest")
+    resources = predicate.get("resources")
+    if not isinstance(resources, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("name"), str)
+        and r.get("algorithm") == "sha256" and _is_sha256_hex(r.get("digest"))
+        for r in resources
+    ):
+        raise refuse("its resources are not a list of SHA-256 file digests")
     subjects = statement.get("subject")
-    subject_ok = (isinstance(subjects, list) and len(subjects) == 1
-                  and isinstance(subjects[0], dict)
-                  and _is_sha256_hex(signed)
-                  and subjects[0].get("digest") == {"sha256": _root_digest([signed])})
-    if not subject_ok:
+    root = _root_digest([r["digest"] for r in resources])
+    if not (isinstance(subjects, list) and len(subjects) == 1
+            and isinstance(subjects[0], dict)
+            and subjects[0].get("digest") == {"sha256": root}):
         raise refuse("its subject digest does not match its resources")
-    if signed != file_sha256:
-        raise refuse(
-            f"the file's SHA-256 is {file_sha256}, not the signed {signed}: the file was "
-            "modified after signing", signed,
+    found = {r["name"]: r["digest"] for r in resources}
+    if len(found) != len(resources):
+        raise refuse("it lists a resource twice")
+    return found
+
+
+def _check_single_file(resources: dict[str, str], file_sha256: str, source: str) -> None:
+    if list(resources) != [_SINGLE_FILE]:
+        raise IntegrityError(
+            f"The model signing signature {source!r} verifies, but it does not sign one "
+            f"file: its resources are {sorted(resources)!r}, not ['.']. Sign the bundle "
+            "file itself (`model_signing sign key bundle.safemodel`), not its folder.",
+            member=source, expected=[_SINGLE_FILE], found=sorted(resources),
+        )
+    if resources[_SINGLE_FILE] != file_sha256:
+        raise IntegrityError(
+            f"The model signing signature {source!r} verifies, but the file's SHA-256 is "
+            f"{file_sha256}, not the signed {resources[_SINGLE_FILE]}: the file was "
+            "modified after signing. Nothing was unpickled; get the file and its "
+            "signature again from their author.",
+            member=source, expected=resources[_SINGLE_FILE], found=file_sha256,
         )
