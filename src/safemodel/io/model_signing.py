@@ -253,14 +253,9 @@ def read_sidecar(content: bytes, *, source: str = "model.sig") -> SidecarSignatu
     if not isinstance(signatures, list) or len(signatures) != 1 \
             or not isinstance(signatures[0], dict):
         raise malformed("expected exactly one DSSE signature")
-    payload_text, sig_text = envelope.get("payload"), signatures[0].get("sig")
-    try:
-        if not isinstance(payload_text, str) or not isinstance(sig_text, str):
-            raise TypeError
-        payload = base64.b64decode(payload_text, validate=True)
-        signature = base64.b64decode(sig_text, validate=True)
-    except (binascii.Error, TypeError, ValueError):
-        raise malformed("the payload or signature is not base64") from None
+    payload, signature = _base64(envelope.get("payload")), _base64(signatures[0].get("sig"))
+    if payload is None or signature is None:
+        raise malformed("the payload or signature is not base64")
     if hint is not None and not isinstance(hint, str):
         raise malformed(f"the key hint must be a string, found {hint!r}")
     return SidecarSignature(hint or None, payload, signature)
@@ -477,6 +472,15 @@ def decide_trust_with_sidecar(
         f"model signing signature {sidecar_name} by {signer.short_id} ({signer.label}, "
         f"from {signer.source})",
     )
+
+
+def _base64(text: Any) -> bytes | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _pae(payload: bytes) -> bytes:
