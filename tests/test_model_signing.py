@@ -467,3 +467,33 @@ def test_we_verify_a_model_signing_cli_signature(
     path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(IntegrityError, match="modified after signing"):
         ms.verify_sidecar(path)
+
+
+# --- the CLI -------------------------------------------------------------------------
+
+
+def test_cli_signs_and_verifies(
+    bundle_file: Path, p256: ec.EllipticCurvePrivateKey, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safemodel.cli import main
+
+    path = _copy(bundle_file, tmp_path)
+    private, public = _key_files(tmp_path, p256)
+    assert main(["sidecar", "verify", str(path)]) == 1
+    assert "no signature file" in capsys.readouterr().err
+    assert main(["sidecar", "sign", str(path), "--key", str(private)]) == 0
+    assert ms.sidecar_path(path).is_file()
+    assert main(["sidecar", "verify", str(path)]) == 1
+    assert "do not trust" in capsys.readouterr().err
+    assert main(["sidecar", "verify", str(path), "--trusted-key", str(public), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["key_id"] == key_id(p256)
+    assert out["key_type"] == "ecdsa-p256"
+    path.write_bytes(path.read_bytes() + b"\0")
+    assert main(["sidecar", "verify", str(path), "--trusted-key", str(public)]) == 1
+    assert "modified after signing" in capsys.readouterr().err
+    # Your own key signs when it is ECDSA; an Ed25519 one is refused with advice.
+    default_signing_key()
+    assert main(["sidecar", "sign", str(path)]) == 2
+    assert "ECDSA private key" in capsys.readouterr().err
