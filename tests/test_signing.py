@@ -375,7 +375,8 @@ def test_text_in_neither_form_is_refused_not_guessed(text: str | bytes) -> None:
 def test_broken_or_foreign_pem_is_refused_never_hmac() -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    ec_pem = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+    # P-256/384/521 are accepted key types now; secp256k1 stays foreign.
+    ec_pem = ec.generate_private_key(ec.SECP256K1()).public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     for pem in [ec_pem, b"-----BEGIN PUBLIC KEY-----\nbm9wZQ==\n-----END PUBLIC KEY-----\n",

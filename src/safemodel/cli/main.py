@@ -9,6 +9,7 @@
     safemodel store ROOT list|versions|get|put|promote|rollback|history ...
     safemodel serve STORE [--alias A]       every model behind an alias over HTTP
     safemodel requirements PATH             pip lines of the packages it was built with
+    safemodel sidecar sign|verify PATH      OpenSSF model signing signature beside a bundle
     safemodel demo [--output DIR]
 
 Every command prints a readable table, or JSON with ``--json``. With ``--store ROOT``,
@@ -45,7 +46,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from safemodel.cli import bundle, requirements, serve, store
+from safemodel.cli import bundle, requirements, serve, sidecar, store
 from safemodel.cli._common import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -89,6 +90,7 @@ COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     store.register,
     serve.register,
     requirements.register,
+    sidecar.register,
     _register_demo,
 )
 """The ``register(subparsers)`` functions of the command groups, in help order."""

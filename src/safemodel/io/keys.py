@@ -3,7 +3,8 @@
 The home folder is ``$SAFEMODEL_HOME`` if set, else ``$XDG_CONFIG_HOME/safemodel``,
 else ``~/.config/safemodel``. It holds::
 
-    signing-key.pem            the user's Ed25519 private key (PKCS#8 PEM, mode 0600)
+    signing-key.pem            the user's private key, Ed25519 by default or ECDSA
+                               P-256 (PKCS#8 PEM, mode 0600)
     trusted/<key id>.json      one trusted public key per file (the trust store)
 
 The folder is created with mode 0700, the private key with mode 0600, both on first
@@ -13,10 +14,12 @@ for the first time at once agree on one key. A private key file that others can
 read is refused, as ``ssh`` refuses one.
 
 A trust store entry is JSON: ``{"key_type": "ed25519", "label": ..., "public_key":
-<PEM>, "added": <ISO time>}``. The key type is recorded, never guessed from the
-key's text, and the file name must be the key id of the stored key, so an entry
-edited by hand into another key is refused. One file per key means two
-``safemodel trust add`` at once never lose an entry.
+<PEM>, "added": <ISO time>}`` (``key_type`` ``"ecdsa-p256"``, ``"ecdsa-p384"`` or
+``"ecdsa-p521"`` for the ECDSA keys OpenSSF model signing uses). The key type is
+recorded, never guessed from the key's text nor read from a signature file; the
+recorded type must be the type of the stored key, and the file name must be the key
+id of the stored key, so an entry edited by hand into another key is refused. One
+file per key means two ``safemodel trust add`` at once never lose an entry.
 
 :func:`trusted_keys` gathers every key a load may accept, each with where it came
 from: the user's own key, the trust store, ``$SAFEMODEL_TRUSTED_KEYS``
@@ -38,25 +41,23 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from safemodel.errors import InvalidArgument
 from safemodel.io.signing import (
+    ECDSA_P256,
+    ECDSA_P384,
+    ECDSA_P521,
     ED25519,
     HMAC_SHA256,
     HmacKey,
     SigningKeyError,
     key_id,
+    key_type,
     load_pem_key,
     public_pem,
     short_key_id,
 )
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-        Ed25519PrivateKey,
-        Ed25519PublicKey,
-    )
 
 __all__ = [
     "HOME_ENV",
@@ -84,6 +85,7 @@ PRIVATE_KEY_FILE: Final = "signing-key.pem"
 TRUST_STORE_FOLDER: Final = "trusted"
 
 _POSIX: Final = os.name == "posix"
+_STORED_TYPES: Final = (ED25519, ECDSA_P256, ECDSA_P384, ECDSA_P521)
 
 
 @dataclass(frozen=True)
@@ -92,12 +94,13 @@ class TrustedKey:
 
     Attributes
     ----------
-    key : Ed25519PublicKey or HmacKey
+    key : Ed25519PublicKey, EllipticCurvePublicKey or HmacKey
         The key that verifies.
     key_type : str
-        ``"ed25519"`` or ``"hmac-sha256"``; recorded, never guessed.
+        ``"ed25519"``, ``"ecdsa-p256"`` (or ``-p384``, ``-p521``) or
+        ``"hmac-sha256"``; recorded, never guessed.
     key_id : str or None
-        The Ed25519 key id (:func:`safemodel.io.signing.key_id`); ``None`` for HMAC.
+        The key id (:func:`safemodel.io.signing.key_id`); ``None`` for HMAC.
     label : str
         A name for people ("alice@laptop", "publisher: data platform").
     source : str
@@ -139,14 +142,14 @@ def safemodel_home(home: str | os.PathLike[str] | None = None) -> Path:
     return Path(config) / "safemodel"
 
 
-def own_key(home: str | os.PathLike[str] | None = None) -> Ed25519PrivateKey | None:
+def own_key(home: str | os.PathLike[str] | None = None) -> Any:
     """The user's private key, or ``None`` if it was never created; never creates it.
 
     Raises
     ------
     SigningKeyError
         If the key file exists but others can read it (POSIX), or it is not an
-        unencrypted Ed25519 private key.
+        unencrypted Ed25519 or ECDSA private key.
     """
     path = safemodel_home(home) / PRIVATE_KEY_FILE
     try:
@@ -164,38 +167,52 @@ def own_key(home: str | os.PathLike[str] | None = None) -> Ed25519PrivateKey | N
     key = load_pem_key(pem)
     if not hasattr(key, "sign"):
         raise SigningKeyError(
-            f"{str(path)!r} holds a public key; it must hold your Ed25519 private key. "
+            f"{str(path)!r} holds a public key; it must hold your private key. "
             "Delete it and save again to create a new key."
         )
-    return key  # type: ignore[return-value]
+    return key
 
 
-def default_signing_key(home: str | os.PathLike[str] | None = None) -> Ed25519PrivateKey:
+def default_signing_key(
+    home: str | os.PathLike[str] | None = None, *, key_type: str = ED25519
+) -> Any:
     """The user's private key, created in the home folder on first use.
 
     Parameters
     ----------
     home : path, optional
         The home folder (see :func:`safemodel_home`).
+    key_type : {"ed25519", "ecdsa-p256"}, default "ed25519"
+        The type of key to create when there is none yet (``safemodel keys create
+        --type``); an existing key is returned whatever its type. ECDSA P-256 is the
+        type OpenSSF model signing accepts (``save(..., sidecar=True)``).
 
     Returns
     -------
-    Ed25519PrivateKey
+    Ed25519PrivateKey or EllipticCurvePrivateKey
         The same key on every call; two processes creating it at once get the same.
 
     Raises
     ------
     SigningKeyError
         If an existing key file cannot be used (see :func:`own_key`).
+    InvalidArgument
+        If ``key_type`` is neither ``"ed25519"`` nor ``"ecdsa-p256"``.
     """
+    if key_type not in (ED25519, ECDSA_P256):
+        raise InvalidArgument.of("default_signing_key", "key_type",
+                                 f"{ED25519!r} or {ECDSA_P256!r}", key_type)
     existing = own_key(home)
     if existing is not None:
         return existing
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     folder = _make_home(safemodel_home(home))
-    pem = Ed25519PrivateKey.generate().private_bytes(
+    new_key: Any = (Ed25519PrivateKey.generate() if key_type == ED25519
+                    else ec.generate_private_key(ec.SECP256R1()))
+    pem = new_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
@@ -217,11 +234,12 @@ def trust_add(
     label: str | None = None,
     home: str | os.PathLike[str] | None = None,
 ) -> TrustedKey:
-    """Add an Ed25519 public key to the trust store (``safemodel trust add``).
+    """Add an Ed25519 or ECDSA public key to the trust store (``safemodel trust add``).
 
     Parameters
     ----------
-    key : Ed25519PublicKey, PEM text (str or bytes), or a path to a PEM file
+    key : Ed25519PublicKey, EllipticCurvePublicKey, PEM text (str or bytes), or a path
+        to a PEM file
         The publisher's public key (``safemodel keys show`` prints it). A private key
         is accepted and only its public half stored.
     label : str, optional
@@ -237,12 +255,13 @@ def trust_add(
     Raises
     ------
     SigningKeyError
-        If the key is not an Ed25519 key (HMAC secrets are never stored).
+        If the key is neither Ed25519 nor ECDSA P-256/384/521 (HMAC secrets are never
+        stored).
     """
     public, default_label = _as_public_key(key, "trust_add")
     full_id = key_id(public)
     entry = {
-        "key_type": ED25519,
+        "key_type": key_type(public),
         "label": label or default_label or short_key_id(full_id),
         "public_key": public_pem(public),
         "added": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -253,7 +272,7 @@ def trust_add(
         tmp.write_text(json.dumps(entry, indent=1) + "\n", encoding="utf-8")
         _fsync(tmp)
         os.replace(tmp, folder / f"{full_id}.json")
-    return TrustedKey(public, ED25519, full_id, str(entry["label"]), "trust store")
+    return TrustedKey(public, key_type(public), full_id, str(entry["label"]), "trust store")
 
 
 def trust_list(home: str | os.PathLike[str] | None = None) -> list[TrustedKey]:
@@ -324,8 +343,8 @@ def trusted_keys(
     found: list[TrustedKey] = []
     mine = own_key(home)
     if mine is not None:
-        found.append(TrustedKey(mine.public_key(), ED25519, key_id(mine), "your own key",
-                                "own key"))
+        found.append(TrustedKey(mine.public_key(), key_type(mine), key_id(mine),
+                                "your own key", "own key"))
     found.extend(trust_list(home))
     for part in os.environ.get(TRUSTED_KEYS_ENV, "").split(os.pathsep):
         if part.strip():
@@ -346,10 +365,10 @@ def _explicit_key(item: Any, source: str) -> list[TrustedKey]:
     if isinstance(item, os.PathLike):
         return _keys_at(Path(item), source)
     public, label = _as_public_key(item, "load")
-    return [TrustedKey(public, ED25519, key_id(public), label or "given key", source)]
+    return [TrustedKey(public, key_type(public), key_id(public), label or "given key", source)]
 
 
-def _as_public_key(key: Any, function: str) -> tuple[Ed25519PublicKey, str | None]:
+def _as_public_key(key: Any, function: str) -> tuple[Any, str | None]:
     # Returns the public key and a default label (the file's stem for a path).
     label = None
     if isinstance(key, os.PathLike):
@@ -361,7 +380,7 @@ def _as_public_key(key: Any, function: str) -> tuple[Ed25519PublicKey, str | Non
         key = key.public_key()
     if not hasattr(key, "verify") or not hasattr(key, "public_bytes"):
         raise SigningKeyError(
-            f"{function} needs an Ed25519 public key (object, PEM text or a path to a PEM "
+            f"{function} needs an Ed25519 or ECDSA public key (object, PEM text or a path to a PEM "
             f"file); got {type(key).__name__}. HMAC secrets are never stored in the trust "
             "store; pass signing_key=HmacKey(secret) to load."
         )
@@ -374,7 +393,8 @@ def _keys_at(path: Path, source: str) -> list[TrustedKey]:
     keys = []
     for file in files:
         public, label = _as_public_key(file, "trusted keys")
-        keys.append(TrustedKey(public, ED25519, key_id(public), label or file.name, source))
+        keys.append(TrustedKey(public, key_type(public), key_id(public), label or file.name,
+                               source))
     return keys
 
 
@@ -388,20 +408,27 @@ def _read_entry(path: Path) -> TrustedKey:
             f"The trust store entry {str(path)!r} is not valid JSON with a 'public_key'; "
             "remove it and add the key again with `safemodel trust add`."
         )
-    if entry.get("key_type") != ED25519:
+    recorded = entry.get("key_type")
+    if recorded not in _STORED_TYPES:
         raise SigningKeyError(
-            f"The trust store entry {str(path)!r} has key_type {entry.get('key_type')!r}; "
-            f"this version of safemodel knows {ED25519!r} only. Upgrade safemodel, or "
+            f"The trust store entry {str(path)!r} has key_type {recorded!r}; this "
+            f"version of safemodel knows {list(_STORED_TYPES)}. Upgrade safemodel, or "
             "remove the entry."
         )
     public, _ = _as_public_key(entry["public_key"], "the trust store")
+    if key_type(public) != recorded:
+        raise SigningKeyError(
+            f"The trust store entry {str(path)!r} records key_type {recorded!r} but holds "
+            f"an {key_type(public)!r} key; it was edited by hand. Remove it and add the "
+            "key again."
+        )
     full_id = key_id(public)
     if path.stem != full_id:
         raise SigningKeyError(
             f"The trust store entry {str(path)!r} holds key {full_id}, not the key its "
             "name says; it was edited by hand. Remove it and add the key again."
         )
-    return TrustedKey(public, ED25519, full_id, str(entry.get("label") or full_id[:16]),
+    return TrustedKey(public, recorded, full_id, str(entry.get("label") or full_id[:16]),
                       "trust store")
 
 

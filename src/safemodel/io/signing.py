@@ -15,6 +15,12 @@ Two kinds of key, and the kind is always explicit:
   ``Ed25519PrivateKey`` (every user has one, see :mod:`safemodel.io.keys`); verify
   with its ``Ed25519PublicKey``. The signature names the signer by its key id, the
   SHA-256 hex of the raw 32-byte public key (:func:`key_id`).
+* an ECDSA key on NIST P-256 (``"ecdsa-p256"``, the one safemodel creates), P-384 or
+  P-521 (``"ecdsa-p384"``, ``"ecdsa-p521"``): the key type OpenSSF model signing
+  accepts (see :mod:`safemodel.io.model_signing`). Signed with SHA-256, SHA-384 and
+  SHA-512 respectively, as model signing does; its key id is the SHA-256 hex of the
+  public key's PEM (SubjectPublicKeyInfo), which is also the ``hint`` that model
+  signing writes, so one id names the key in both formats.
 
 Text (``str`` or ``bytes``: an argument, ``$SAFEMODEL_SIGNING_KEY``, a CLI option)
 is read by :func:`parse_key` in exactly two forms: ``"hmac:<secret>"``, or a PEM
@@ -41,12 +47,19 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 from safemodel.errors import IntegrityError, SafeModelError
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import (
+        EllipticCurvePrivateKey,
+        EllipticCurvePublicKey,
+    )
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
         Ed25519PrivateKey,
         Ed25519PublicKey,
     )
 
 __all__ = [
+    "ECDSA_P256",
+    "ECDSA_P384",
+    "ECDSA_P521",
     "ED25519",
     "HMAC_PREFIX",
     "HMAC_SHA256",
@@ -58,21 +71,28 @@ __all__ = [
     "SigningKeyError",
     "VerifyKey",
     "key_id",
+    "key_type",
     "load_pem_key",
     "parse_key",
+    "public_key_valid",
     "public_pem",
     "read_signature",
     "resolve_key",
     "short_key_id",
+    "sign_bytes",
     "sign_manifest",
     "signature_valid",
     "verify_manifest",
 ]
 
-#: A key that can sign: an HMAC key, an Ed25519 private key, or text for :func:`parse_key`.
-SigningKey: TypeAlias = "HmacKey | Ed25519PrivateKey | str | bytes"
-#: A key that can verify: any signing key, or an Ed25519 public key.
-VerifyKey: TypeAlias = "HmacKey | Ed25519PrivateKey | Ed25519PublicKey | str | bytes"
+#: A key that can sign: an HMAC key, an Ed25519 or ECDSA private key, or text for
+#: :func:`parse_key`.
+SigningKey: TypeAlias = "HmacKey | Ed25519PrivateKey | EllipticCurvePrivateKey | str | bytes"
+#: A key that can verify: any signing key, or an Ed25519 or ECDSA public key.
+VerifyKey: TypeAlias = (
+    "HmacKey | Ed25519PrivateKey | Ed25519PublicKey | EllipticCurvePrivateKey"
+    " | EllipticCurvePublicKey | str | bytes"
+)
 
 #: The environment variable read when no key is passed (``"hmac:<secret>"`` or PEM).
 SIGNING_KEY_ENV: Final = "SAFEMODEL_SIGNING_KEY"
@@ -83,8 +103,14 @@ HMAC_PREFIX: Final = "hmac:"
 #: The ``algorithm`` values of ``signature.json``.
 HMAC_SHA256: Final = "hmac-sha256"
 ED25519: Final = "ed25519"
+ECDSA_P256: Final = "ecdsa-p256"
+ECDSA_P384: Final = "ecdsa-p384"
+ECDSA_P521: Final = "ecdsa-p521"
 
-_ALGORITHMS: Final = (HMAC_SHA256, ED25519)
+_ALGORITHMS: Final = (HMAC_SHA256, ED25519, ECDSA_P256, ECDSA_P384, ECDSA_P521)
+# The curves OpenSSF model signing accepts, by cryptography's curve name.
+_EC_CURVES: Final = {"secp256r1": ECDSA_P256, "secp384r1": ECDSA_P384,
+                     "secp521r1": ECDSA_P521}
 _BOM: Final = b"\xef\xbb\xbf"
 # RFC 7468 armour: the label line; text before it is explanatory and ignored.
 _ARMOUR: Final = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
@@ -191,19 +217,20 @@ def resolve_key(key: Any) -> Any:
     return os.environ.get(SIGNING_KEY_ENV) or None
 
 
-def parse_key(key: Any) -> HmacKey | Ed25519PrivateKey | Ed25519PublicKey:
-    """Return ``key`` as an :class:`HmacKey` or a ``cryptography`` Ed25519 key.
+def parse_key(key: Any) -> Any:
+    """Return ``key`` as an :class:`HmacKey` or a ``cryptography`` Ed25519 or ECDSA key.
 
     Parameters
     ----------
-    key : HmacKey, Ed25519PrivateKey, Ed25519PublicKey, str or bytes
-        Key objects are returned as they are. Text must be ``"hmac:<secret>"`` or a
+    key : HmacKey, Ed25519 or ECDSA key, str or bytes
+        Key objects are returned as they are (an ECDSA key must be on a curve
+        :func:`key_type` accepts). Text must be ``"hmac:<secret>"`` or a
         PEM document (see :func:`load_pem_key`); nothing else is accepted, so text
         is never silently taken for an HMAC secret.
 
     Returns
     -------
-    HmacKey, Ed25519PrivateKey or Ed25519PublicKey
+    HmacKey, or an Ed25519 or ECDSA private or public key
 
     Raises
     ------
@@ -226,21 +253,21 @@ def parse_key(key: Any) -> HmacKey | Ed25519PrivateKey | Ed25519PublicKey:
             return load_pem_key(raw)
         raise SigningKeyError(
             f"A key given as text must be {HMAC_PREFIX!r} followed by an HMAC secret, or "
-            "a PEM document of an Ed25519 key; got text in neither form (not shown, it "
+            "a PEM document of an Ed25519 or ECDSA key; got text in neither form (not shown, it "
             "may be a secret). In Python, pass HmacKey(secret) or the key object."
         )
-    ed25519 = _ed25519()
-    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
-        return key  # type: ignore[no-any-return]
+    if _is_asymmetric(key):
+        key_type(key)  # refuses an elliptic curve model signing does not accept
+        return key
     raise SigningKeyError(
-        "A signing key must be an HmacKey, an Ed25519PrivateKey or Ed25519PublicKey "
-        f"from the cryptography package, or text for parse_key; got {type(key).__name__} "
-        "instead."
+        "A signing key must be an HmacKey, an Ed25519 or ECDSA (P-256, P-384, P-521) "
+        "private or public key from the cryptography package, or text for parse_key; "
+        f"got {type(key).__name__} instead."
     )
 
 
-def load_pem_key(pem: str | bytes) -> Ed25519PrivateKey | Ed25519PublicKey:
-    """Read an Ed25519 private or public key from a PEM document.
+def load_pem_key(pem: str | bytes) -> Any:
+    """Read an Ed25519 or ECDSA private or public key from a PEM document.
 
     A UTF-8 byte-order mark and explanatory text before the armour are skipped (RFC
     7468 section 2); the armour's label decides private or public.
@@ -252,13 +279,13 @@ def load_pem_key(pem: str | bytes) -> Ed25519PrivateKey | Ed25519PublicKey:
 
     Returns
     -------
-    Ed25519PrivateKey or Ed25519PublicKey
+    Ed25519PrivateKey, Ed25519PublicKey, EllipticCurvePrivateKey or EllipticCurvePublicKey
 
     Raises
     ------
     SigningKeyError
         If there is no PEM armour, it cannot be read, the private key is encrypted,
-        or the key is not an Ed25519 key.
+        or the key is neither Ed25519 nor ECDSA on P-256, P-384 or P-521.
     """
     raw = pem.encode("utf-8") if isinstance(pem, str) else pem
     raw = raw.removeprefix(_BOM)
@@ -268,11 +295,11 @@ def load_pem_key(pem: str | bytes) -> Ed25519PrivateKey | Ed25519PublicKey:
             "Expected a PEM document ('-----BEGIN PUBLIC KEY-----' ...); found no PEM "
             "armour. Export the key with `safemodel keys show`."
         )
-    ed25519 = _ed25519()
+    _ed25519()  # a clear ImportError if cryptography is missing
     from cryptography.hazmat.primitives import serialization
 
     label, body = armour.group(1).decode(), raw[armour.start() :]
-    if label not in ("PUBLIC KEY", "PRIVATE KEY", "OPENSSH PRIVATE KEY"):
+    if label not in ("PUBLIC KEY", "PRIVATE KEY", "OPENSSH PRIVATE KEY", "EC PRIVATE KEY"):
         raise SigningKeyError(
             f"The PEM document cannot be read as an unencrypted Ed25519 key: the armour "
             f"label is {label!r}, not 'PUBLIC KEY' or 'PRIVATE KEY'. Export the key with "
@@ -293,16 +320,26 @@ def load_pem_key(pem: str | bytes) -> Ed25519PrivateKey | Ed25519PublicKey:
         raise SigningKeyError(
             f"The PEM document cannot be read as an unencrypted Ed25519 key: {exc}"
         ) from exc
-    if not isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+    if not _is_asymmetric(key):
         raise SigningKeyError(
-            f"The PEM key is a {type(key).__name__}; safemodel signs with Ed25519 keys "
-            "only (`safemodel keys show` prints yours)."
+            f"The PEM key is a {type(key).__name__}; safemodel signs with Ed25519 and "
+            "ECDSA (P-256, P-384, P-521) keys only (`safemodel keys show` prints yours)."
         )
-    return key  # type: ignore[no-any-return]
+    key_type(key)  # refuses another elliptic curve
+    return key
 
 
-def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
-    """The key id of an Ed25519 key: SHA-256 hex of its raw 32-byte public key.
+def key_id(key: Any) -> str:
+    """The key id of a public-key pair, the same for its private and public half.
+
+    For Ed25519 the SHA-256 hex of the raw 32-byte public key; for ECDSA the SHA-256
+    hex of the public key's PEM (SubjectPublicKeyInfo), which is the ``hint`` that
+    OpenSSF model signing records in a signature.
+
+    Raises
+    ------
+    SigningKeyError
+        If the key is neither Ed25519 nor ECDSA on an accepted curve.
 
     Examples
     --------
@@ -312,9 +349,52 @@ def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     """
     from cryptography.hazmat.primitives import serialization
 
-    public: Any = key if _is_public(key) else key.public_key()  # type: ignore[union-attr]
+    if key_type(key) != ED25519:
+        return hashlib.sha256(public_pem(key).encode("ascii")).hexdigest()
+    public: Any = key if _is_public(key) else key.public_key()
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()
+
+
+def key_type(key: Any) -> str:
+    """The key type of a key object: decided by its class, never by text.
+
+    Returns
+    -------
+    str
+        ``"hmac-sha256"``, ``"ed25519"``, ``"ecdsa-p256"``, ``"ecdsa-p384"`` or
+        ``"ecdsa-p521"`` (also the ``algorithm`` its signatures carry).
+
+    Raises
+    ------
+    SigningKeyError
+        If ``key`` is of another type, or an ECDSA key on another curve.
+
+    Examples
+    --------
+    >>> from cryptography.hazmat.primitives.asymmetric import ec
+    >>> key_type(ec.generate_private_key(ec.SECP256R1()))
+    'ecdsa-p256'
+    """
+    if isinstance(key, HmacKey):
+        return HMAC_SHA256
+    ed25519 = _ed25519()
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+        return ED25519
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        found = _EC_CURVES.get(key.curve.name)
+        if found is None:
+            raise SigningKeyError(
+                f"The ECDSA key is on curve {key.curve.name!r}; safemodel (like OpenSSF "
+                "model signing) accepts P-256 (secp256r1), P-384 and P-521 only. Create "
+                "a key with `safemodel keys create --type ecdsa-p256`."
+            )
+        return found
+    raise SigningKeyError(
+        f"Expected an HmacKey, an Ed25519 key or an ECDSA key; got {type(key).__name__}."
+    )
 
 
 def short_key_id(full_id: str) -> str:
@@ -322,11 +402,11 @@ def short_key_id(full_id: str) -> str:
     return full_id[:_SHORT_ID]
 
 
-def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+def public_pem(key: Any) -> str:
     """The public half of ``key`` as PEM text (SubjectPublicKeyInfo), safe to share."""
     from cryptography.hazmat.primitives import serialization
 
-    public: Any = key if _is_public(key) else key.public_key()  # type: ignore[union-attr]
+    public: Any = key if _is_public(key) else key.public_key()
     pem: bytes = public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -340,19 +420,20 @@ def sign_manifest(manifest: bytes, key: SigningKey) -> bytes:
     ----------
     manifest : bytes
         The exact bytes of ``manifest.json`` as stored in the archive.
-    key : HmacKey, Ed25519PrivateKey, str or bytes
+    key : HmacKey, Ed25519PrivateKey, EllipticCurvePrivateKey, str or bytes
         The key; text is read by :func:`parse_key`.
 
     Returns
     -------
     bytes
-        UTF-8 JSON with ``algorithm``, ``signature`` (hex) and, for Ed25519,
-        ``public_key`` (the signer's :func:`key_id`). The secret is never included.
+        UTF-8 JSON with ``algorithm`` (:func:`key_type`), ``signature`` (hex; DER for
+        ECDSA) and, for Ed25519 and ECDSA, ``public_key`` (the signer's
+        :func:`key_id`). The secret is never included.
 
     Raises
     ------
     SigningKeyError
-        If the key cannot be used, or is an Ed25519 *public* key.
+        If the key cannot be used, or is a *public* key.
 
     Examples
     --------
@@ -367,14 +448,14 @@ def sign_manifest(manifest: bytes, key: SigningKey) -> bytes:
         content = {"algorithm": HMAC_SHA256, "signature": digest.hex()}
     elif _is_public(material):
         raise SigningKeyError(
-            "An Ed25519 public key can verify a bundle but not sign it; pass the "
-            "Ed25519PrivateKey (or its PEM text) to sign."
+            "A public key can verify a bundle but not sign it; pass the private key "
+            "(or its PEM text) to sign."
         )
     else:
         content = {
-            "algorithm": ED25519,
+            "algorithm": key_type(material),
             "public_key": key_id(material),
-            "signature": material.sign(manifest).hex(),  # type: ignore[union-attr]
+            "signature": sign_bytes(material, manifest).hex(),
         }
     return (json.dumps(content, indent=1) + "\n").encode()
 
@@ -388,7 +469,7 @@ def verify_manifest(manifest: bytes, signature: bytes | None, key: VerifyKey) ->
         The exact bytes of ``manifest.json`` as read from the archive.
     signature : bytes or None
         The content of ``signature.json``, or ``None`` if the archive has none.
-    key : HmacKey, Ed25519PrivateKey, Ed25519PublicKey, str or bytes
+    key : HmacKey, Ed25519 or ECDSA key, str or bytes
         The key the bundle must be signed with. Its type decides the algorithm.
 
     Raises
@@ -406,7 +487,7 @@ def verify_manifest(manifest: bytes, signature: bytes | None, key: VerifyKey) ->
     >>> verify_manifest(manifest, sign_manifest(manifest, key), key)
     """
     material = parse_key(key)
-    algorithm = HMAC_SHA256 if isinstance(material, HmacKey) else ED25519
+    algorithm = key_type(material)
     if signature is None:
         raise IntegrityError(
             f"The bundle is unsigned but a signing key was given: expected a "
@@ -430,8 +511,8 @@ def verify_manifest(manifest: bytes, signature: bytes | None, key: VerifyKey) ->
         valid = hmac.compare_digest(_hmac_digest(material.secret, manifest), content.digest)
         expected_key = found_key = None
     else:
-        public_key = material if _is_public(material) else material.public_key()  # type: ignore[union-attr]
-        valid = _ed25519_valid(public_key, content.digest, manifest)
+        public_key = material if _is_public(material) else material.public_key()
+        valid = public_key_valid(public_key, content.digest, manifest)
         expected_key, found_key = key_id(public_key), content.key_id
     if not valid:
         which = (
@@ -460,8 +541,8 @@ def signature_valid(manifest: bytes, signature: Signature, key: VerifyKey) -> bo
         return signature.algorithm == HMAC_SHA256 and hmac.compare_digest(
             _hmac_digest(material.secret, manifest), signature.digest
         )
-    public_key = material if _is_public(material) else material.public_key()  # type: ignore[union-attr]
-    return signature.algorithm == ED25519 and _ed25519_valid(
+    public_key = material if _is_public(material) else material.public_key()
+    return signature.algorithm == key_type(public_key) and public_key_valid(
         public_key, signature.digest, manifest
     )
 
@@ -504,7 +585,7 @@ def read_signature(signature: bytes) -> Signature:
     public_key = content.get("public_key")
     if public_key is not None and not isinstance(public_key, str):
         raise malformed(f"'public_key' must be a hex string, found {public_key!r}")
-    return Signature(algorithm, digest, public_key if algorithm == ED25519 else None)
+    return Signature(algorithm, digest, public_key if algorithm != HMAC_SHA256 else None)
 
 
 def _ed25519() -> Any:
@@ -532,14 +613,50 @@ def _is_der_public_key(data: bytes) -> bool:
 
 
 def _is_public(key: Any) -> bool:
-    return isinstance(key, _ed25519().Ed25519PublicKey)
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return isinstance(key, _ed25519().Ed25519PublicKey | ec.EllipticCurvePublicKey)
 
 
-def _ed25519_valid(public_key: Any, signature: bytes, manifest: bytes) -> bool:
+def _is_asymmetric(key: Any) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ed25519 = _ed25519()
+    return isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey
+                      | ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey)
+
+
+def _ec_hash(key: Any) -> Any:
+    # The hash model signing pairs with each curve (P-256: SHA-256, P-384: SHA-384,
+    # P-521: SHA-512), so both formats sign the same way.
+    from cryptography.hazmat.primitives import hashes
+
+    size = key.curve.key_size
+    return hashes.SHA256() if size == 256 else hashes.SHA384() if size == 384 else hashes.SHA512()
+
+
+def sign_bytes(private_key: Any, data: bytes) -> bytes:
+    """Sign ``data`` with an Ed25519 or ECDSA private key (ECDSA: DER signature)."""
+    if key_type(private_key) == ED25519:
+        signature: bytes = private_key.sign(data)
+        return signature
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    der: bytes = private_key.sign(data, ec.ECDSA(_ec_hash(private_key)))
+    return der
+
+
+def public_key_valid(public_key: Any, signature: bytes, data: bytes) -> bool:
+    """Whether ``signature`` is ``public_key``'s signature of ``data``; never raises."""
     from cryptography.exceptions import InvalidSignature
 
     try:
-        public_key.verify(signature, manifest)
+        if key_type(public_key) == ED25519:
+            public_key.verify(signature, data)
+        else:
+            from cryptography.hazmat.primitives.asymmetric import ec
+
+            public_key.verify(signature, data, ec.ECDSA(_ec_hash(public_key)))
     except InvalidSignature:
         return False
     return True
@@ -550,4 +667,6 @@ def _hmac_digest(secret: bytes, manifest: bytes) -> bytes:
 
 
 def _describe_key(algorithm: str) -> str:
-    return "an HMAC secret" if algorithm == HMAC_SHA256 else "an Ed25519 key"
+    if algorithm == HMAC_SHA256:
+        return "an HMAC secret"
+    return "an Ed25519 key" if algorithm == ED25519 else f"an {algorithm.upper()} key"

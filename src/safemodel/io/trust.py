@@ -55,13 +55,13 @@ from safemodel.io.keys import (
     trusted_keys as gather_trusted_keys,
 )
 from safemodel.io.signing import (
-    ED25519,
     HMAC_SHA256,
     SIGNATURE_MEMBER,
     SIGNING_KEY_ENV,
     HmacKey,
     Signature,
     key_id,
+    key_type,
     parse_key,
     read_signature,
     short_key_id,
@@ -168,8 +168,8 @@ def decide_trust(
         assert parsed is not None
         return _trusted(parsed, verified)
     signer = UNSIGNED if parsed is None else parsed.key_id or parsed.algorithm
-    if parsed is not None and parsed.algorithm == ED25519 and parsed.key_id is None:
-        signer = "an unnamed Ed25519 key"
+    if parsed is not None and parsed.algorithm != HMAC_SHA256 and parsed.key_id is None:
+        signer = f"an unnamed {parsed.algorithm} key"
     message = _refusal(signer, parsed, references, source, home)
     if not trust:
         raise UntrustedBundleError(
@@ -215,7 +215,7 @@ def _as_trusted(key: Any, origin: str) -> TrustedKey:
     if isinstance(key, HmacKey):
         return TrustedKey(key, HMAC_SHA256, None, "HMAC secret", origin)
     public = key.public_key() if hasattr(key, "sign") else key
-    return TrustedKey(public, ED25519, key_id(public), "given key", origin)
+    return TrustedKey(public, key_type(public), key_id(public), "given key", origin)
 
 
 def _trusted(parsed: Signature, key: TrustedKey) -> TrustDecision:
@@ -232,7 +232,10 @@ def _verify_with(
         return next((c for c in hmac_keys if signature_valid(manifest, parsed, c.key)), None)
     # Only the key the signature names is tried: a trusted key's id is public, and a
     # signature naming it that fails to verify is evidence of tampering, not a miss.
-    named = [c for c in candidates if c.key_type == ED25519 and c.key_id == parsed.key_id]
+    # The recorded key type must be the signature's algorithm: an ECDSA signature is
+    # never checked with an Ed25519 key of the same id, or the reverse.
+    named = [c for c in candidates
+             if c.key_type == parsed.algorithm and c.key_id == parsed.key_id]
     for candidate in named:
         if signature_valid(manifest, parsed, candidate.key):
             return candidate

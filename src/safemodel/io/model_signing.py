@@ -1,0 +1,565 @@
+"""OpenSSF model signing: detached signatures a ``model_signing`` user can check, and back.
+
+`OpenSSF model signing <https://github.com/sigstore/model-transparency>`_ (the
+``model-signing`` package, ``model_signing sign|verify``) writes a signature file
+beside a model. In its *key* mode that file is a Sigstore bundle v0.3 (JSON) holding
+a DSSE envelope around an in-toto Statement v1::
+
+    {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+     "verificationMaterial": {"publicKey": {"hint": "<SHA-256 hex of the key's PEM>"},
+                              "tlogEntries": []},
+     "dsseEnvelope": {"payloadType": "application/vnd.in-toto+json",
+                      "payload": "<base64 of the statement>",
+                      "signatures": [{"sig": "<base64 DER ECDSA>", "keyid": ""}]}}
+
+The statement's ``predicateType`` is ``https://model_signing/signature/v1.0``; its
+``predicate.resources`` list the SHA-256 of each signed file, and its one
+``subject`` carries the SHA-256 over those digests in order. A single file is
+signed as one resource named ``"."`` (the file relative to itself), which is how
+``model_signing sign key bundle.safemodel`` names it. The ECDSA signature (P-256
+with SHA-256, P-384 with SHA-384, P-521 with SHA-512) is over the DSSE
+pre-authentication encoding ``DSSEv1 <len> <type> <len> <payload>``.
+
+The signature carries a *hint* (the SHA-256 of the public key's PEM, which is the
+key's :func:`~safemodel.io.signing.key_id`), never a key: the verifier must already
+trust the key, and the key's type comes from the trust store entry, not from the
+signature file. Because the signature covers the whole file, it lives beside the
+bundle as ``<bundle>.sig`` (inside the zip it would change the hash it signs).
+
+This module needs only ``cryptography``. Certificate and Sigstore (keyless)
+signatures are not read here: their ``verificationMaterial`` holds a certificate
+chain or a transparency-log entry, which are refused with a message saying so.
+
+:func:`decide_trust_with_sidecar` is the hook a loader calls instead of
+:func:`safemodel.io.trust.decide_trust` when a sidecar exists: the in-bundle
+signature is tried first, then the sidecar, and either way nothing is unpickled
+before a trusted key has verified the exact bytes passed in.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from safemodel.errors import IntegrityError, UntrustedBundleError
+from safemodel.io.keys import TRUSTED_KEYS_ENV, TrustedKey, safemodel_home
+from safemodel.io.keys import trusted_keys as gather_trusted_keys
+from safemodel.io.signing import (
+    SigningKeyError,
+    key_id,
+    key_type,
+    parse_key,
+    public_key_valid,
+    short_key_id,
+    sign_bytes,
+)
+from safemodel.io.trust import TrustDecision, decide_trust
+
+__all__ = [
+    "BUNDLE_MEDIA_TYPE",
+    "IN_TOTO_PAYLOAD_TYPE",
+    "PREDICATE_TYPE",
+    "SIDECAR_SUFFIX",
+    "STATEMENT_TYPE",
+    "SidecarSignature",
+    "decide_trust_with_sidecar",
+    "read_sidecar",
+    "sidecar_path",
+    "sign_sidecar",
+    "verified_resources",
+    "verify_sidecar",
+    "verify_sidecar_bytes",
+    "write_sidecar",
+]
+
+#: The file name suffix of the signature beside a bundle (``churn.safemodel.sig``).
+SIDECAR_SUFFIX: Final = ".sig"
+#: The Sigstore bundle media type model signing writes in key mode.
+BUNDLE_MEDIA_TYPE: Final = "application/vnd.dev.sigstore.bundle.v0.3+json"
+#: The DSSE payload type of an in-toto statement.
+IN_TOTO_PAYLOAD_TYPE: Final = "application/vnd.in-toto+json"
+#: The in-toto statement type.
+STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
+#: The model signing predicate type (v1.0, model-signing 1.0 and later).
+PREDICATE_TYPE: Final = "https://model_signing/signature/v1.0"
+
+# A key-mode signature of one file is about 1.5 kB; one of a large folder lists a
+# resource per file. Anything bigger than this is not read (a hostile file).
+_MAX_SIDECAR: Final = 8 << 20
+_SINGLE_FILE: Final = "."
+_ECDSA_TYPES: Final = ("ecdsa-p256", "ecdsa-p384", "ecdsa-p521")
+
+
+@dataclass(frozen=True)
+class SidecarSignature:
+    """A parsed model signing signature; nothing in it is trusted until verified.
+
+    Attributes
+    ----------
+    hint : str or None
+        The signer's key hint as the file claims it (``None`` in signatures written
+        by model-signing before 1.0.1, which carry no hint).
+    payload : bytes
+        The signed in-toto statement, as signed.
+    signature : bytes
+        The DER ECDSA signature over the DSSE encoding of ``payload``.
+    """
+
+    hint: str | None
+    payload: bytes
+    signature: bytes
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """The signature file beside ``path``: ``path`` with ``.sig`` appended."""
+    return Path(os.fspath(path) + SIDECAR_SUFFIX)
+
+
+def sign_sidecar(data: bytes, name: str, key: Any) -> bytes:
+    """Sign a file's bytes in the model signing key-mode format; return the signature.
+
+    Parameters
+    ----------
+    data : bytes
+        The exact bytes of the file (the bundle).
+    name : str
+        The file's name, recorded as the statement's subject name (informative only:
+        model signing ignores it when verifying, so a renamed file still verifies).
+    key : EllipticCurvePrivateKey or PEM text
+        An ECDSA private key on P-256 (or P-384, P-521); model signing's key mode
+        accepts no other type.
+
+    Returns
+    -------
+    bytes
+        The content of the signature file (``<bundle>.sig``), JSON.
+
+    Raises
+    ------
+    SigningKeyError
+        If the key is not an ECDSA private key on an accepted curve.
+
+    Examples
+    --------
+    >>> from cryptography.hazmat.primitives.asymmetric import ec
+    >>> signature = sign_sidecar(b"model bytes", "m.safemodel",
+    ...                          ec.generate_private_key(ec.SECP256R1()))
+    >>> json.loads(signature)["mediaType"]
+    'application/vnd.dev.sigstore.bundle.v0.3+json'
+    """
+    material = parse_key(key)
+    kind = key_type(material)
+    if kind not in _ECDSA_TYPES or not hasattr(material, "sign"):
+        raise SigningKeyError(
+            f"A model signing signature needs an ECDSA private key (P-256, P-384 or "
+            f"P-521); got {'a public key' if kind in _ECDSA_TYPES else kind!r}. Create "
+            "one with `safemodel keys create --type ecdsa-p256`, or pass "
+            "signing_key=<EllipticCurvePrivateKey>."
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": name, "digest": {"sha256": _root_digest([digest])}}],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "serialization": {"method": "files", "hash_type": "sha256",
+                              "allow_symlinks": False},
+            "resources": [{"name": _SINGLE_FILE, "algorithm": "sha256", "digest": digest}],
+        },
+    }
+    payload = json.dumps(statement, indent=2).encode("utf-8")
+    bundle = {
+        "mediaType": BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": {"publicKey": {"hint": key_id(material)}, "tlogEntries": []},
+        "dsseEnvelope": {
+            "payload": base64.b64encode(payload).decode("ascii"),
+            "payloadType": IN_TOTO_PAYLOAD_TYPE,
+            "signatures": [{"sig": base64.b64encode(sign_bytes(material, _pae(payload)))
+                            .decode("ascii"), "keyid": ""}],
+        },
+    }
+    return json.dumps(bundle, separators=(",", ":")).encode("utf-8")
+
+
+def write_sidecar(
+    path: str | os.PathLike[str], key: Any, *, sig_path: str | os.PathLike[str] | None = None
+) -> Path:
+    """Sign the file at ``path`` and write ``<path>.sig`` (atomically); return its path.
+
+    ``model_signing verify key --signature <path>.sig --public_key KEY.pub <path>``
+    accepts the result. See :func:`sign_sidecar` for ``key``.
+    """
+    target = Path(path)
+    out = Path(sig_path) if sig_path is not None else sidecar_path(target)
+    content = sign_sidecar(target.read_bytes(), target.name, key)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def read_sidecar(content: bytes, *, source: str = "model.sig") -> SidecarSignature:
+    """Parse a model signing key-mode signature (the Sigstore bundle JSON).
+
+    Raises
+    ------
+    IntegrityError
+        With ``member=source``, if the content is not a key-mode Sigstore bundle v0.3
+        with one DSSE signature over an in-toto payload; certificate and Sigstore
+        (keyless) signatures are refused with a message saying so.
+    """
+
+    def malformed(reason: str) -> IntegrityError:
+        return IntegrityError(
+            f"The model signing signature {source!r} cannot be used: {reason}.",
+            member=source, expected="a model signing key-mode signature", found=reason,
+        )
+
+    if len(content) > _MAX_SIDECAR:
+        raise malformed(f"it is {len(content)} bytes, more than a signature can be")
+    try:
+        bundle = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise malformed(f"not UTF-8 JSON ({type(exc).__name__})") from None
+    if not isinstance(bundle, dict) or bundle.get("mediaType") != BUNDLE_MEDIA_TYPE:
+        found = bundle.get("mediaType") if isinstance(bundle, dict) else type(bundle).__name__
+        raise malformed(f"expected mediaType {BUNDLE_MEDIA_TYPE!r}, found {found!r}")
+    material = bundle.get("verificationMaterial")
+    if not isinstance(material, dict) or not isinstance(material.get("publicKey"), dict):
+        kinds = sorted(material) if isinstance(material, dict) else material
+        raise malformed(
+            f"it is not a key-mode signature (verificationMaterial holds {kinds!r}); "
+            "certificate and Sigstore signatures are not accepted by this version. Sign "
+            "with `model_signing sign key`"
+        )
+    hint = material["publicKey"].get("hint")
+    envelope = bundle.get("dsseEnvelope")
+    if not isinstance(envelope, dict) or envelope.get("payloadType") != IN_TOTO_PAYLOAD_TYPE:
+        raise malformed(f"expected a DSSE envelope of {IN_TOTO_PAYLOAD_TYPE!r}")
+    signatures = envelope.get("signatures")
+    if not isinstance(signatures, list) or len(signatures) != 1 \
+            or not isinstance(signatures[0], dict):
+        raise malformed("expected exactly one DSSE signature")
+    payload, signature = _base64(envelope.get("payload")), _base64(signatures[0].get("sig"))
+    if payload is None or signature is None:
+        raise malformed("the payload or signature is not base64")
+    if hint is not None and not isinstance(hint, str):
+        raise malformed(f"the key hint must be a string, found {hint!r}")
+    return SidecarSignature(hint or None, payload, signature)
+
+
+def verify_sidecar_bytes(
+    data: bytes,
+    sidecar: bytes,
+    candidates: Iterable[TrustedKey],
+    *,
+    source: str = "model.sig",
+) -> TrustedKey:
+    """Check a model signing signature of ``data`` against trusted keys; return the signer.
+
+    Parameters
+    ----------
+    data : bytes
+        The exact bytes of the signed file, the bytes later unpickled.
+    sidecar : bytes
+        The content of the signature file.
+    candidates : iterable of TrustedKey
+        The keys to accept (:func:`safemodel.io.keys.trusted_keys`); only ECDSA
+        entries can match, whatever the signature file says.
+    source : str
+        The signature file's name, for messages and ``member``.
+
+    Returns
+    -------
+    TrustedKey
+        The trusted key that verified the signature.
+
+    Raises
+    ------
+    UntrustedBundleError
+        If no trusted key is the one the signature names (``signer`` is the hint).
+    IntegrityError
+        If the file is malformed, the signature names a trusted key but does not
+        verify with it (forged or edited), or it verifies but the file's SHA-256 is
+        not the signed one (the file was modified after signing).
+    """
+    signer, resources = verified_resources(sidecar, candidates, source=source)
+    _check_single_file(resources, hashlib.sha256(data).hexdigest(), source)
+    return signer
+
+
+def verified_resources(
+    sidecar: bytes, candidates: Iterable[TrustedKey], *, source: str = "model.sig"
+) -> tuple[TrustedKey, dict[str, str]]:
+    """Verify a model signing key-mode signature; return the signer and what it signs.
+
+    Works for a signature of a folder too (``model_signing sign key FOLDER``): the
+    caller compares the returned digests with the files it holds.
+
+    Parameters
+    ----------
+    sidecar : bytes
+        The content of the signature file.
+    candidates : iterable of TrustedKey
+        The keys to accept; only ECDSA entries can match.
+    source : str
+        The signature file's name, for messages and ``member``.
+
+    Returns
+    -------
+    tuple of (TrustedKey, dict)
+        The key that verified, and ``{resource name: SHA-256 hex}`` as signed
+        (``{".": digest}`` for a single file).
+
+    Raises
+    ------
+    UntrustedBundleError, IntegrityError
+        As for :func:`verify_sidecar_bytes`, except the comparison with a file.
+    """
+    parsed = read_sidecar(sidecar, source=source)
+    ecdsa = [c for c in candidates if c.key_type in _ECDSA_TYPES]
+    # Only the key the hint names is tried; a signature without a hint (written by
+    # model-signing 1.0.0 and earlier) is tried against every trusted ECDSA key.
+    named = [c for c in ecdsa if c.key_id == parsed.hint] if parsed.hint else ecdsa
+    signer = next((c for c in named
+                   if public_key_valid(c.key, parsed.signature, _pae(parsed.payload))), None)
+    if signer is None and named and parsed.hint:
+        raise IntegrityError(
+            f"The model signing signature {source!r} names the trusted key "
+            f"{short_key_id(parsed.hint)} ({named[0].label}) but does not verify with it: "
+            "it was forged or edited. Nothing was unpickled; get the file and its "
+            "signature again from their author.",
+            member=source, expected=named[0].key_id, found=parsed.hint,
+        )
+    if signer is None:
+        who = parsed.hint or "an unnamed key"
+        shown = f"key {short_key_id(who)}" if parsed.hint else "a key it does not name"
+        raise UntrustedBundleError(
+            f"The model signing signature {source!r} is by {shown}, which "
+            "you do not trust. If you trust its author, add their ECDSA public key "
+            f"(`safemodel trust add KEY.pub`, trusted_keys=[...] or ${TRUSTED_KEYS_ENV}).",
+            signer=who, member=source, expected="a signature by a trusted key", found=who,
+        )
+    return signer, _statement_resources(parsed.payload, source)
+
+
+def verify_sidecar(
+    path: str | os.PathLike[str],
+    sig_path: str | os.PathLike[str] | None = None,
+    trusted_keys: Iterable[Any] | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+) -> TrustedKey:
+    """Verify the model signing signature beside a file; return the trusted signer.
+
+    Parameters
+    ----------
+    path : path
+        The signed file.
+    sig_path : path, optional
+        Its signature; defaults to ``<path>.sig``.
+    trusted_keys : iterable, optional
+        Extra keys to trust, as for ``load(trusted_keys=...)``; the user's own key,
+        the trust store and ``$SAFEMODEL_TRUSTED_KEYS`` are trusted too.
+    home : path, optional
+        The safemodel home folder.
+
+    Returns
+    -------
+    TrustedKey
+
+    Raises
+    ------
+    UntrustedBundleError, IntegrityError
+        As for :func:`verify_sidecar_bytes`; nothing is unpickled here.
+    """
+    signature_file = Path(sig_path) if sig_path is not None else sidecar_path(path)
+    with open(signature_file, "rb") as fh:
+        sidecar = fh.read(_MAX_SIDECAR + 1)
+    candidates = gather_trusted_keys(trusted_keys, home=home)
+    return verify_sidecar_bytes(Path(path).read_bytes(), sidecar, candidates,
+                                source=signature_file.name)
+
+
+def decide_trust_with_sidecar(
+    manifest: bytes,
+    signature: bytes | None,
+    *,
+    data: bytes,
+    sidecar: bytes | None,
+    sidecar_name: str = "model.sig",
+    trust: bool = False,
+    trusted_keys: Iterable[Any] | None = None,
+    home: str | os.PathLike[str] | None = None,
+    references: Sequence[str] = (),
+    **options: Any,
+) -> TrustDecision:
+    """:func:`~safemodel.io.trust.decide_trust`, also accepting a model signing sidecar.
+
+    The in-bundle ``signature.json`` is decided first, by the same rules (an explicit
+    ``signing_key`` must verify it; a signature naming a trusted key that does not
+    verify raises). If it is absent or untrusted and ``sidecar`` is given, the
+    sidecar is checked against the same trusted keys with
+    :func:`verify_sidecar_bytes`; a sidecar naming a trusted key that fails, or
+    whose file digest differs, raises :class:`IntegrityError` even with
+    ``trust=True``.
+
+    Parameters
+    ----------
+    manifest, signature
+        As for ``decide_trust``.
+    data : bytes
+        The exact bytes of the bundle file, the bytes later unpickled.
+    sidecar : bytes or None
+        The content of ``<bundle>.sig``, or ``None`` when there is none.
+    sidecar_name : str
+        Its file name, for messages.
+    trust, trusted_keys, home, references, **options
+        As for ``decide_trust`` (``signing_key``, ``source``).
+
+    Returns
+    -------
+    TrustDecision
+        ``verified_by`` is the ECDSA key that verified the sidecar when the sidecar
+        decided.
+
+    Raises
+    ------
+    UntrustedBundleError
+        If neither signature is by a trusted key and ``trust`` is false.
+    IntegrityError
+        As for ``decide_trust`` and :func:`verify_sidecar_bytes`.
+    """
+    common: dict[str, Any] = dict(trusted_keys=trusted_keys, home=home,
+                                  references=references, **options)
+    if sidecar is None:
+        return decide_trust(manifest, signature, trust=trust, **common)
+    decision = decide_trust(manifest, signature, trust=True, **common)
+    if decision.trusted:
+        return decision
+    candidates = gather_trusted_keys(trusted_keys, home=home)
+    try:
+        signer = verify_sidecar_bytes(data, sidecar, candidates, source=sidecar_name)
+    except UntrustedBundleError as exc:
+        if trust:
+            return decision
+        source = options.get("source")
+        what = f"The bundle {source!r}" if source else "The bundle"
+        shown = ", ".join(references[:20]) or "none listed"
+        raise UntrustedBundleError(
+            f"{what} has no signature by a trusted key: its own signature is "
+            f"{decision.signer}, and {exc} It was not unpickled; its pickle would import: "
+            f"{shown}. Or load it on purpose with trust=True (CLI: --trust). Trust store: "
+            f"{safemodel_home(home)}.",
+            signer=exc.signer, references=references, member=sidecar_name,
+            expected="a signature by a trusted key", found=exc.signer,
+        ) from None
+    return TrustDecision(
+        True, signer.key_id or "", signer,
+        f"model signing signature {sidecar_name} by {signer.short_id} ({signer.label}, "
+        f"from {signer.source})",
+    )
+
+
+def _base64(text: Any) -> bytes | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _pae(payload: bytes) -> bytes:
+    # DSSE v1 pre-authentication encoding; lengths are byte counts in decimal.
+    kind = IN_TOTO_PAYLOAD_TYPE.encode("ascii")
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def _root_digest(hex_digests: Sequence[str]) -> str:
+    # The subject digest: SHA-256 over the resources' raw digests, in order.
+    hasher = hashlib.sha256()
+    for digest in hex_digests:
+        hasher.update(bytes.fromhex(digest))
+    return hasher.hexdigest()
+
+
+def _is_sha256_hex(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(
+        c in "0123456789abcdef" for c in value
+    )
+
+
+def _statement_resources(payload: bytes, source: str) -> dict[str, str]:
+    # Called only after the signature verified: the statement is the signer's.
+    def refuse(reason: str) -> IntegrityError:
+        return IntegrityError(
+            f"The model signing signature {source!r} verifies, but {reason}. Nothing was "
+            "unpickled; get the file and its signature again from their author.",
+            member=source, expected="a model signing v1.0 statement", found=reason,
+        )
+
+    try:
+        statement = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise refuse("its payload is not UTF-8 JSON") from None
+    if not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE:
+        raise refuse(f"its payload is not an in-toto {STATEMENT_TYPE} statement")
+    if statement.get("predicateType") != PREDICATE_TYPE:
+        raise refuse(f"its predicate type is {statement.get('predicateType')!r}, not "
+                     f"{PREDICATE_TYPE!r} (re-sign with model-signing 1.0 or later)")
+    predicate = statement.get("predicate")
+    predicate = predicate if isinstance(predicate, dict) else {}
+    serialization = predicate.get("serialization")
+    if not isinstance(serialization, dict) or serialization.get("method") != "files" \
+            or serialization.get("hash_type") != "sha256":
+        raise refuse(f"it was made with serialization {serialization!r}; only "
+                     "method 'files' with hash_type 'sha256' is read")
+    resources = predicate.get("resources")
+    if not isinstance(resources, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("name"), str)
+        and r.get("algorithm") == "sha256" and _is_sha256_hex(r.get("digest"))
+        for r in resources
+    ):
+        raise refuse("its resources are not a list of SHA-256 file digests")
+    subjects = statement.get("subject")
+    root = _root_digest([r["digest"] for r in resources])
+    if not (isinstance(subjects, list) and len(subjects) == 1
+            and isinstance(subjects[0], dict)
+            and subjects[0].get("digest") == {"sha256": root}):
+        raise refuse("its subject digest does not match its resources")
+    found = {r["name"]: r["digest"] for r in resources}
+    if len(found) != len(resources):
+        raise refuse("it lists a resource twice")
+    return found
+
+
+def _check_single_file(resources: dict[str, str], file_sha256: str, source: str) -> None:
+    if list(resources) != [_SINGLE_FILE]:
+        raise IntegrityError(
+            f"The model signing signature {source!r} verifies, but it does not sign one "
+            f"file: its resources are {sorted(resources)!r}, not ['.']. Sign the bundle "
+            "file itself (`model_signing sign key bundle.safemodel`), not its folder.",
+            member=source, expected=[_SINGLE_FILE], found=sorted(resources),
+        )
+    if resources[_SINGLE_FILE] != file_sha256:
+        raise IntegrityError(
+            f"The model signing signature {source!r} verifies, but the file's SHA-256 is "
+            f"{file_sha256}, not the signed {resources[_SINGLE_FILE]}: the file was "
+            "modified after signing. Nothing was unpickled; get the file and its "
+            "signature again from their author.",
+            member=source, expected=resources[_SINGLE_FILE], found=file_sha256,
+        )
