@@ -94,9 +94,9 @@ def unpickled(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     calls: list[bytes] = []
     original = archive._unpickle
 
-    def spy(data: bytes) -> Any:
+    def spy(data: bytes, *args: Any) -> Any:
         calls.append(data)
-        return original(data)
+        return original(data, *args)
 
     monkeypatch.setattr(archive, "_unpickle", spy)
     return calls
