@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 from packaging.version import Version
 from sklearn.linear_model import LogisticRegression
-from tests.conftest import (
+
+import safemodel as sm
+from helpers import (
     CATEGORICAL,
     hgb_pipeline,
     lr_pipeline,
@@ -22,8 +24,6 @@ from tests.conftest import (
     record,
     rf_regressor,
 )
-
-import safemodel as sm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -227,7 +227,7 @@ SCRIPT_BUILD = textwrap.dedent('''
     from sklearn.base import BaseEstimator, TransformerMixin
     from sklearn.pipeline import make_pipeline
     sys.path.insert(0, {root!r})
-    from tests.conftest import penguins_frame, lr_pipeline, hgb_pipeline, rf_regressor
+    from helpers import penguins_frame, lr_pipeline, hgb_pipeline, rf_regressor
 
     class LogMass(BaseEstimator, TransformerMixin):
         """Defined in __main__: must travel by value."""

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import safemodel as sm
-from conftest import CATEGORICAL, lr_pipeline
+from helpers import CATEGORICAL, lr_pipeline
 from safemodel.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 
 NAMES = ["adelie", "biscoe", "chinstrap", "dream", "gentoo"]

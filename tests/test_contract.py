@@ -11,9 +11,9 @@ import pandera.pandas as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.conftest import record
 
 import safemodel as sm
+from helpers import record
 from safemodel.core.engine import apply
 
 

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
-from tests.conftest import expected_counts, penguins_frame, policy_frame
 
 import safemodel as sm
 import safemodel.dask as smd
+from helpers import expected_counts, penguins_frame, policy_frame
 
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")

@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import lr_pipeline, penguins_frame, policy_frame
 
 import safemodel as sm
+from helpers import lr_pipeline, penguins_frame, policy_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]

@@ -25,9 +25,9 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from tests.conftest import penguins_frame, policy_frame
 
 import safemodel as sm
+from helpers import penguins_frame, policy_frame
 
 pytest.importorskip("mlflow")
 import mlflow

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.conftest import record
 
 import safemodel as sm
+from helpers import record
 from safemodel.core.engine import apply
 from safemodel.core.engine.coerce import coerce
 

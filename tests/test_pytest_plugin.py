@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import safemodel as sm
-from conftest import rf_regressor
+from helpers import rf_regressor
 from safemodel.testing import assert_contract_consistent
 
 CHECKS = ["integrity", "golden", "contract", "policy", "robustness"]

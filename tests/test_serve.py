@@ -20,7 +20,7 @@ import pytest
 from sklearn.pipeline import Pipeline
 
 import safemodel as sm
-from conftest import NUMERIC, record
+from helpers import NUMERIC, record
 from test_serve_shift import EnvShift
 
 httpx = pytest.importorskip("httpx")

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
-from tests.conftest import expected_counts, penguins_frame, policy_frame
 
 import safemodel as sm
 import safemodel.spark as sms
+from helpers import expected_counts, penguins_frame, policy_frame
 
 pytest.importorskip("pyspark")
 from pyspark.errors import PythonException

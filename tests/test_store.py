@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 
 import safemodel as sm
 import safemodel.store.store as store_module
-from conftest import lr_pipeline
+from helpers import lr_pipeline
 from safemodel.store import BundleStore, HistoryEntry, ModelService
 
 NAMES = ["adelie", "biscoe", "chinstrap", "dream", "gentoo"]
