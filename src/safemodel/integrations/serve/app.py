@@ -27,6 +27,7 @@ from safemodel.errors import SafeModelError
 from safemodel.integrations.serve import _json
 from safemodel.integrations.serve.limits import Limits
 from safemodel.integrations.serve.metrics import CONTENT_TYPE, Metrics
+from safemodel.integrations.serve.observer import DriftObserver
 from safemodel.integrations.serve.protocol import (
     HTTPProblem,
     check_instances,
@@ -36,7 +37,9 @@ from safemodel.integrations.serve.protocol import (
     predictions,
 )
 from safemodel.integrations.serve.registry import ModelRegistry, ServedModel
+from safemodel.monitoring.drift import DriftReport
 from safemodel.monitoring.html import render as render_drift_html
+from safemodel.monitoring.monitor import Monitor
 from safemodel.store.store import BundleStore
 
 __all__ = ["Server", "create_app", "create_router"]
@@ -45,6 +48,8 @@ access_log = logging.getLogger("safemodel.serve.access")
 logger = logging.getLogger("safemodel.serve")
 
 _JSON = "application/json"
+# How long a read of drift waits for the batches answered before it to be observed.
+_FLUSH_SECONDS = 2.0
 
 
 def _response(status: int, body: Any, request_id: str) -> Response:
@@ -60,12 +65,23 @@ def _request_id(request: Request) -> str:
 
 
 class Server:
-    """The endpoints over one :class:`ModelRegistry`, its limits and its metrics."""
+    """The endpoints over one :class:`ModelRegistry`, its limits and its metrics.
+
+    ``observer`` (a :class:`DriftObserver`) feeds each answered batch to the model's
+    drift monitor from a background thread; :meth:`stop` ends it and the registry's
+    refresh thread.
+    """
 
     def __init__(self, registry: ModelRegistry, limits: Limits) -> None:
         self.registry = registry
         self.limits = limits
         self.metrics = Metrics(registry)
+        self.observer = DriftObserver()
+
+    def stop(self) -> None:
+        """Stop the refresh thread, after observing the batches still queued for drift."""
+        self.observer.stop()
+        self.registry.stop()
 
     # ---------------------------------------------------------------- lookup
 
@@ -161,9 +177,9 @@ class Server:
         report = scored.report
         record["policy"] = report.counts()
         self.metrics.scored(model.name, model.version, report)
-        if model.monitor is not None and len(frame):
-            model.monitor.observe(frame, scores=_monitor_scores(model, method,
-                                                                scored.outputs))
+        if model.monitor is not None and len(frame) and not self.observer.submit(
+                model.monitor, frame, _monitor_scores(model, method, scored.outputs)):
+            self.metrics.drift_dropped.labels(model.name, model.version).inc(len(frame))
         return {
             "predictions": predictions(scored.outputs, method, model.classes),
             "model_name": model.name,
@@ -217,15 +233,21 @@ class Server:
                 raise HTTPProblem(404, "no_profile",
                                   f"{model.name}=={model.version} has no reference profile; "
                                   "rebuild it with ModelBundle.from_training to monitor drift.")
-            report = await run_in_threadpool(model.monitor.report)
+            monitor = model.monitor
+            report = await run_in_threadpool(self._drift_report, monitor)
         except HTTPProblem as problem:
             return _response(problem.status, problem.body(self.limits), request_id)
         if request.query_params.get("format") == "html":
             return HTMLResponse(render_drift_html(report), headers={"x-request-id": request_id})
         body = {"model_name": model.name, "model_version": model.version,
-                "fingerprint": model.fingerprint, **report.to_dict()}
+                "fingerprint": model.fingerprint, **report.to_dict(),
+                "dropped_rows": self.observer.dropped(monitor)}
         return _response(200, _json.strict(body, max_string=1 << 16, max_items=1 << 20),
                          request_id)
+
+    def _drift_report(self, monitor: Monitor) -> DriftReport:
+        self.observer.flush(_FLUSH_SECONDS)
+        return monitor.report()
 
     def _read(self, request: Request, what: Callable[[ServedModel], Any]) -> Response:
         request_id = _request_id(request)
@@ -253,7 +275,11 @@ class Server:
 
     async def metrics_text(self, request: Request) -> Response:
         self.registry.start()
-        return Response(await run_in_threadpool(self.metrics.text), media_type=CONTENT_TYPE)
+        return Response(await run_in_threadpool(self._metrics_text), media_type=CONTENT_TYPE)
+
+    def _metrics_text(self) -> bytes:
+        self.observer.flush(_FLUSH_SECONDS)
+        return self.metrics.text()
 
 
 def _monitor_scores(model: ServedModel, method: str, outputs: Any) -> Any:
@@ -288,8 +314,8 @@ def create_router(
 
     Parameters are those of :func:`create_app`. The router's ``server`` attribute is
     the :class:`Server` (``router.server.registry`` holds the served models). The
-    refresh thread starts on the first request; call ``router.server.registry.stop()``
-    on shutdown.
+    refresh thread starts on the first request; call ``router.server.stop()`` on
+    shutdown.
 
     Examples
     --------
@@ -362,7 +388,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         server.registry.start()
         yield
-        server.registry.stop()
+        server.stop()
 
     app = FastAPI(title=title, lifespan=lifespan)
     app.include_router(router)

@@ -46,6 +46,10 @@ class Metrics:
         self.actions = Counter(
             "safemodel_policy_actions", "Rows on which the policy acted, by column and action.",
             ["model", "column", "action"], registry=self.registry)
+        self.drift_dropped = Counter(
+            "safemodel_drift_dropped_rows",
+            "Rows answered but not observed for drift: the observation queue was full.",
+            ["model", "version"], registry=self.registry)
         self.registry.register(_StateCollector(registry))
 
     def scored(self, model: str, version: str, report: PolicyReport) -> None:

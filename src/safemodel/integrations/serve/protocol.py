@@ -16,11 +16,14 @@ an accidental 500::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import operator
+from collections.abc import Iterable, Mapping
+from itertools import chain, compress, repeat
 from typing import Any
 
 import numpy as np
 
+from safemodel._values import echo, shorten
 from safemodel.errors import (
     BundleFormatError,
     ContractViolation,
@@ -39,36 +42,49 @@ __all__ = ["HTTPProblem", "check_instances", "error_body", "parse_request", "pre
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _SCALARS = (str, int, float, bool, type(None))
+_PLAIN = frozenset(_SCALARS)
 _ENVELOPE_KEYS = frozenset({"instances", "method"})
+_MAX_FAILURES = 100  # failures listed in one answer; failure_count has them all
 
 
 class HTTPProblem(Exception):
     """An answer other than 200: status, machine-readable ``error`` and a message."""
 
-    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, error: str, message: str, *,
+                 echoed: Mapping[str, Any] | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
+        self.echoed = echoed
         self.extra = extra
 
     def body(self, limits: Limits) -> dict[str, Any]:
-        return error_body(self.error, self.message, limits, **self.extra)
+        return error_body(self.error, self.message, limits, echoed=self.echoed, **self.extra)
 
 
-def error_body(error: str, message: str, limits: Limits, **extra: Any) -> dict[str, Any]:
-    """A strict-JSON error body with every echoed value truncated."""
+def error_body(error: str, message: str, limits: Limits, *,
+               echoed: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A strict-JSON error body with every echoed value truncated.
+
+    ``echoed`` holds values already cut and made strict by the library's ``echo``
+    (which states the original length); cutting them again would lose it.
+    """
     body = {"error": error, "message": truncate(message, 4 * limits.max_echo)}
     body.update(strict(extra, max_string=limits.max_echo, max_items=100))
+    body.update(echoed or {})
     return body
 
 
 def from_error(exc: SafeModelError, limits: Limits) -> HTTPProblem:
     """The answer for a SafeModelError raised while scoring."""
     if isinstance(exc, ContractViolation):
-        failures = [f.to_dict() for f in exc.failures]
+        count = len(exc.failures)
+        failures: list[Any] = [_failure(f, limits) for f in exc.failures[:_MAX_FAILURES]]
+        if count > _MAX_FAILURES:
+            failures.append(f"... {count - _MAX_FAILURES} more")
         return HTTPProblem(422, "contract_violation", _violation_message(exc, limits),
-                           failures=failures, failure_count=len(failures),
+                           echoed={"failures": failures}, failure_count=count,
                            rows=exc.rows[:100])
     if isinstance(exc, ScoringError):
         return HTTPProblem(422, "scoring_error", str(exc), method=exc.method)
@@ -79,6 +95,12 @@ def from_error(exc: SafeModelError, limits: Limits) -> HTTPProblem:
     if isinstance(exc, InvalidArgument):
         return HTTPProblem(422, "invalid_request", str(exc), argument=exc.argument)
     return HTTPProblem(422, "invalid_request", str(exc))
+
+
+def _failure(failure: Failure, limits: Limits) -> dict[str, Any]:
+    return {"column": shorten(str(failure.column), limits.max_echo),
+            "check": shorten(str(failure.check), limits.max_echo),
+            "value": echo(failure.value, limits.max_echo), "row": failure.row}
 
 
 def _violation_message(exc: ContractViolation, limits: Limits) -> str:
@@ -133,6 +155,46 @@ def check_instances(instances: list[Any], names: frozenset[str], limits: Limits)
     fields are contract failures (all reported at once); a record with too many keys
     or an over-long string is a 413.
     """
+    if not _plainly_valid(instances, names, limits):
+        _check_each(instances, names, limits)
+
+
+def _plainly_valid(instances: list[Any], names: frozenset[str], limits: Limits) -> bool:
+    """True only if :func:`_check_each` would find nothing, decided in whole-batch passes.
+
+    Every pass runs in C (``map``, ``set``, ``compress``, ``max``), so a clean batch
+    costs a fraction of the record-by-record loop; any doubt returns False and the
+    loop then finds, orders and reports the failures.
+    """
+    if not instances:
+        return True
+    if not set(map(type, instances)) <= {dict}:
+        return False
+    if max(map(len, instances)) > limits.max_columns:
+        return False
+    if not all(map(operator.le, repeat(names), map(dict.keys, instances))):
+        return False  # a missing field
+    if max(map(len, set().union(*instances)), default=0) > limits.max_string_length:
+        return False
+    values = list(chain.from_iterable(map(dict.values, instances)))
+    kinds = set(map(type, values))
+    if not kinds <= _PLAIN:
+        return False  # a nested value (or a type JSON never gives)
+    if str in kinds and max(map(len, _of_type(values, str))) > limits.max_string_length:
+        return False
+    if int in kinds:
+        ints = list(_of_type(values, int))
+        return bool(min(ints) >= _INT64_MIN and max(ints) <= _INT64_MAX)
+    return True
+
+
+def _of_type(values: list[Any], kind: type) -> Iterable[Any]:
+    """The values whose type is exactly ``kind`` (so ``bool`` is not an ``int``)."""
+    return compress(values, map(operator.is_, map(type, values), repeat(kind)))
+
+
+def _check_each(instances: list[Any], names: frozenset[str], limits: Limits) -> None:
+    """Record by record: the failures of :func:`check_instances`, in row order."""
     failures: list[Failure] = []
     for row, record in enumerate(instances):
         if not isinstance(record, dict):
