@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import shlex
 import subprocess
 import sys
 import types
@@ -23,6 +25,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import safemodel as sm
 from conftest import CATEGORICAL, lr_pipeline
 from safemodel.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from safemodel.cli._common import EXIT_BROKEN_PIPE
 
 NAMES = ["adelie", "biscoe", "chinstrap", "dream", "gentoo"]
 VERSIONS = ["0.9.0", "1.0.0", "1.2.0", "1.9.0", "1.10.0", "2.0.0rc1"]
@@ -86,6 +89,35 @@ def test_python_dash_m_runs_the_cli() -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0
     assert done.stdout.startswith("safemodel ")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipes")
+@pytest.mark.parametrize("argv", [["--json", "inspect"], ["inspect"]])
+def test_a_reader_that_leaves_ends_the_cli_quietly(lr_bundle_path: Path,
+                                                   argv: list[str]) -> None:
+    """``safemodel --json inspect m | head``: the reader is gone before the CLI writes;
+    no traceback, no 'Exception ignored' at exit, the code a shell gives SIGPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE, whatever the output's size
+    try:
+        done = subprocess.run([sys.executable, "-m", "safemodel", *argv, str(lr_bundle_path)],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == EXIT_BROKEN_PIPE == 141
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX shell")
+def test_piping_into_head_prints_no_traceback(lr_bundle_path: Path) -> None:
+    done = subprocess.run(
+        f"{shlex.quote(sys.executable)} -m safemodel --json inspect "
+        f"{shlex.quote(str(lr_bundle_path))} | head -n 2",
+        shell=True, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0  # the pipeline's status is head's
+    assert done.stdout.splitlines()[0] == "{"
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
 
 
 # --------------------------------------------------------------- inspect
