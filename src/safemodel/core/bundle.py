@@ -41,7 +41,9 @@ from safemodel.core.report import PolicyReport, Prepared, log_report, logger
 from safemodel.errors import InvalidArgument, SafeModelError, ScoringError
 
 if TYPE_CHECKING:
-    from safemodel.monitoring.drift import DriftReport
+    import numpy.typing as npt
+
+    from safemodel.monitoring.drift import DriftReport, Scores
     from safemodel.monitoring.profile import Profile
 
 __all__ = ["SCORING_METHODS", "BundleWriter", "ModelBundle", "Scored", "register_writer"]
@@ -488,7 +490,7 @@ class ModelBundle:
             full[key] = column
         return full
 
-    def drift(self, X: Any, *, scores: Mapping[str, Any] | None = None,
+    def drift(self, X: Any, *, scores: Mapping[str, Any] | npt.ArrayLike | None = None,
               warn: float = 0.1, alert: float = 0.25, min_rows: int = 30) -> DriftReport:
         """Compare ``X`` (and the scores) with the training reference profile.
 
@@ -496,8 +498,11 @@ class ModelBundle:
         ----------
         X : DataFrame or records
             Production inputs, before the policy (unseen and missing values count).
-        scores : dict of str to array, optional
-            Scores already computed; by default computed from ``X``.
+        scores : dict of str to array, or array, optional
+            Scores already computed, as :meth:`Monitor.observe` takes them:
+            ``{score name: values}`` or the ``predict_proba`` / ``predict`` array
+            itself (columns in the order of ``bundle.profile.score``); by default
+            computed from ``X``.
         warn, alert : float
             PSI thresholds: at least ``warn`` warns, at least ``alert`` alerts (and
             only above what sampling noise explains for the batch size).
@@ -521,8 +526,12 @@ class ModelBundle:
         frame = as_frame(X)
         if scores is None:
             scores = self.reference_scores(frame)
-        score_arrays = {k: np.asarray(v, dtype="float64") for k, v in scores.items()}
-        return drift(self._profile, frame, scores=score_arrays, warn=warn, alert=alert,
+        # The forms Monitor.observe takes: a mapping by score name, or the
+        # predict_proba / predict array itself (columns in the profile's score order).
+        score_values: Scores = (
+            {k: np.asarray(v, dtype="float64") for k, v in scores.items()}
+            if isinstance(scores, Mapping) else np.asarray(scores, dtype="float64"))
+        return drift(self._profile, frame, scores=score_values, warn=warn, alert=alert,
                      min_rows=min_rows)
 
     # -------------------------------------------------------------- persistence

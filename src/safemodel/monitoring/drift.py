@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from safemodel.errors import InvalidArgument
 from safemodel.monitoring import binning as _binning
 from safemodel.monitoring import html as _drift_html
 from safemodel.monitoring.profile import CategoricalProfile, FeatureProfile, NumericProfile, Profile
@@ -514,9 +515,11 @@ class DriftAccumulator:
         if isinstance(scores, Mapping):
             unknown = [k for k in scores if k not in self._scores]
             if unknown:
-                raise ValueError(
-                    f"Unknown score name(s) {unknown!r}; the profile has scores {names!r}."
-                )
+                raise InvalidArgument(
+                    f"Unknown score name(s) {unknown!r}; the profile has scores {names!r}. "
+                    "Name the scores as the profile does, or pass the predict_proba / "
+                    "predict array itself.",
+                    argument="scores", expected=f"names among {names!r}", found=unknown)
             columns = {k: np.asarray(v) for k, v in scores.items()}
         else:
             array = np.asarray(scores)
@@ -525,17 +528,18 @@ class DriftAccumulator:
             elif array.ndim == 2 and array.shape[1] == len(names):
                 columns = {name: array[:, i] for i, name in enumerate(names)}
             else:
-                raise ValueError(
+                raise InvalidArgument(
                     f"A score array must have one column per profile score {names!r} "
-                    f"(or be 1-D for a single score); got shape {array.shape}."
-                )
+                    f"(or be 1-D for a single score); got shape {array.shape}. Pass what "
+                    "the bundle's predict_proba (or predict) returns, or a dict by name.",
+                    argument="scores", expected=f"{len(names)} column(s)", found=array.shape)
         for name, values in columns.items():
             if values.shape != (n,):
-                raise ValueError(
+                raise InvalidArgument(
                     f"Score {name!r} must hold one value per row of X ({n}); got shape "
                     f"{values.shape}. Give rows that could not be scored NaN (they count "
-                    "as missing scores) rather than leaving them out."
-                )
+                    "as missing scores) rather than leaving them out.",
+                    argument="scores", expected=f"shape ({n},)", found=values.shape)
         return columns
 
     def report(self, *, warn: float = 0.1, alert: float = 0.25, min_rows: int = 30) -> DriftReport:
