@@ -336,3 +336,27 @@ def test_core_does_not_import_io() -> None:
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.startswith("safemodel.io") for n in names), module.name
+
+
+def test_a_flipped_byte_anywhere_says_what_to_do(lr_bundle_path: Path, tmp_path: Path) -> None:
+    """Whatever byte is damaged, the refusal ends with the next step (fetch again or
+    rebuild), not only with what differs."""
+    from safemodel.io.zipbytes import DAMAGED_NEXT_STEP
+
+    data = lr_bundle_path.read_bytes()
+    edited = tmp_path / "flipped.safemodel"
+    kinds: set[str] = set()
+    for i in range(0, len(data), max(1, len(data) // 300)):
+        blob = bytearray(data)
+        blob[i] ^= 0xFF
+        edited.write_bytes(bytes(blob))
+        with pytest.raises((sm.IntegrityError, sm.BundleFormatError)) as info:
+            sm.load(edited)
+        message = str(info.value)
+        if isinstance(info.value, sm.IntegrityError):
+            assert message.endswith(DAMAGED_NEXT_STEP), message
+        else:
+            last = message.split(". ")[-1]
+            assert any(w in last for w in ("save it again", "rebuild", "fetch")), message
+        kinds.add(message.split(" ", 3)[1])
+    assert len(kinds) > 1  # several checks were reached, not one
