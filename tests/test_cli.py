@@ -469,3 +469,25 @@ def test_drift_table_json_html_and_alerts(
     code, _, err = run(capsys, "drift", lr_bundle_path, notes)
     assert code == EXIT_USAGE
     assert ".csv or .parquet" in one_line_error(err)
+
+
+def test_a_missing_column_says_to_add_it_in_command_line_words(
+    capsys: pytest.CaptureFixture[str], lr_bundle_path: Path, tmp_path: Path,
+    penguins: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    """No Python attribute (.failures) in the CLI's words, no advice to relax a policy
+    (a policy cannot bring back a column); --json lists every failure."""
+    data = tmp_path / "partial.csv"
+    penguins[0].drop(columns=["island", "bill_depth_mm"]).head(50).to_csv(data, index=False)
+
+    code, out, err = run(capsys, "drift", lr_bundle_path, data)
+    message = one_line_error(err)
+    assert code == EXIT_USAGE
+    assert "missing column(s) 'island', 'bill_depth_mm'" in message
+    assert message.endswith("(send missing values instead, where the contract allows them).")
+    assert ".failures" not in message and "policy that handles" not in message
+
+    code, out, err = run(capsys, "--json", "drift", lr_bundle_path, data)
+    payload = json.loads(out)
+    assert [f["column"] for f in payload["failures"]] == ["island", "bill_depth_mm"]
+    assert {f["check"] for f in payload["failures"]} == {"missing_column"}

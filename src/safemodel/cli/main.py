@@ -64,7 +64,12 @@ from safemodel.cli._common import (
     failed,
 )
 from safemodel.cli._output import error, one_line, say_json
-from safemodel.errors import GoldenMismatchError, IncompatibleEnvironmentError, SafeModelError
+from safemodel.errors import (
+    ContractViolation,
+    GoldenMismatchError,
+    IncompatibleEnvironmentError,
+    SafeModelError,
+)
 
 __all__ = ["COMMAND_GROUPS", "EXIT_FAILED", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -205,6 +210,8 @@ def _handle(exc: BaseException, args: argparse.Namespace) -> int:
                                    "exit_code": code}
         if isinstance(exc, Failed):
             payload.update(exc.payload)
+        if isinstance(exc, ContractViolation):  # the line shows a few; this is every one
+            payload["failures"] = [f.to_dict() for f in exc.failures]
         say_json(payload)
     error(message)
     return code
