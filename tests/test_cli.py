@@ -117,7 +117,8 @@ def test_piping_into_head_prints_no_traceback(lr_bundle_path: Path) -> None:
         shell=True, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0  # the pipeline's status is head's
     assert done.stdout.splitlines()[0] == "{"
-    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "BrokenPipe" not in done.stderr
 
 
 # --------------------------------------------------------------- inspect
@@ -485,7 +486,8 @@ def test_a_missing_column_says_to_add_it_in_command_line_words(
     assert code == EXIT_USAGE
     assert "missing column(s) 'island', 'bill_depth_mm'" in message
     assert message.endswith("(send missing values instead, where the contract allows them).")
-    assert ".failures" not in message and "policy that handles" not in message
+    assert ".failures" not in message
+    assert "policy that handles" not in message
 
     code, out, err = run(capsys, "--json", "drift", lr_bundle_path, data)
     payload = json.loads(out)

@@ -136,6 +136,13 @@ class ContractViolation(SafeModelError, ValueError):
         """Sorted row positions that have at least one failure."""
         return sorted({f.row for f in self.failures if f.row is not None})
 
+    def _repr_html_(self) -> str:
+        from safemodel import _html
+
+        return _html.box(f"ContractViolation: {len(self.failures)} failure(s)",
+                         f"<div>{_html.esc(self)}</div>", failures_html(self.failures),
+                         status="error")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description, suitable for an HTTP 422 body.
 
@@ -147,6 +154,16 @@ class ContractViolation(SafeModelError, ValueError):
             "message": str(self),
             "failures": [f.to_dict() for f in self.failures],
         }
+
+
+def failures_html(failures: Sequence[Failure], limit: int = 50) -> str:
+    """The failures as an HTML table (column, check, value, row), for notebook displays."""
+    from safemodel import _html
+
+    rows = [(f.column, f.check, echo_repr(f.value), "-" if f.row is None else f.row)
+            for f in failures[:limit]]
+    more = f"<div>... and {len(failures) - limit} more</div>" if len(failures) > limit else ""
+    return _html.table(["column", "check", "value", "row"], rows) + more
 
 
 def _describe_failures(failures: Sequence[Failure], limit: int = 5) -> str:

@@ -336,6 +336,17 @@ class VerificationReport:
             "environment_diff": {k: list(v) for k, v in self.environment_diff.items()},
         }
 
+    def __repr__(self) -> str:
+        return (f"<VerificationReport {self.name or 'bundle'} ok={self.ok} "
+                f"mismatches={[m['method'] for m in self.mismatches]} "
+                f"policy_changes={len(self.policy_diff)} "
+                f"packages_changed={sorted(self.environment_diff)}>")
+
+    def _repr_html_(self) -> str:
+        from safemodel.core._display import verification_html
+
+        return verification_html(self)
+
     def describe(self) -> str:
         """A readable, multi-line account of what differs (no pandas repr)."""
         if self.ok:

@@ -218,7 +218,8 @@ def _read_checked(zf: ZipReader, unverified: set[str], read_members: bool) -> _A
         if name not in unverified and (len(data) != info.size or digest != info.sha256):
             raise IntegrityError(
                 f"Member {name!r} does not match its recorded SHA-256: the bundle was "
-                f"modified or damaged after saving. {DAMAGED_NEXT_STEP}", member=name, expected=info.sha256, found=digest,
+                f"modified or damaged after saving. {DAMAGED_NEXT_STEP}",
+                member=name, expected=info.sha256, found=digest,
             )
         members[name] = data
     fp = fingerprint_of({n: i.sha256 for n, i in manifest.members.items()})

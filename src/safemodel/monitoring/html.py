@@ -9,10 +9,12 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING
 
+from safemodel import _html
+
 if TYPE_CHECKING:
     from safemodel.monitoring.drift import DriftReport, FeatureDrift
 
-__all__ = ["render"]
+__all__ = ["fragment", "render"]
 
 _COLOURS = {"alert": "#c92a2a", "warn": "#d9480f", "ok": "#2b8a3e", "insufficient": "#868e96"}
 _REFERENCE = "#adb5bd"
@@ -70,6 +72,28 @@ sample size ("chance PSI", 99.9% level).</span></p>
 </body>
 </html>
 """
+
+
+def fragment(report: DriftReport) -> str:
+    """The notebook display: one row per column and score, worst first, with the
+    verdict, the statistics and a small reference-vs-current chart (inline SVG)."""
+    rows = [
+        (r.name, r.role, _html.badge(r.status), r.rows, r.psi, r.chance_psi, r.js,
+         r.missing_rate, _html.bars(r.reference_counts, r.current_counts,
+                                    colour=_COLOURS[r.status], labels=r.bins))
+        for r in report.by_severity()
+    ]
+    verdict = (f"{len(report.alerts)} alert(s), {len(report.warnings)} warning(s)"
+               if report.alerts or report.warnings else "no drift above the thresholds")
+    intro = (f"<div>{report.rows} row(s) against {report.reference_rows} reference row(s): "
+             f"<strong>{verdict}</strong>. PSI thresholds: warn {report.warn:g}, alert "
+             f"{report.alert:g}; at least {report.min_rows} rows for a verdict. Bars: "
+             "reference (grey) and current share per bin.</div>")
+    table = _html.table(
+        ["name", "role", "status", "rows", "PSI", "chance PSI", "JS distance", "missing",
+         "reference vs current"], rows, raw=[2, 8], numeric=[3, 4, 5, 6, 7])
+    status = "alert" if report.alerts else "warn" if report.warnings else "ok"
+    return _html.box("Drift report", intro, table, status=status)
 
 
 def _section(i: int, r: FeatureDrift) -> str:
