@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -303,11 +304,25 @@ def test_overwrite_must_be_a_bool(lr_bundle: sm.ModelBundle, tmp_path: Path,
     assert not list(tmp_path.iterdir())
 
 
-def test_saved_bundles_are_readable_by_others(lr_bundle: sm.ModelBundle,
-                                              tmp_path: Path) -> None:
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_saved_bundles_honour_the_umask(lr_bundle: sm.ModelBundle, tmp_path: Path,
+                                        umask: int, mode: int) -> None:
+    """A bundle gets the mode any new file gets (0o666 less the umask); the signing key
+    made on first use stays owner-only whatever the umask."""
+    from safemodel.io.keys import PRIVATE_KEY_FILE, default_signing_key
+
     path = tmp_path / "b.safemodel"
-    lr_bundle.save(path)
-    assert path.stat().st_mode & 0o777 == 0o644
+    old = os.umask(umask)
+    try:
+        default_signing_key(tmp_path / "home")
+        lr_bundle.save(path)
+        lr_bundle.save(path, overwrite=True)  # replacing keeps the rule too
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "home" / PRIVATE_KEY_FILE).stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.safemodel", "home"]  # no .tmp
 
 
 def test_core_does_not_import_io() -> None:
@@ -321,3 +336,27 @@ def test_core_does_not_import_io() -> None:
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.startswith("safemodel.io") for n in names), module.name
+
+
+def test_a_flipped_byte_anywhere_says_what_to_do(lr_bundle_path: Path, tmp_path: Path) -> None:
+    """Whatever byte is damaged, the refusal ends with the next step (fetch again or
+    rebuild), not only with what differs."""
+    from safemodel.io.zipbytes import DAMAGED_NEXT_STEP
+
+    data = lr_bundle_path.read_bytes()
+    edited = tmp_path / "flipped.safemodel"
+    kinds: set[str] = set()
+    for i in range(0, len(data), max(1, len(data) // 300)):
+        blob = bytearray(data)
+        blob[i] ^= 0xFF
+        edited.write_bytes(bytes(blob))
+        with pytest.raises((sm.IntegrityError, sm.BundleFormatError)) as info:
+            sm.load(edited)
+        message = str(info.value)
+        if isinstance(info.value, sm.IntegrityError):
+            assert message.endswith(DAMAGED_NEXT_STEP), message
+        else:
+            last = message.split(". ")[-1]
+            assert any(w in last for w in ("save it again", "rebuild", "fetch")), message
+        kinds.add(message.split(" ", 3)[1])
+    assert len(kinds) > 1  # several checks were reached, not one

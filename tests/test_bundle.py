@@ -121,7 +121,7 @@ def test_empty_input_gives_empty_output_of_the_right_shape(lr_bundle, penguins) 
     X, _ = penguins
     assert lr_bundle.predict_proba(X.iloc[:0]).shape == (0, 3)
     assert lr_bundle.predict(X.iloc[:0]).shape == (0,)
-    with pytest.raises(sm.ContractViolation, match="missing_column"):
+    with pytest.raises(sm.ContractViolation, match=r"missing column\(s\) .island."):
         lr_bundle.predict_proba([])
 
 
@@ -166,6 +166,9 @@ def test_changed_scores_are_refused_with_a_diff(lr_bundle_path, monkeypatch) -> 
     assert "rows differ" in text
     assert "expected" in text
     assert "no recorded package version changed" in text
+    # ... and what to do next, last
+    assert text.endswith("rebuild with from_training(..., rtol=..., atol=...).")
+    assert "safemodel diff" in text.splitlines()[-1]
 
 
 def test_tolerances_are_recorded_and_used(lr_pipe, penguins, tmp_path, monkeypatch) -> None:
@@ -399,3 +402,44 @@ def test_deeply_nested_metadata_is_an_invalid_argument(lr_pipe, penguins) -> Non
         sm.ModelBundle.from_training(lr_pipe, penguins[0], name="deep", golden_rows=4,
                                      metadata={"deep": nested})
     assert info.value.argument == "metadata"
+
+
+def test_an_array_or_series_input_says_how_to_convert_it(lr_bundle: sm.ModelBundle,
+                                                        penguins) -> None:
+    X, _ = penguins
+    with pytest.raises(sm.ContractViolation, match="got ndarray") as info:
+        lr_bundle.predict_proba(X.to_numpy())
+    assert str(info.value).endswith(
+        "wrap it as pd.DataFrame(X, columns=bundle.contract.names) (columns in training "
+        "order).")
+    # ... and the advice works as written
+    bundle = lr_bundle
+    converted = pd.DataFrame(X.to_numpy(), columns=bundle.contract.names).astype(X.dtypes)
+    assert (bundle.predict_proba(converted) == bundle.predict_proba(X)).all()
+
+    row = X.iloc[0]
+    with pytest.raises(sm.ContractViolation, match="got Series") as info:
+        lr_bundle.predict(row)
+    assert "pass X.to_frame().T (or X.to_dict())" in str(info.value)
+    assert lr_bundle.predict(row.to_dict()) == lr_bundle.predict(X.head(1))
+
+
+def test_a_rejected_value_says_which_policy_setting_would_accept_it(
+        strict_bundle: sm.ModelBundle, penguins) -> None:
+    X, _ = penguins
+    bad = X.head(3).assign(island=["Atlantis", "Biscoe", "Dream"])
+    required = next(c.name for c in strict_bundle.contract.columns
+                    if not c.nullable and c.name != "island")
+    bad.loc[1, required] = None
+    with pytest.raises(sm.ContractViolation) as info:
+        strict_bundle.predict(bad)
+    message = str(info.value)
+    assert "'Atlantis' (row 0)" in message
+    assert message.endswith("rebuild the bundle with a policy that handles them "
+                            "(unseen_category='missing', missing='impute').")
+    assert "Add the missing column" not in message
+
+    with pytest.raises(sm.ContractViolation) as info:
+        strict_bundle.predict(X.head(3).assign(extra=1))
+    assert "unexpected column(s) 'extra'." in str(info.value)
+    assert str(info.value).endswith("(extra_columns='drop').")

@@ -184,3 +184,31 @@ def test_an_estimator_failure_in_drift_is_a_scoring_error(penguins) -> None:
         bundle.drift(X.assign(a=1000.0))
     assert isinstance(info.value.__cause__, FloatingPointError)
     assert info.value.method == "predict"
+
+
+def test_drift_takes_scores_in_every_form_monitor_observe_takes(lr_bundle, penguins) -> None:
+    """An array (what predict_proba returns), a dict by score name, a list: the same
+    report as the scores the bundle computes itself, and as Monitor.observe gives."""
+    X, _ = penguins
+    proba = lr_bundle.predict_proba(X)
+    expected = lr_bundle.drift(X).to_dict()
+    names = list(lr_bundle.profile.scores)
+    by_name = {name: proba[:, i] for i, name in enumerate(names)}
+
+    for scores in (proba, proba.tolist(), by_name):
+        assert lr_bundle.drift(X, scores=scores).to_dict() == expected
+    monitor = sm.Monitor(lr_bundle)
+    monitor.observe(X, scores=proba)
+    assert monitor.report().to_dict() == expected
+
+
+def test_drift_scores_of_the_wrong_shape_say_what_to_pass(lr_bundle, penguins) -> None:
+    X, _ = penguins
+    proba = lr_bundle.predict_proba(X)
+    with pytest.raises(sm.InvalidArgument, match="predict_proba") as info:
+        lr_bundle.drift(X, scores=proba[:, :1])
+    assert info.value.argument == "scores"
+    with pytest.raises(sm.InvalidArgument, match="NaN"):
+        lr_bundle.drift(X, scores=proba[:10])
+    with pytest.raises(sm.InvalidArgument, match="Name the scores as the profile does"):
+        lr_bundle.drift(X, scores={"nope": proba[:, 0]})

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import shlex
 import subprocess
 import sys
 import types
@@ -23,6 +25,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import safemodel as sm
 from helpers import CATEGORICAL, lr_pipeline
 from safemodel.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from safemodel.cli._common import EXIT_BROKEN_PIPE
 
 NAMES = ["adelie", "biscoe", "chinstrap", "dream", "gentoo"]
 VERSIONS = ["0.9.0", "1.0.0", "1.2.0", "1.9.0", "1.10.0", "2.0.0rc1"]
@@ -86,6 +89,36 @@ def test_python_dash_m_runs_the_cli() -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0
     assert done.stdout.startswith("safemodel ")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipes")
+@pytest.mark.parametrize("argv", [["--json", "inspect"], ["inspect"]])
+def test_a_reader_that_leaves_ends_the_cli_quietly(lr_bundle_path: Path,
+                                                   argv: list[str]) -> None:
+    """``safemodel --json inspect m | head``: the reader is gone before the CLI writes;
+    no traceback, no 'Exception ignored' at exit, the code a shell gives SIGPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE, whatever the output's size
+    try:
+        done = subprocess.run([sys.executable, "-m", "safemodel", *argv, str(lr_bundle_path)],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == EXIT_BROKEN_PIPE == 141
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX shell")
+def test_piping_into_head_prints_no_traceback(lr_bundle_path: Path) -> None:
+    done = subprocess.run(
+        f"{shlex.quote(sys.executable)} -m safemodel --json inspect "
+        f"{shlex.quote(str(lr_bundle_path))} | head -n 2",
+        shell=True, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0  # the pipeline's status is head's
+    assert done.stdout.splitlines()[0] == "{"
+    assert "Traceback" not in done.stderr
+    assert "BrokenPipe" not in done.stderr
 
 
 # --------------------------------------------------------------- inspect
@@ -437,3 +470,26 @@ def test_drift_table_json_html_and_alerts(
     code, _, err = run(capsys, "drift", lr_bundle_path, notes)
     assert code == EXIT_USAGE
     assert ".csv or .parquet" in one_line_error(err)
+
+
+def test_a_missing_column_says_to_add_it_in_command_line_words(
+    capsys: pytest.CaptureFixture[str], lr_bundle_path: Path, tmp_path: Path,
+    penguins: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    """No Python attribute (.failures) in the CLI's words, no advice to relax a policy
+    (a policy cannot bring back a column); --json lists every failure."""
+    data = tmp_path / "partial.csv"
+    penguins[0].drop(columns=["island", "bill_depth_mm"]).head(50).to_csv(data, index=False)
+
+    code, out, err = run(capsys, "drift", lr_bundle_path, data)
+    message = one_line_error(err)
+    assert code == EXIT_USAGE
+    assert "missing column(s) 'island', 'bill_depth_mm'" in message
+    assert message.endswith("(send missing values instead, where the contract allows them).")
+    assert ".failures" not in message
+    assert "policy that handles" not in message
+
+    code, out, err = run(capsys, "--json", "drift", lr_bundle_path, data)
+    payload = json.loads(out)
+    assert [f["column"] for f in payload["failures"]] == ["island", "bill_depth_mm"]
+    assert {f["check"] for f in payload["failures"]} == {"missing_column"}

@@ -873,3 +873,49 @@ def test_a_module_entry_admits_only_classes_with_reviewed_state() -> None:
     gadget = "scipy.stats._continuous_distns.norm_gen"
     assert disallowed_references([gadget], ["scipy.stats"]) == [gadget]
     assert disallowed_references([gadget], [gadget]) == []  # named exactly: on purpose
+
+
+def test_a_refused_notebook_model_says_it_was_pickled_by_value(tmp_path: Any) -> None:
+    """sm.load names the cause (code pickled by value) and the public opt-in, which
+    then loads the very same file."""
+    import pandas as pd
+
+    import safemodel as sm
+
+    def double(a: Any) -> Any:  # a local function: cloudpickle stores its code
+        return a * 2
+
+    X = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 7})
+    model = make_pipeline(FunctionTransformer(double), LogisticRegression()).fit(X, X.b > 3)
+    path = tmp_path / "nb.safemodel"
+    sm.ModelBundle.from_training(model, X, name="nb", version="1").save(path)
+
+    with pytest.raises(IntegrityError) as info:
+        sm.load(path, allowed_modules=sm.DEFAULT_ALLOWED_MODULES)
+    message = str(info.value)
+    assert "pickled by value" in message
+    assert message.endswith("rebuild the bundle.")
+    assert "allowed_modules=safemodel.NOTEBOOK_ALLOWED_MODULES" in message
+    assert sm.NOTEBOOK_ALLOWED_MODULES is NOTEBOOK_ALLOWED_MODULES
+    loaded = sm.load(path, allowed_modules=sm.NOTEBOOK_ALLOWED_MODULES)
+    assert (loaded.predict(X) == model.predict(X)).all()
+
+
+def test_a_refused_function_says_how_to_write_the_entry(tmp_path: Any) -> None:
+    """A module entry admits classes only; the message says a function needs its exact
+    name and shows an allow-list that works."""
+    import pandas as pd
+
+    import safemodel as sm
+
+    X = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 7})
+    model = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression()).fit(X, X.b > 3)
+    path = tmp_path / "np.safemodel"
+    sm.ModelBundle.from_training(model, X, name="np", version="1").save(path)
+
+    with pytest.raises(IntegrityError) as info:
+        sm.load(path, allowed_modules=("sklearn", "numpy", "builtins", "pandas"))
+    message = str(info.value)
+    assert "a function needs its exact name" in message
+    assert "allowed_modules=(*safemodel.DEFAULT_ALLOWED_MODULES, 'numpy." in message
+    assert "pickled by value" not in message

@@ -35,7 +35,7 @@ from safemodel.errors import (
     UntrustedBundleError,
 )
 from safemodel.io.archive import inspect, load
-from safemodel.io.audit import DEFAULT_ALLOWED_MODULES
+from safemodel.io.audit import DEFAULT_ALLOWED_MODULES, NOTEBOOK_ALLOWED_MODULES
 from safemodel.io.manifest import BundleInfo
 
 try:
@@ -61,6 +61,7 @@ __all__ = [
     "InvalidArgument",
     "ModelBundle",
     "Monitor",
+    "NOTEBOOK_ALLOWED_MODULES",
     "Policy",
     "PolicyReport",
     "Prepared",

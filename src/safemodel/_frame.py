@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -12,7 +12,7 @@ from safemodel.errors import ContractViolation, Failure
 
 __all__ = ["Input", "absent_fields", "as_frame", "column_at"]
 
-Input = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
+Input: TypeAlias = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
 
 
 def as_frame(X: Any) -> pd.DataFrame:
@@ -56,8 +56,21 @@ def as_frame(X: Any) -> pd.DataFrame:
     raise ContractViolation(
         [Failure("*", "input_type", type(X).__name__)],
         f"Expected a DataFrame, a list of dict records, a dict of lists or one dict; "
-        f"got {type(X).__name__}.",
+        f"got {type(X).__name__}. {_conversion_hint(X)}",
     )
+
+
+def _conversion_hint(X: Any) -> str:
+    """How to turn what was sent into a form the contract can read (it needs names)."""
+    if isinstance(X, pd.Series):
+        return ("A Series is one row or one column: for one row whose index holds the "
+                "column names, pass X.to_frame().T (or X.to_dict()); for one column, "
+                "X.to_frame().")
+    if isinstance(X, np.ndarray) or hasattr(X, "__array__"):
+        return ("An array has no column names, and the contract checks columns by name: "
+                "wrap it as pd.DataFrame(X, columns=bundle.contract.names) (columns in "
+                "training order).")
+    return "Convert it to a DataFrame whose columns are named as in training."
 
 
 def absent_fields(X: Any, frame: pd.DataFrame) -> dict[str, np.ndarray]:

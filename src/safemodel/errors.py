@@ -136,6 +136,13 @@ class ContractViolation(SafeModelError, ValueError):
         """Sorted row positions that have at least one failure."""
         return sorted({f.row for f in self.failures if f.row is not None})
 
+    def _repr_html_(self) -> str:
+        from safemodel import _html
+
+        return _html.box(f"ContractViolation: {len(self.failures)} failure(s)",
+                         f"<div>{_html.esc(self)}</div>", failures_html(self.failures),
+                         status="error")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description, suitable for an HTTP 422 body.
 
@@ -149,13 +156,31 @@ class ContractViolation(SafeModelError, ValueError):
         }
 
 
+def failures_html(failures: Sequence[Failure], limit: int = 50) -> str:
+    """The failures as an HTML table (column, check, value, row), for notebook displays."""
+    from safemodel import _html
+
+    rows = [(f.column, f.check, echo_repr(f.value), "-" if f.row is None else f.row)
+            for f in failures[:limit]]
+    more = f"<div>... and {len(failures) - limit} more</div>" if len(failures) > limit else ""
+    return _html.table(["column", "check", "value", "row"], rows) + more
+
+
 def _describe_failures(failures: Sequence[Failure], limit: int = 5) -> str:
     if not failures:
         return "The input does not meet the contract."
+    whole: dict[str, list[str]] = {}  # check -> columns, for whole-column failures
     by_check: dict[tuple[str, str], list[Failure]] = {}
     for f in failures:
-        by_check.setdefault((f.column, f.check), []).append(f)
-    parts = []
+        if f.check in _COLUMN_CHECKS and f.row is None:
+            whole.setdefault(f.check, []).append(f.column)
+        else:
+            by_check.setdefault((f.column, f.check), []).append(f)
+    parts = [
+        f"{_COLUMN_CHECKS[check]} " + ", ".join(echo_repr(c) for c in columns[:8])
+        + (f" and {len(columns) - 8} more" if len(columns) > 8 else "")
+        for check, columns in whole.items()
+    ]
     for (column, check), group in list(by_check.items())[:limit]:
         shown = ", ".join(
             echo_repr(f.value) + (f" (row {f.row})" if f.row is not None else "")
@@ -165,11 +190,39 @@ def _describe_failures(failures: Sequence[Failure], limit: int = 5) -> str:
         parts.append(f"column {echo_repr(column)}: {shorten(str(check))}: {shown}{more}")
     if len(by_check) > limit:
         parts.append(f"... and {len(by_check) - limit} more kinds of failure")
-    return (
-        f"The input breaks the contract in {len(failures)} place(s): "
-        + "; ".join(parts)
-        + ". See .failures for every one; fix the input or relax the bundle's policy."
-    )
+    return (f"The input breaks the contract in {len(failures)} place(s): "
+            + "; ".join(parts) + ". " + _next_step({f.check for f in failures}))
+
+
+_COLUMN_CHECKS = {"missing_column": "missing column(s)",
+                  "unexpected_column": "unexpected column(s)"}
+# The value checks a policy decides (and the setting that accepts them); every other
+# check is about the input itself, which only the sender can fix.
+_POLICY_SETTINGS = {
+    "unseen_category": "unseen_category='missing'",
+    "unexpected_missing": "missing='impute'",
+}
+
+
+def _next_step(checks: set[str]) -> str:
+    """What to do about failures of these checks: one sentence per kind of fix."""
+    steps = []
+    if "missing_column" in checks:
+        steps.append("Add the missing column(s) to every row of the input; no policy "
+                     "can fill in an absent column (send missing values instead, where "
+                     "the contract allows them).")
+    if "unexpected_column" in checks:
+        steps.append("Remove the unexpected column(s) from the input, or rebuild the "
+                     "bundle with a policy that drops them (extra_columns='drop').")
+    settings = [v for k, v in _POLICY_SETTINGS.items() if k in checks]
+    if settings:
+        steps.append("Correct those values in the input, or, if the model should accept "
+                     "them, rebuild the bundle with a policy that handles them ("
+                     + ", ".join(settings) + ").")
+    if checks - {*_COLUMN_CHECKS, *_POLICY_SETTINGS}:
+        steps.append("Send values of the type and range the contract records (only "
+                     "lossless conversions are made, e.g. int to float).")
+    return " ".join(steps)
 
 
 class GoldenMismatchError(SafeModelError, AssertionError):

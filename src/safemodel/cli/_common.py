@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from safemodel.store.store import BundleStore
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_FAILED",
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
@@ -57,6 +58,10 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 """An unexpected exception: a bug."""
 EXIT_INTERRUPTED = 130
+"""Interrupted (Ctrl-C): 128 + SIGINT, as a shell reports it."""
+EXIT_BROKEN_PIPE = 141
+"""The reader of standard output went away (``| head``): 128 + SIGPIPE, as a shell
+reports a Unix tool that SIGPIPE ended."""
 
 SIGNING_KEY_ENV = "SAFEMODEL_SIGNING_KEY"
 

@@ -23,7 +23,9 @@ Exit codes (also in ``docs/cli.md``):
   alerts, a promotion or rollback was refused;
 * 2 -- usage error, unreadable input file, or any other safemodel error;
 * 3 -- internal error (a bug: please report it with the ``--debug`` traceback);
-* 130 -- interrupted.
+* 130 -- interrupted;
+* 141 -- standard output was closed early (``safemodel --json inspect m | head``):
+  nothing more is written, no traceback, the code a shell gives a tool SIGPIPE ended.
 
 Errors are one line on standard error; ``--debug`` adds the traceback and safemodel's
 debug log.
@@ -41,6 +43,7 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +51,7 @@ from typing import Any
 
 from safemodel.cli import bundle, requirements, serve, sidecar, store
 from safemodel.cli._common import (
+    EXIT_BROKEN_PIPE,
     EXIT_FAILED,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -61,7 +65,12 @@ from safemodel.cli._common import (
     failed,
 )
 from safemodel.cli._output import error, one_line, say_json
-from safemodel.errors import GoldenMismatchError, IncompatibleEnvironmentError, SafeModelError
+from safemodel.errors import (
+    ContractViolation,
+    GoldenMismatchError,
+    IncompatibleEnvironmentError,
+    SafeModelError,
+)
 
 __all__ = ["COMMAND_GROUPS", "EXIT_FAILED", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "main"]
 
@@ -107,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 success, 1 a check failed, 2 usage or input error, 3 internal error.
+        0 success, 1 a check failed, 2 usage or input error, 3 internal error,
+        130 interrupted, 141 standard output closed by its reader.
 
     Examples
     --------
@@ -115,7 +125,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["verify", "churn-1.2.0.safemodel"])   # doctest: +SKIP
     0
     """
-    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _main(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # a reader that left shows up here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _reader_left()
+
+
+def _reader_left() -> int:
+    """The reader of stdout closed it (``| head``): stop quietly, as Unix tools do.
+
+    stdout is pointed at the null device so that the interpreter's final flush of the
+    unwritten rest cannot raise again (the recipe of Python's ``signal`` docs).
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (tests, notebooks)
+        pass
+    return EXIT_BROKEN_PIPE
+
+
+def _main(arguments: list[str]) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(arguments)
@@ -135,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             error("interrupted")
             return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            raise
         except Exception as exc:
             return _handle(exc, args)
 
@@ -177,6 +212,8 @@ def _handle(exc: BaseException, args: argparse.Namespace) -> int:
                                    "exit_code": code}
         if isinstance(exc, Failed):
             payload.update(exc.payload)
+        if isinstance(exc, ContractViolation):  # the line shows a few; this is every one
+            payload["failures"] = [f.to_dict() for f in exc.failures]
         say_json(payload)
     error(message)
     return code

@@ -41,6 +41,7 @@ from safemodel.core.report import PolicyReport, Prepared, log_report, logger
 from safemodel.errors import InvalidArgument, SafeModelError, ScoringError
 
 if TYPE_CHECKING:
+
     from safemodel.monitoring.drift import DriftReport
     from safemodel.monitoring.profile import Profile
 
@@ -71,19 +72,28 @@ class _ScoringMethod(Generic[_B]):
     """A scoring method that exists on a bundle only if its estimator has it.
 
     ``hasattr(bundle, "predict_proba")`` is therefore False for a regressor, as for
-    the estimator itself.
+    the estimator itself. On the class it is a plain function with a docstring, so
+    ``help(ModelBundle)`` lists it with the methods.
     """
 
     def __init__(self, method: Method) -> None:
         self.method = method
 
+        def unbound(self: ModelBundle, X: Any) -> np.ndarray:
+            return self._score(method, X)
+
+        unbound.__name__ = method
+        unbound.__qualname__ = f"ModelBundle.{method}"
+        unbound.__doc__ = _SCORING_DOC.format(method=method)
+        self.unbound = unbound
+
     @overload
-    def __get__(self, obj: None, owner: type[_B]) -> _ScoringMethod[_B]: ...
+    def __get__(self, obj: None, owner: type[_B]) -> Callable[[_B, Any], np.ndarray]: ...
     @overload
     def __get__(self, obj: _B, owner: type[_B]) -> Callable[[Any], np.ndarray]: ...
     def __get__(self, obj: _B | None, owner: type[_B]) -> Any:
         if obj is None:
-            return self
+            return self.unbound
         method = self.method
         if method not in obj.methods:
             raise AttributeError(
@@ -95,11 +105,32 @@ class _ScoringMethod(Generic[_B]):
             return obj._score(method, X)
 
         score.__name__ = method
-        score.__doc__ = (
-            f"``estimator.{method}`` after the contract and policy.\n\n"
-            "X: DataFrame, list of dict records, dict of lists, or one dict (one row)."
-        )
+        score.__qualname__ = f"ModelBundle.{method}"
+        score.__doc__ = self.unbound.__doc__
         return score
+
+
+_SCORING_DOC = """``estimator.{method}(X)`` after the contract and the policy.
+
+Present only when the estimator has ``{method}``.
+
+Parameters
+----------
+X : DataFrame, list of dict records, dict of lists, or one dict (one row)
+    Inputs as received; columns are checked by name against the contract.
+
+Returns
+-------
+ndarray
+    What ``estimator.{method}`` returns, one entry per input row.
+
+Raises
+------
+ContractViolation
+    Input the contract rejects under the policy (every failure at once).
+ScoringError
+    The estimator itself raised.
+"""
 
 
 class ModelBundle:
@@ -333,6 +364,17 @@ class ModelBundle:
     def __repr__(self) -> str:
         return (f"<ModelBundle {self._name}=={self._version} "
                 f"{type(self._estimator).__name__} methods={list(self._methods)}>")
+
+    def _repr_html_(self) -> str:
+        from safemodel.core._display import bundle_html
+
+        return bundle_html(self)
+
+    def __dir__(self) -> list[str]:
+        """The attributes, with only the scoring methods this estimator has."""
+        # The scoring methods the estimator lacks are not attributes (see _ScoringMethod).
+        absent = {m for m in SCORING_METHODS if m not in self._methods}
+        return sorted(n for n in super().__dir__() if n not in absent)
 
     # ------------------------------------------------------------------ scoring
 

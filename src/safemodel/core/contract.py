@@ -336,6 +336,16 @@ class Contract:
     def name_set(self) -> frozenset[str]:
         return frozenset(self.names)
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{c.name}: {c.kind}" for c in self.columns[:6])
+        more = f", ... (+{len(self.columns) - 6} more)" if len(self.columns) > 6 else ""
+        return f"<Contract {len(self.columns)} column(s): {shown}{more}>"
+
+    def _repr_html_(self) -> str:
+        from safemodel.core._display import contract_html
+
+        return contract_html(self)
+
     def __getitem__(self, name: str) -> ColumnSpec:
         for c in self.columns:
             if c.name == name:

@@ -23,8 +23,8 @@ from safemodel.errors import BundleFormatError, InvalidArgument
 if TYPE_CHECKING:
     from safemodel.core.report import PolicyReport
 
-__all__ = ["Golden", "PolicyDiff", "VerificationReport", "compare_outputs", "golden_inputs",
-           "policy_diff"]
+__all__ = ["GOLDEN_NEXT_STEP", "Golden", "PolicyDiff", "VerificationReport",
+           "compare_outputs", "golden_inputs", "policy_diff"]
 
 UNSEEN_TEXT = "__safemodel_unseen__"
 
@@ -336,6 +336,17 @@ class VerificationReport:
             "environment_diff": {k: list(v) for k, v in self.environment_diff.items()},
         }
 
+    def __repr__(self) -> str:
+        return (f"<VerificationReport {self.name or 'bundle'} ok={self.ok} "
+                f"mismatches={[m['method'] for m in self.mismatches]} "
+                f"policy_changes={len(self.policy_diff)} "
+                f"packages_changed={sorted(self.environment_diff)}>")
+
+    def _repr_html_(self) -> str:
+        from safemodel.core._display import verification_html
+
+        return verification_html(self)
+
     def describe(self) -> str:
         """A readable, multi-line account of what differs (no pandas repr)."""
         if self.ok:
@@ -362,8 +373,19 @@ class VerificationReport:
             )
             lines.append(f"  packages changed since the bundle was built: {changes}")
         else:
-            lines.append("  no recorded package version changed")
+            lines.append("  no recorded package version changed, so the estimator or code "
+                         "it calls from outside the recorded packages differs")
+            lines.append("  " + GOLDEN_NEXT_STEP)
         return "\n".join(lines)
+
+
+GOLDEN_NEXT_STEP = (
+    "Do not serve it: find what changed (safemodel diff against the last good bundle), "
+    "then rebuild the bundle from the training run with ModelBundle.from_training and "
+    "save it again; if small numeric differences are acceptable, rebuild with "
+    "from_training(..., rtol=..., atol=...)."
+)
+"""The last line of a golden mismatch that no package change explains."""
 
 
 def _num(x: Any) -> str:

@@ -96,6 +96,11 @@ class Policy:
                 )
         object.__setattr__(self, "columns", dict(self.columns))
 
+    def _repr_html_(self) -> str:
+        from safemodel.core._display import policy_html
+
+        return policy_html(self)
+
     @classmethod
     def strict(cls) -> Policy:
         """Every deviation is an error: unseen categories, unexpected missing, extra columns."""

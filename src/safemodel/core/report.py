@@ -89,6 +89,11 @@ class PolicyReport:
             "rejected": [f.to_dict() for f in self.rejected],
         }
 
+    def _repr_html_(self) -> str:
+        from safemodel.core._display import policy_report_html
+
+        return policy_report_html(self)
+
     def summary(self) -> str:
         """One line without raw values, for logs."""
         if not self.actions and not self.rejected:

@@ -56,6 +56,7 @@ from safemodel.integrations.plan import (
     shippable,
     verified_bundle,
 )
+from safemodel.integrations.worker_logging import DEFAULT_LEVEL, batch_logging, check_level
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -97,6 +98,7 @@ def score(
     method: str | None = None,
     invalid: Invalid = "raise",
     output_col: str | None = None,
+    log_level: int | str = DEFAULT_LEVEL,
 ) -> DataFrame:
     """Add a bundle's outputs to a Spark DataFrame, verified on every executor.
 
@@ -121,6 +123,11 @@ def score(
         Name of the output column, or prefix of one column per class for
         ``predict_proba`` (``proba_Adelie``, ...). Defaults to ``"prediction"``,
         ``"proba"`` or ``"decision"``.
+    log_level : str or int, default "ERROR"
+        What the policy's per-batch log lines may reach the workers' logs: by default
+        none (about 250 lines per million rows otherwise); ``"WARNING"`` logs each
+        batch the policy changed, ``"INFO"`` every batch with an action. See
+        :mod:`safemodel.integrations.worker_logging`.
 
     Returns
     -------
@@ -171,9 +178,12 @@ def score(
         + [StructField(name, StringType()) for name in added[len(outputs):]]
     )
 
+    level = check_level(log_level)
+
     def score_batch(batch: pd.DataFrame) -> pd.DataFrame:
-        return score_frame(verified_bundle(fingerprint, lambda: shipped.value), batch,
-                            method, invalid, outputs)
+        with batch_logging(level):
+            return score_frame(verified_bundle(fingerprint, lambda: shipped.value), batch,
+                               method, invalid, outputs)
 
     # Nondeterministic, so that Spark never pushes a filter on the outputs below the UDF:
     # that would score the surviving rows a second time.

@@ -36,14 +36,14 @@ from safemodel.errors import (
     SafeModelError,
 )
 from safemodel.io import layout
-from safemodel.io.audit import disallowed_references
+from safemodel.io.audit import disallowed_references, refusal_advice
 from safemodel.io.files import atomic_file
 from safemodel.io.formats import migrate
 from safemodel.io.layout import ESTIMATOR, MANIFEST, REQUIRED, SIGNATURE
 from safemodel.io.manifest import BundleInfo, Manifest, MemberInfo
 from safemodel.io.signing import resolve_key, sign_manifest, verify_manifest
 from safemodel.io.upgrade import environment_refusal, verification_refusal
-from safemodel.io.zipbytes import ZipReader, ZipWriter
+from safemodel.io.zipbytes import DAMAGED_NEXT_STEP, ZipReader, ZipWriter
 
 __all__ = ["Environment", "check_integrity", "inspect", "load", "load_unverified",
            "recorded_fingerprint", "save"]
@@ -198,11 +198,12 @@ def _read_checked(zf: ZipReader, unverified: set[str], read_members: bool) -> _A
     if present - declared:
         extra = sorted(present - declared)
         raise IntegrityError(f"The archive holds members the manifest does not list: "
-                             f"{extra}; it was modified after saving.",
+                             f"{extra}; it was modified after saving. {DAMAGED_NEXT_STEP}",
                              member=extra[0], found=extra)
     absent = sorted(declared - present)
     if absent:
-        raise IntegrityError(f"Members listed in the manifest are missing: {absent}.",
+        raise IntegrityError(f"Members listed in the manifest are missing: {absent}. "
+                             f"{DAMAGED_NEXT_STEP}",
                              member=absent[0], expected=absent)
     missing_required = [m for m in REQUIRED if m not in declared]
     if missing_required:
@@ -217,13 +218,14 @@ def _read_checked(zf: ZipReader, unverified: set[str], read_members: bool) -> _A
         if name not in unverified and (len(data) != info.size or digest != info.sha256):
             raise IntegrityError(
                 f"Member {name!r} does not match its recorded SHA-256: the bundle was "
-                "modified or damaged after saving. Do not use it; rebuild or re-download "
-                "it.", member=name, expected=info.sha256, found=digest,
+                f"modified or damaged after saving. {DAMAGED_NEXT_STEP}",
+                member=name, expected=info.sha256, found=digest,
             )
         members[name] = data
     fp = fingerprint_of({n: i.sha256 for n, i in manifest.members.items()})
     if fp != manifest.fingerprint:
-        raise IntegrityError("The manifest's fingerprint does not match its members.",
+        raise IntegrityError("The manifest's fingerprint does not match its members. "
+                             + DAMAGED_NEXT_STEP,
                              member=MANIFEST, expected=manifest.fingerprint, found=fp)
     signature = (zf.read(by_name[SIGNATURE], MAX_SIGNATURE_BYTES)
                  if SIGNATURE in by_name else None)
@@ -275,8 +277,11 @@ def load(
         Require a valid signature (defaults to ``SAFEMODEL_SIGNING_KEY``). An unsigned
         bundle or a wrong signature is refused before anything is unpickled.
     allowed_modules : iterable of str, optional
-        Refuse, before unpickling, a pickle that references any global outside these
-        module prefixes (see ``safemodel.DEFAULT_ALLOWED_MODULES``).
+        Refuse, before unpickling, a pickle that references any global these entries
+        do not permit: an exact global name, a module (its classes only), or
+        ``"package.*"`` (everything in it). Start from
+        ``safemodel.DEFAULT_ALLOWED_MODULES``; ``safemodel.NOTEBOOK_ALLOWED_MODULES``
+        adds what code pickled by value (defined in a notebook) needs.
     environment : {"warn", "strict", "ignore"}, default "warn"
         ``"warn"``: log one INFO line when package versions differ but outputs still
         reproduce. ``"strict"``: refuse any major/minor difference in scikit-learn,
@@ -369,8 +374,7 @@ def _audit(estimator_bytes: bytes, allowed_modules: Iterable[str]) -> None:
     if bad:
         raise IntegrityError(
             f"The estimator pickle references {bad}, outside the allowed modules; it "
-            "was not unpickled. If you trust this bundle, add those modules to "
-            "allowed_modules.", member=ESTIMATOR, found=bad,
+            f"was not unpickled. {refusal_advice(bad)}", member=ESTIMATOR, found=bad,
         )
 
 

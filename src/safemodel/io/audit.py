@@ -54,6 +54,7 @@ __all__ = [
     "RestrictedUnpickler",
     "disallowed_references",
     "pickle_references",
+    "refusal_advice",
     "restricted_loads",
 ]
 
@@ -334,6 +335,35 @@ _CYTHON_RECONSTRUCTOR: Final = "__pyx_unpickle_"
 # An entry "pkg.*" trusts pkg wholesale: its functions as well as its classes.
 _EVERYTHING: Final = ".*"
 
+def refusal_advice(references: Iterable[str]) -> str:
+    """The last sentences of an audit refusal: why, and what to do next.
+
+    Code pickled by value (cloudpickle's function and class rebuilders) gets the
+    notebook opt-in; anything else gets how to write allow-list entries.
+
+    Examples
+    --------
+    >>> "NOTEBOOK_ALLOWED_MODULES" in refusal_advice(["cloudpickle.cloudpickle._make_function"])
+    True
+    """
+    refused = list(references)
+    if any(r.split(":")[0].startswith("cloudpickle.") for r in refused):
+        return (
+            "The model holds code pickled by value (a function or class defined in a "
+            "notebook or in __main__), and loading it runs that code. If you trust the "
+            "bundle's signer, load it with "
+            "allowed_modules=safemodel.NOTEBOOK_ALLOWED_MODULES; or move that code into an "
+            "importable module, install it where the bundle loads, and rebuild the bundle."
+        )
+    return (
+        "If you trust the bundle's signer, allow them: a function needs its exact name "
+        "(a module entry such as 'numpy' admits only the classes defined there), and "
+        "'package.*' admits a whole package, e.g. "
+        f"allowed_modules=(*safemodel.DEFAULT_ALLOWED_MODULES, {refused[0]!r})."
+        if refused else "If you trust the bundle's signer, widen allowed_modules."
+    )
+
+
 def disallowed_references(references: Iterable[str], allowed_modules: Iterable[str]) -> list[str]:
     """Return the references that no entry of an allow-list permits.
 
@@ -537,8 +567,7 @@ class RestrictedUnpickler(_PythonUnpickler):  # type: ignore[misc]
         if not self._judged[reference]:
             raise IntegrityError(
                 f"The pickle tried to import {reference!r}, outside the allowed modules; "
-                "unpickling stopped there. If you trust this bundle's author, add it to "
-                "allowed_modules, or load it through its trusted signature.",
+                f"unpickling stopped there. {refusal_advice([reference])}",
                 expected="a global the allow-list permits", found=reference,
             )
         # Resolved here, not by super(), so the object checked is the object used.

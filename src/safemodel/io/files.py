@@ -5,20 +5,26 @@ data goes to a temporary file beside the target (``.NAME.<random>.tmp``, same fo
 the rename stays on one file system), is flushed to disk, and is then moved into place
 with one atomic call; the folder is flushed too, so the rename survives a power cut.
 A process killed midway leaves at most that temporary file.
+
+The file gets the mode any new file of the process gets (``0o666`` less the umask, as
+``open()`` gives): with umask 022 other users may read a bundle, with 077 only its owner.
+Private keys never come through here (``safemodel.io.keys`` writes them owner-only).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 __all__ = ["atomic_file", "fsync_dir", "write_atomic"]
 
-_MODE = 0o644  # mkstemp makes files private; bundles and store files are meant to be read
+# What open() asks for; the kernel removes the umask's bits (mkstemp would force 0o600).
+_MODE = 0o666
+_ATTEMPTS = 100
 
 
 def fsync_dir(folder: Path) -> None:
@@ -41,21 +47,30 @@ def atomic_file(target: Path, *, overwrite: bool) -> Iterator[IO[bytes]]:
         With ``overwrite=False``, when ``target`` exists at the moment of publishing
         (also when another process created it meanwhile); nothing is replaced.
     """
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                    dir=target.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, _MODE)
         _publish(tmp, target, overwrite)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
     fsync_dir(target.parent)
+
+
+def _create_temporary(target: Path) -> tuple[int, Path]:
+    """A new, exclusive ``.NAME.<random>.tmp`` beside ``target``, with umask-honouring mode."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(_ATTEMPTS):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, _MODE), tmp
+        except FileExistsError:  # a name collision: draw another
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -144,6 +144,24 @@ class BundleInfo:
     golden: Mapping[str, Any] | None = None
     metadata: Mapping[str, Any] | None = None
 
+    def __repr__(self) -> str:
+        return (f"<BundleInfo {self.name}=={self.version} format={self.format_version} "
+                f"methods={list(self.methods)} signed={self.signed} "
+                f"fingerprint={self.fingerprint[:12]}\u2026>")
+
+    def _repr_html_(self) -> str:
+        from safemodel import _html
+
+        packages = ", ".join(f"{k} {v}" for k, v in self.environment.items() if v)
+        return _html.box(f"BundleInfo {self.name}=={self.version}", _html.pairs([
+            ("path", self.path), ("created", self.created),
+            ("format version", self.format_version), ("methods", ", ".join(self.methods)),
+            ("signed", self.signed), ("fingerprint", self.fingerprint),
+            ("environment", packages),
+            ("pickle references", f"{len(self.pickle_references)} global(s)"),
+            ("members", ", ".join(self.members)),
+        ]))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,

@@ -27,11 +27,17 @@ import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO, Final
+from typing import IO, Any, Final
 
 from safemodel.errors import BundleFormatError, IntegrityError
 
-__all__ = ["MAX_MEMBERS", "Entry", "ZipReader", "ZipWriter", "pack"]
+__all__ = ["DAMAGED_NEXT_STEP", "MAX_MEMBERS", "Entry", "ZipReader", "ZipWriter", "pack"]
+
+DAMAGED_NEXT_STEP: Final = (
+    "Do not load it: fetch the bundle again from where it was published (your store or "
+    "artifact registry), or rebuild it with ModelBundle.from_training and save it again."
+)
+"""The last sentence of every error about a damaged or modified bundle file."""
 
 MAX_MEMBERS: Final = 256
 
@@ -159,13 +165,13 @@ class ZipReader:
         if sig != _END_SIG:
             raise _not_a_zip(label, "no zip end record at the end of the file")
         if (disk, cd_disk, comment) != (0, 0, 0) or on_disk != count:
-            raise IntegrityError("The zip end record is not the one safemodel writes: the "
+            raise _damaged("The zip end record is not the one safemodel writes: the "
                                  "file was modified after saving.", member="(end record)")
         if count > MAX_MEMBERS:
             raise BundleFormatError(f"The archive has {count} members; a bundle has at "
                                     f"most {MAX_MEMBERS}.", found=count)
         if cd_offset + cd_size + _END.size != size:
-            raise IntegrityError(
+            raise _damaged(
                 f"The zip central directory is declared at bytes {cd_offset} to "
                 f"{cd_offset + cd_size}, but the end record starts at byte "
                 f"{size - _END.size}: the file was modified after saving.",
@@ -183,7 +189,7 @@ class ZipReader:
             if not entry.canonical:
                 raise _not_canonical(entry.name)
             if entry.offset != offset:
-                raise IntegrityError(
+                raise _damaged(
                     f"Member {entry.name!r} starts at byte {entry.offset}, not at byte "
                     f"{offset} where the one before it ends: a declared size is false or "
                     "bytes were added; the file was modified after saving.",
@@ -195,7 +201,7 @@ class ZipReader:
                 raise _not_canonical(entry.name)
             offset += len(header) + entry.size
         if offset != cd_offset:
-            raise IntegrityError(
+            raise _damaged(
                 f"The zip members end at byte {offset}, but the central directory starts "
                 f"at byte {cd_offset}: a declared size is false or bytes were added; the "
                 "file was modified after saving.", member="(directory)",
@@ -205,14 +211,14 @@ class ZipReader:
     def read(self, entry: Entry, limit: int) -> bytes:
         """The member's bytes; refused when larger than ``limit`` or damaged."""
         if entry.size > limit:
-            raise IntegrityError(
+            raise _damaged(
                 f"Member {entry.name!r} declares {entry.size} bytes; expected at most "
                 f"{limit}.", member=entry.name, expected=limit, found=entry.size,
             )
         self._fh.seek(entry.data_offset)
         data = self._fh.read(entry.size)
         if len(data) != entry.size or zlib.crc32(data) != entry.crc:
-            raise IntegrityError(
+            raise _damaged(
                 f"Member {entry.name!r} does not match the CRC-32 of its zip header; the "
                 "file is damaged.", member=entry.name, expected=entry.crc,
                 found=zlib.crc32(data),
@@ -244,7 +250,7 @@ def _parse_directory(directory: bytes, count: int, label: str) -> list[Entry]:
         )
         entries.append(Entry(name, offset, size, crc, canonical))
     if pos != len(directory):
-        raise IntegrityError("The zip central directory is not the one safemodel writes: "
+        raise _damaged("The zip central directory is not the one safemodel writes: "
                              "the file was modified after saving.", member="(directory)")
     return entries
 
@@ -265,7 +271,12 @@ def _check_names(entries: list[Entry]) -> None:
 
 
 def _not_canonical(name: str) -> IntegrityError:
-    return IntegrityError(
+    return _damaged(
         f"The zip headers of member {name!r} are not the ones safemodel writes: the file "
         "was modified after saving or written by another tool.", member=name,
     )
+
+
+def _damaged(message: str, **context: Any) -> IntegrityError:
+    """An :class:`IntegrityError` about changed bytes, ending with what to do next."""
+    return IntegrityError(f"{message} {DAMAGED_NEXT_STEP}", **context)

@@ -256,7 +256,8 @@ class DriftAccumulator:
             if unknown:
                 raise InvalidArgument(
                     f"Unknown score name(s) {unknown!r}; the profile has scores {names!r}. "
-                    "Pass the scores under the profile's names, or one array in its order.",
+                    "Name the scores as the profile does, or pass the predict_proba / predict "
+                    "array itself.",
                     argument="scores",
                     expected=f"names among {names!r}",
                     found=unknown,
@@ -271,7 +272,8 @@ class DriftAccumulator:
             else:
                 raise InvalidArgument(
                     f"A score array must have one column per profile score {names!r} "
-                    f"(or be 1-D for a single score); got shape {array.shape}.",
+                    f"(or be 1-D for a single score); got shape {array.shape}. Pass what "
+                    "the bundle's predict_proba (or predict) returns, or a dict by name.",
                     argument="scores",
                     expected=f"shape (rows, {len(names)})",
                     found=array.shape,

@@ -9,10 +9,12 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING
 
+from safemodel import _html
+
 if TYPE_CHECKING:
     from safemodel.monitoring.report import DriftReport, FeatureDrift
 
-__all__ = ["render"]
+__all__ = ["fragment", "render"]
 
 _COLOURS = {"alert": "#c92a2a", "warn": "#d9480f", "ok": "#2b8a3e", "insufficient": "#868e96"}
 _REFERENCE = "#adb5bd"
@@ -78,6 +80,30 @@ size at a floor: PSI &ge; {report.warn:g} warns, &ge; {report.alert:g} alerts (a
 </body>
 </html>
 """
+
+
+def fragment(report: DriftReport) -> str:
+    """The notebook display: one row per column and score, worst first, with the
+    verdict, the statistics and a small reference-vs-current chart (inline SVG)."""
+    rows = [
+        (r.name, r.role, _html.badge(r.status), r.rows, r.test or "", r.p_value,
+         r.effect_size, r.psi, r.missing_rate,
+         _html.bars(r.reference_counts, r.current_counts, colour=_COLOURS[r.status],
+                    labels=r.bins))
+        for r in report.by_severity()
+    ]
+    verdict = (f"{len(report.alerts)} alert(s), {len(report.warnings)} warning(s)"
+               if report.alerts or report.warnings else "no drift")
+    intro = (f"<div>{report.rows} row(s) against {report.reference_rows} reference row(s): "
+             f"<strong>{verdict}</strong>. A verdict needs a significant test (Holm-corrected "
+             f"at alpha {report.alpha:g}) and an effect at a floor (PSI warn "
+             f"{report.warn:g}, alert {report.alert:g}); at least {report.min_rows} rows. "
+             "Bars: reference (grey) and current share per bin.</div>")
+    table = _html.table(
+        ["name", "role", "status", "rows", "deciding test", "p-value", "effect", "PSI",
+         "missing", "reference vs current"], rows, raw=[2, 9], numeric=[3, 5, 6, 7, 8])
+    status = "alert" if report.alerts else "warn" if report.warnings else "ok"
+    return _html.box("Drift report", intro, table, status=status)
 
 
 def _section(i: int, r: FeatureDrift) -> str:

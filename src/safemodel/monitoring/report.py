@@ -341,6 +341,9 @@ class DriftReport:
         target.write_text(_drift_html.render(self), encoding="utf-8")
         return target
 
+    def _repr_html_(self) -> str:
+        return _drift_html.fragment(self)
+
     def __repr__(self) -> str:
         return (
             f"<DriftReport rows={self.rows} columns={len(self.features)} "
