@@ -18,6 +18,7 @@ policy. It runs in small steps, one concept each:
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -317,9 +318,9 @@ def _fill_array(array: Any, dtype: Any, mask: np.ndarray, value: Any) -> Any:
             return out
         return None
     if isinstance(array, pd.arrays.ArrowStringArray) and (value is None or isinstance(value, str)):
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
+        # An Arrow-backed array implies pyarrow is installed; it ships no type stubs.
+        pa: Any = importlib.import_module("pyarrow")
+        pc: Any = importlib.import_module("pyarrow.compute")
         values = array.__arrow_array__()
         filled = pc.if_else(pa.array(mask), pa.scalar(value, values.type), values)
         return pd.arrays.ArrowStringArray(filled, dtype=dtype)
