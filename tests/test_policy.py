@@ -496,3 +496,29 @@ def test_a_field_sent_as_null_is_a_missing_value_not_a_missing_field(lr_bundle, 
     batch = [row, {**row, "island": None}]
     prepared = lr_bundle.prepare(batch)
     assert prepared.report.counts() == {"island": {"imputed": 1}}
+
+
+@pytest.mark.parametrize(("series", "values"), [
+    (pd.Series(["a", None, "b", "c"] * 5, dtype="str"), ["Z", None]),
+    (pd.Series(["a", None, "b", "c"] * 5, dtype="string[pyarrow]"), ["Z", None]),
+    (pd.Series(["a", None, "b", "c"] * 5, dtype="string[python]"), ["Z", None]),
+    (pd.Series(["a", None, "b", "c"] * 5, dtype=object), ["Z", None]),
+    (pd.Series([1, None, 3, 4] * 5, dtype="Int64"), [2008, None, np.int64(7)]),
+    (pd.Series([1, None, 3, 4] * 5, dtype="Int8"), [5, None]),
+    (pd.Series([1.0, np.nan, 3.0, 4.0] * 5), [2.5, None, 7, np.float32(1.5)]),
+    (pd.Series([1.0, np.nan, 3.0, 4.0] * 5, dtype="float32"), [2.5, None]),
+    (pd.Series([1, 2, 3, 4] * 5), [5]),
+], ids=lambda v: str(getattr(v, "dtype", "")))
+def test_fill_on_arrays_matches_pandas_assignment(series: pd.Series, values: list) -> None:
+    # The engine fills on the arrays for speed; the result must be what pandas makes.
+    from safemodel.core.engine import _fill
+
+    mask = np.random.default_rng(0).random(len(series)) < 0.3
+    before = series.copy()
+    for value in values:
+        expected = series.copy()
+        expected[mask] = value
+        got = _fill(series, mask, value)
+        pd.testing.assert_series_equal(got, expected, check_exact=True)
+        assert type(got.array) is type(expected.array)
+        pd.testing.assert_series_equal(series, before)  # the input is never mutated

@@ -9,6 +9,8 @@ acceptance run keeps the default.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -143,6 +145,16 @@ def test_runs_without_bundles_are_untouched(project: pytest.Pytester) -> None:
 
 
 # ----------------------------------------------------------------- acceptance
+
+
+def test_the_entry_point_imports_no_data_library() -> None:
+    # Every pytest run imports the entry point; only collected bundles may cost more.
+    code = ("import sys, safemodel.integrations.pytest_plugin; "
+            "heavy = sorted({'pandas', 'numpy', 'sklearn', 'safemodel.core'} & set(sys.modules)); "
+            "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_one_passing_item_per_check_per_bundle(project: pytest.Pytester) -> None:

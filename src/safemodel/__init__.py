@@ -13,35 +13,36 @@ golden inputs and refuses a model whose scores changed.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata as _metadata
 import typing as _typing
 
-from safemodel.core.bundle import ModelBundle, Scored
-from safemodel.core.contract import ColumnSpec, Contract
-from safemodel.core.diff import BundleDiff, diff
-from safemodel.core.golden import Golden, VerificationReport
-from safemodel.core.policy import ColumnPolicy, Policy
-from safemodel.core.report import PolicyReport, Prepared
-from safemodel.errors import (
-    BundleFormatError,
-    ContractViolation,
-    GoldenMismatchError,
-    IncompatibleEnvironmentError,
-    IntegrityError,
-    InvalidArgument,
-    SafeModelError,
-    ScoringError,
-    StoreError,
-    UntrustedBundleError,
-)
-from safemodel.io.archive import inspect, load
-from safemodel.io.audit import DEFAULT_ALLOWED_MODULES, NOTEBOOK_ALLOWED_MODULES
-from safemodel.io.manifest import BundleInfo
+if _typing.TYPE_CHECKING:
+    from safemodel import testing
+    from safemodel.core.bundle import ModelBundle, Scored
+    from safemodel.core.contract import ColumnSpec, Contract
+    from safemodel.core.diff import BundleDiff, diff
+    from safemodel.core.golden import Golden, VerificationReport
+    from safemodel.core.policy import ColumnPolicy, Policy
+    from safemodel.core.report import PolicyReport, Prepared
+    from safemodel.errors import (
+        BundleFormatError,
+        ContractViolation,
+        GoldenMismatchError,
+        IncompatibleEnvironmentError,
+        IntegrityError,
+        InvalidArgument,
+        SafeModelError,
+        ScoringError,
+        StoreError,
+        UntrustedBundleError,
+    )
+    from safemodel.io.archive import inspect, load
+    from safemodel.io.audit import DEFAULT_ALLOWED_MODULES, NOTEBOOK_ALLOWED_MODULES
+    from safemodel.io.manifest import BundleInfo
+    from safemodel.monitoring.drift import DriftReport
+    from safemodel.monitoring.monitor import Monitor
+    from safemodel.store import BundleStore
 
-try:
-    __version__ = _metadata.version("safemodel")
-except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+    __version__: str
 
 __all__ = [
     "BundleDiff",
@@ -79,21 +80,56 @@ __all__ = [
 ]
 
 
+# Where each public name is defined. Nothing is imported until a name is first used:
+# the pytest11 entry point (safemodel.integrations.pytest_plugin) imports this package
+# in every pytest run, bundles or not, and must not pay for pandas and scikit-learn.
+_ERRORS = ("BundleFormatError", "ContractViolation", "GoldenMismatchError",
+           "IncompatibleEnvironmentError", "IntegrityError", "InvalidArgument",
+           "SafeModelError", "ScoringError", "StoreError", "UntrustedBundleError")
+_DEFINED_IN: dict[str, str] = {
+    "ModelBundle": "safemodel.core.bundle",
+    "Scored": "safemodel.core.bundle",
+    "ColumnSpec": "safemodel.core.contract",
+    "Contract": "safemodel.core.contract",
+    "BundleDiff": "safemodel.core.diff",
+    "diff": "safemodel.core.diff",
+    "Golden": "safemodel.core.golden",
+    "VerificationReport": "safemodel.core.golden",
+    "ColumnPolicy": "safemodel.core.policy",
+    "Policy": "safemodel.core.policy",
+    "PolicyReport": "safemodel.core.report",
+    "Prepared": "safemodel.core.report",
+    **dict.fromkeys(_ERRORS, "safemodel.errors"),
+    "inspect": "safemodel.io.archive",
+    "load": "safemodel.io.archive",
+    "DEFAULT_ALLOWED_MODULES": "safemodel.io.audit",
+    "NOTEBOOK_ALLOWED_MODULES": "safemodel.io.audit",
+    "BundleInfo": "safemodel.io.manifest",
+    "BundleStore": "safemodel.store",
+    "Monitor": "safemodel.monitoring.monitor",
+    "DriftReport": "safemodel.monitoring.drift",
+}
+
+
 def __getattr__(name: str) -> _typing.Any:
-    # Heavier or optional parts load on first use, so `import safemodel` stays light.
-    if name == "BundleStore":
-        from safemodel.store import BundleStore
-
-        return BundleStore
-    if name == "Monitor":
-        from safemodel.monitoring.monitor import Monitor
-
-        return Monitor
-    if name == "DriftReport":
-        from safemodel.monitoring.drift import DriftReport
-
-        return DriftReport
-    if name == "testing":
+    module = _DEFINED_IN.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+    elif name == "testing":
         # importlib, not `from . import testing`: that form calls this __getattr__ again.
-        return importlib.import_module(".testing", __name__)
-    raise AttributeError(f"module 'safemodel' has no attribute {name!r}")
+        value = importlib.import_module(".testing", __name__)
+    elif name == "__version__":
+        import importlib.metadata as metadata
+
+        try:
+            value = metadata.version("safemodel")
+        except metadata.PackageNotFoundError:  # pragma: no cover - a source tree
+            value = "0.0.0"
+    else:
+        raise AttributeError(f"module 'safemodel' has no attribute {name!r}")
+    globals()[name] = value  # once: later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

