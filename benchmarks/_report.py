@@ -115,8 +115,9 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 _PREAMBLE = """# Performance
 
 How fast safemodel scores and loads next to the raw estimator and the tools people
-compare it with, measured by `benchmarks/run.py`. The budget is in `DESIGN.md`
-("Performance budget").
+compare it with, measured by `benchmarks/run.py`. The budget each number is held to is
+the first table below (its limits are `SCORE_BUDGET`, `LOAD_BUDGET` and
+`MANY_BUDGET` in `benchmarks/run.py`).
 
 """
 
