@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import os
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +25,24 @@ pytest_plugins = ["pytester"]
 
 NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"]
 CATEGORICAL = ["island", "sex"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def safemodel_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A per-session safemodel home: tests never read or write ~/.config/safemodel.
+
+    Exported in ``os.environ`` so subprocesses, Spark executors and Dask workers started
+    by the tests sign and trust with the same key (the same user saves and loads).
+    """
+    home = tmp_path_factory.mktemp("safemodel-home")
+    saved = {name: os.environ.pop(name, None) for name in
+             ("SAFEMODEL_HOME", "SAFEMODEL_TRUSTED_KEYS", "SAFEMODEL_SIGNING_KEY")}
+    os.environ["SAFEMODEL_HOME"] = str(home)
+    yield home
+    for name, value in saved.items():
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value
 
 
 def penguins_frame() -> tuple[pd.DataFrame, pd.Series]:
