@@ -9,7 +9,12 @@
     safemodel store ROOT list|versions|get|put|promote|rollback|history ...
     safemodel serve STORE [--alias A]       every model behind an alias over HTTP
     safemodel requirements PATH             pip lines of the packages it was built with
+    safemodel keys show                     your public key and key id (created if missing)
+    safemodel trust add|list|remove         the public keys whose bundles you load
     safemodel demo [--output DIR]
+
+``verify``, ``diff``, ``drift``, ``store`` and ``serve`` load only bundles a trusted key
+signed; ``--trusted-key PEM`` trusts one more key, ``--trust`` loads any on purpose.
 
 Every command prints a readable table, or JSON with ``--json``. With ``--store ROOT``,
 ``inspect``, ``verify``, ``diff`` and ``drift`` take ``NAME[@VERSION|SPECIFIER|ALIAS]``
@@ -45,7 +50,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from safemodel.cli import bundle, requirements, serve, store
+from safemodel.cli import bundle, keys, requirements, serve, store
 from safemodel.cli._common import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -88,6 +93,7 @@ COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     bundle.register,
     store.register,
     serve.register,
+    keys.register,
     requirements.register,
     _register_demo,
 )
