@@ -520,10 +520,10 @@ def _check_expected(manifest: Manifest, sha256: str, expected: Expected, source:
             continue
         where = MANIFEST if field != "sha256" else "(file)"
         raise IntegrityError(
-            f"{source} holds {field} {found[field]!r}, but {want!r} was expected here: the "
-            "file was substituted, replayed under another name or version, or changed "
-            "after it was checked. It was not unpickled; restore the file, or put the "
-            "bundle under its own name and version.",
+            f"{source} holds {field} {found[field]!r}, but {want!r} was expected here: it "
+            "was replaced or damaged, or replayed under another name or version, after it "
+            "was checked. It was not unpickled; restore the file, or put the bundle under "
+            "its own name and version.",
             member=where, expected=want, found=found[field],
         )
 
