@@ -39,6 +39,7 @@ from safemodel.errors import (
     IntegrityError,
     InvalidArgument,
     SafeModelError,
+    UntrustedBundleError,
 )
 from safemodel.io import layout
 from safemodel.io.audit import disallowed_references, restricted_loads
@@ -661,9 +662,12 @@ def inspect(path: str | PathLike[str]) -> BundleInfo:
     archive = _read(path, "inspect", unverified=(ESTIMATOR,))
     m = archive.manifest
     try:
-        decision = decide_trust(archive.manifest_bytes, archive.signature, trust=True,
-                                source=str(path))
+        decision = decide_trust(archive.manifest_bytes, archive.signature, source=str(path))
         signer, trusted, reason = decision.signer, decision.trusted, decision.reason
+    except UntrustedBundleError as exc:
+        signer, trusted = exc.signer, False
+        reason = (f"{'unsigned' if exc.signer == 'unsigned' else 'signed by ' + exc.signer[:16]}"
+                  ", which no key trusted here verifies: load refuses it unless trust=True")
     except SafeModelError as exc:  # a signature that does not verify, an unusable key
         signer, trusted, reason = "invalid signature", False, str(exc)
     parts = layout.describe(archive.members)
