@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +14,25 @@ import safemodel as sm
 from helpers import hgb_pipeline, lr_pipeline, penguins_frame
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def safemodel_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A per-session safemodel home: tests never read or write ~/.config/safemodel.
+
+    Exported in ``os.environ`` so subprocesses, Spark executors and Dask workers started
+    by the tests sign and trust with the same key (the same user saves and loads).
+    """
+    home = tmp_path_factory.mktemp("safemodel-home")
+    saved = {name: os.environ.pop(name, None) for name in
+             ("SAFEMODEL_HOME", "SAFEMODEL_TRUSTED_KEYS", "SAFEMODEL_SIGNING_KEY")}
+    os.environ["SAFEMODEL_HOME"] = str(home)
+    yield home
+    for name, value in saved.items():
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value
+
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,10 @@ def _expected(path: Path) -> dict:  # type: ignore[type-arg]
 
 def test_format_1_loads_and_scores_exactly() -> None:
     expected = _expected(FORMAT_1)
-    bundle = sm.load(FORMAT_1)
+    # Saved unsigned, before every save signed: loadable when trusted on purpose.
+    with pytest.raises(sm.UntrustedBundleError, match="unsigned"):
+        sm.load(FORMAT_1)
+    bundle = sm.load(FORMAT_1, trust=True)
     assert bundle.fingerprint == expected["fingerprint"]
     proba = bundle.predict_proba(expected["records"])
     np.testing.assert_array_equal(proba, np.array(expected["predict_proba"]))
@@ -51,13 +54,15 @@ def _members(blob: bytes) -> dict[str, bytes]:
 
 def test_format_1_is_written_byte_for_byte_as_before(tmp_path: Path) -> None:
     """The writer lays out the same members in the very same bytes, and a loaded bundle
-    saves the same members again (but for the manifest's creation time)."""
+    saves the same members again (but for the manifest's creation time), now signed."""
     original = FORMAT_1.read_bytes()
     members = _members(original)
     assert pack(members.items()) == original
     again = tmp_path / "again.safemodel"
-    sm.load(FORMAT_1).save(again)
+    sm.load(FORMAT_1, trust=True).save(again)
     resaved = _members(again.read_bytes())
+    assert sm.inspect(again).trusted
+    del resaved["signature.json"]
     created = re.compile(rb'"created": "[^"]*"')
     assert len(created.findall(members["manifest.json"])) == 1
     assert list(resaved) == list(members)

@@ -162,6 +162,11 @@ def _ran_all(seen: list[None], key: str) -> None:
     assert len(seen) >= VARIANTS[key], f"only {len(seen)} of {VARIANTS[key]} {key} variants ran"
 
 
+# What a default load of a rehashed (so unsigned) file may raise: never "loaded".
+_REFUSED_UNSIGNED = ("UntrustedBundleError", "BundleFormatError", "IntegrityError",
+                     "known bug")
+
+
 # ------------------------------------------------------------------ unhashed edits
 
 
@@ -297,7 +302,9 @@ def test_json_edits_with_hashes_recomputed(seed: bytes, tmp_path: Path) -> None:
         path = tmp_path / "json.safemodel"
         path.write_bytes(pack(edited))
         _outcome(lambda: sm.inspect(path))
-        _outcome(lambda: sm.load(path))
+        # Rehashed means unsigned: refused by default, decoded when trusted on purpose.
+        assert _outcome(lambda: sm.load(path)) in _REFUSED_UNSIGNED
+        _outcome(lambda: sm.load(path, trust=True))
 
     check()
     _ran_all(seen, "json_rehashed")
@@ -317,13 +324,23 @@ def test_member_byte_edits_with_hashes_recomputed(seed: bytes, tmp_path: Path) -
         path = tmp_path / "rehashed.safemodel"
         path.write_bytes(pack(edited))
         _outcome(lambda: sm.inspect(path))
-        _outcome(lambda: sm.load(path, allowed_modules=sm.DEFAULT_ALLOWED_MODULES))
+        _outcome(lambda: sm.load(path, trust=True,
+                                 allowed_modules=sm.DEFAULT_ALLOWED_MODULES))
 
     check()
     _ran_all(seen, "member_bytes_rehashed")
 
 
 # ------------------------------------------------------------------ hostile archives
+
+# From here on, files are crafted with their hashes recomputed, so unsigned: a default
+# load refuses them before any decoder runs. They are loaded with trust=True, so each
+# test proves its refusal even when the caller trusts the file on purpose.
+
+
+def _load_trusting(path: Path) -> Any:
+    return sm.load(path, trust=True)
+
 
 
 @pytest.fixture
@@ -346,7 +363,7 @@ def test_unsafe_member_names_are_refused_and_nothing_is_written(
     members = {**members_of(seed), name: b"pwned"}
     path = sandbox / "hostile.safemodel"
     path.write_bytes(pack(rehash(members)))
-    for check in (sm.load, sm.inspect):
+    for check in (_load_trusting, sm.inspect):
         with pytest.raises(sm.BundleFormatError, match="Unsafe member name") as info:
             check(path)
         assert info.value.member == name
@@ -357,7 +374,7 @@ def test_duplicate_member_names_are_refused(seed: bytes, sandbox: Path) -> None:
     path = sandbox / "hostile.safemodel"
     path.write_bytes(zipbytes.pack([*members.items(), ("contract.json", b'{"columns": []}')]))
     with pytest.raises(sm.BundleFormatError, match="appears twice") as info:
-        sm.load(path)
+        sm.load(path, trust=True)
     assert info.value.member == "contract.json"
 
 
@@ -402,7 +419,7 @@ def test_a_member_declaring_an_enormous_size_is_refused_in_bounded_memory(
 
     def refused() -> None:
         with pytest.raises(sm.IntegrityError, match="a declared size is false"):
-            sm.load(path)
+            sm.load(path, trust=True)
         with pytest.raises(sm.IntegrityError, match="a declared size is false"):
             sm.inspect(path)
 
@@ -416,7 +433,7 @@ def test_a_manifest_declaring_an_enormous_size_is_refused(seed: bytes, sandbox: 
 
     def refused() -> None:
         with pytest.raises(sm.IntegrityError, match="profile.json"):
-            sm.load(path)
+            sm.load(path, trust=True)
 
     _bounded(refused)
 
@@ -440,7 +457,7 @@ def test_a_deflate_bomb_is_refused_before_decompressing(seed: bytes, sandbox: Pa
 
     def refused() -> None:
         with pytest.raises(sm.IntegrityError, match="metadata.json"):
-            sm.load(path)
+            sm.load(path, trust=True)
 
     _bounded(refused)
 
@@ -453,7 +470,7 @@ def test_tiny_files_are_refused_quickly(sandbox: Path, content: bytes) -> None:
 
     def refused() -> None:
         with pytest.raises(sm.BundleFormatError):
-            sm.load(path)
+            sm.load(path, trust=True)
 
     _bounded(refused)
 
@@ -485,7 +502,7 @@ def test_manifests_with_wrong_types_or_missing_fields(
     members = rehash(members_of(seed), change)
     path = sandbox / "hostile.safemodel"
     path.write_bytes(pack(members))
-    for check in (sm.load, sm.inspect):
+    for check in (_load_trusting, sm.inspect):
         with pytest.raises(sm.BundleFormatError) as info:
             check(path)
         assert info.value.member == MANIFEST
@@ -499,7 +516,7 @@ def test_a_manifest_that_is_not_an_object(seed: bytes, sandbox: Path, document: 
     path = sandbox / "hostile.safemodel"
     path.write_bytes(pack({**members_of(seed), MANIFEST: document}))
     with pytest.raises(sm.BundleFormatError) as info:
-        sm.load(path)
+        sm.load(path, trust=True)
     assert info.value.member == MANIFEST
 
 
@@ -539,7 +556,7 @@ def test_malformed_parts_are_format_errors(seed: bytes, tmp_path: Path, member: 
                                            change: Callable[[Any], Any]) -> None:
     path = _rewritten(seed, tmp_path / "part.safemodel", member, change)
     with pytest.raises(sm.BundleFormatError) as info:
-        sm.load(path)
+        sm.load(path, trust=True)
     # profile.py names its fields ("Reference profile field 'rows' ...") but sets no member.
     if member == "profile.json":
         assert "profile" in str(info.value)
@@ -570,28 +587,28 @@ def test_edited_golden_labels_are_a_golden_mismatch(seed: bytes, tmp_path: Path)
     path = _rewritten(seed, tmp_path / "labels.safemodel", "golden/outputs/predict.json",
                       relabel)
     with pytest.raises(sm.GoldenMismatchError, match="predict"):
-        sm.load(path)
+        sm.load(path, trust=True)
 
 
 def test_an_infinite_edge_row_count_is_a_format_error(seed: bytes, tmp_path: Path) -> None:
     path = _rewritten(seed, tmp_path / "edge.safemodel", "golden/golden.json",
                       lambda d: d.update(edge_rows=float("inf")))
     with pytest.raises(sm.BundleFormatError, match="golden"):
-        sm.load(path)
+        sm.load(path, trust=True)
 
 
 def test_a_nan_tolerance_is_a_format_error(seed: bytes, tmp_path: Path) -> None:
     path = _rewritten(seed, tmp_path / "rtol.safemodel", "golden/golden.json",
                       lambda d: d.update(rtol=float("nan")))
     with pytest.raises(sm.BundleFormatError, match="rtol"):
-        sm.load(path)
+        sm.load(path, trust=True)
 
 
 def test_a_negative_tolerance_is_a_format_error(seed: bytes, tmp_path: Path) -> None:
     path = _rewritten(seed, tmp_path / "rtol.safemodel", "golden/golden.json",
                       lambda d: d.update(atol=-1.0))
     with pytest.raises(sm.BundleFormatError, match="atol"):
-        sm.load(path)
+        sm.load(path, trust=True)
 
 
 def test_a_malformed_npy_header_is_a_format_error(seed: bytes, tmp_path: Path) -> None:
@@ -599,7 +616,7 @@ def test_a_malformed_npy_header_is_a_format_error(seed: bytes, tmp_path: Path) -
     data = members_of(seed)[member].replace(b"'shape': (", b"'shape': ((", 1)
     path = _with_member(seed, tmp_path / "npy.safemodel", member, data)
     with pytest.raises(sm.BundleFormatError, match="predict_proba"):
-        sm.load(path)
+        sm.load(path, trust=True)
 
 
 def test_an_npy_header_declaring_a_huge_shape_is_a_format_error(seed: bytes,
@@ -608,7 +625,7 @@ def test_an_npy_header_declaring_a_huge_shape_is_a_format_error(seed: bytes,
     path = _with_member(seed, tmp_path / "npy.safemodel", member,
                         _npy_header((10**13, 3), bytes(64)))
     with pytest.raises(sm.BundleFormatError, match="predict_proba"):
-        sm.load(path)
+        sm.load(path, trust=True)
 
 
 def test_an_npy_header_is_checked_before_allocating(seed: bytes, tmp_path: Path) -> None:
@@ -618,7 +635,7 @@ def test_an_npy_header_is_checked_before_allocating(seed: bytes, tmp_path: Path)
 
     def refused() -> None:
         with pytest.raises(sm.BundleFormatError, match="predict_proba"):
-            sm.load(path)
+            sm.load(path, trust=True)
 
     _bounded(refused, megabytes=64)
 
@@ -631,21 +648,21 @@ def test_an_impute_value_of_the_wrong_type_is_a_format_error(seed: bytes,
 
     path = _rewritten(seed, tmp_path / "impute.safemodel", "contract.json", change)
     with pytest.raises(sm.BundleFormatError, match="year"):
-        sm.load(path)
+        sm.load(path, trust=True)
 
 
 def test_an_unhashable_category_is_a_format_error(seed: bytes, tmp_path: Path) -> None:
     path = _rewritten(seed, tmp_path / "cats.safemodel", "contract.json",
                       lambda d: d["columns"][0]["categories"].append([1]))
     with pytest.raises(sm.BundleFormatError, match="island"):
-        sm.load(path)
+        sm.load(path, trust=True)
 
 
 def test_an_empty_environment_key_is_harmless(seed: bytes, tmp_path: Path) -> None:
     path = tmp_path / "env.safemodel"
     path.write_bytes(pack(rehash(members_of(seed),
                                  lambda m: m["environment"].update({"": "1.0"}))))
-    assert sm.load(path).name == "mutant"
+    assert sm.load(path, trust=True).name == "mutant"
 
 
 # ------------------------------------------------------------------ the fuzz target
@@ -691,7 +708,7 @@ def test_removed_golden_outputs_are_a_format_error(seed: bytes, tmp_path: Path) 
     path = tmp_path / "hollow.safemodel"
     path.write_bytes(pack(rehash(kept)))
     with pytest.raises(sm.BundleFormatError, match="outputs"):
-        sm.load(path)
+        sm.load(path, trust=True)
 
 
 @pytest.mark.parametrize("impute", [[1, 2], ["Biscoe"]])
@@ -701,7 +718,7 @@ def test_a_list_impute_value_is_a_format_error(seed: bytes, tmp_path: Path, impu
 
     path = _rewritten(seed, tmp_path / "impute.safemodel", "contract.json", change)
     with pytest.raises(sm.BundleFormatError, match="not a scalar"):
-        sm.load(path)
+        sm.load(path, trust=True)
 
 
 @pytest.mark.parametrize(("column", "impute"), [
@@ -716,4 +733,4 @@ def test_an_impute_value_that_does_not_fit_is_a_format_error(
 
     path = _rewritten(seed, tmp_path / "impute.safemodel", "contract.json", change)
     with pytest.raises(sm.BundleFormatError, match=column):
-        sm.load(path)
+        sm.load(path, trust=True)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -378,3 +379,71 @@ def test_checks_skip_when_their_library_is_missing(project: pytest.Pytester) -> 
         "SKIPPED [[]1] models/lr.safemodel:1: robustness check not run: hypothesis is not "
         "installed (pip install hypothesis)",
     ])
+
+
+# ----------------------------------------------------------------- trust
+
+
+class _TouchOnLoad:
+    """Unpickling this runs ``touch target``: the classic ``__reduce__`` payload."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple[object, ...]:
+        import os
+
+        return (os.system, (f"touch '{self.target}'",))
+
+
+def _vendor_signed(path: Path, key: Any) -> bytes:
+    """``path``'s bundle signed by ``key`` instead of by this user."""
+    from safemodel.io.signing import sign_manifest
+    from test_mutation import members_of, pack
+
+    members = members_of(path.read_bytes())
+    members["signature.json"] = sign_manifest(members["manifest.json"], key)
+    return bytes(pack(members))
+
+
+def test_a_hostile_bundle_in_a_collected_folder_runs_no_code_and_fails_the_run(
+    project: pytest.Pytester, tmp_path: Path,
+) -> None:
+    import pickle
+
+    from test_mutation import members_of, pack, rehash
+
+    pwned = tmp_path / "pwned"
+    members = members_of((project.path / "models" / "lr.safemodel").read_bytes())
+    members["estimator.pkl"] = pickle.dumps(_TouchOnLoad(pwned), protocol=5)
+    (project.path / "models" / "lr.safemodel").write_bytes(pack(rehash(members)))
+    project.makeini(WITH_BUNDLES)
+    result = project.runpytest("-v", "--safemodel-examples", "5")
+    result.stdout.fnmatch_lines(["models/lr.safemodel::integrity FAILED*",
+                                 "*UntrustedBundleError: *unsigned*posix.system*"])
+    result.assert_outcomes(passed=11, failed=1, skipped=4)
+    assert result.ret != 0
+    assert not pwned.exists()
+
+
+def test_a_bundle_signed_elsewhere_loads_only_when_its_key_is_trusted(
+    project: pytest.Pytester,
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from safemodel.io.signing import public_pem
+
+    vendor = Ed25519PrivateKey.generate()
+    lr = project.path / "models" / "lr.safemodel"
+    lr.write_bytes(_vendor_signed(lr, vendor))
+    (project.path / "vendor.pem").write_text(public_pem(vendor))
+    project.makeini(WITH_BUNDLES)
+    refused = project.runpytest("--safemodel-examples", "5")
+    refused.assert_outcomes(passed=11, failed=1, skipped=4)
+    refused.stdout.fnmatch_lines(["*UntrustedBundleError*which you do not trust*"])
+    for extra_ini, args in [("safemodel_trusted_keys = vendor.pem\n", ()),
+                            ("", ("--safemodel-trusted-key", "vendor.pem")),
+                            ("safemodel_trust = true\n", ()),
+                            ("", ("--safemodel-trust",))]:
+        project.makeini(WITH_BUNDLES + extra_ini)
+        project.runpytest("--safemodel-examples", "5", *args).assert_outcomes(passed=16)

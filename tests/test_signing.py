@@ -7,6 +7,7 @@ import hmac
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -20,10 +21,10 @@ from safemodel.io.signing import (
     SigningKeyError,
     key_id,
     parse_key,
-    resolve_key,
     sign_manifest,
     verify_manifest,
 )
+from safemodel.io.trust import signing_key_for_save
 
 MANIFEST = json.dumps(
     {"format_version": 1, "name": "churn", "members": {"estimator.pkl": {"sha256": "ab" * 32}}},
@@ -263,31 +264,33 @@ def test_hmac_forged_with_the_public_key_is_refused(private_key: Ed25519PrivateK
 # Key resolution and the optional dependency.
 
 
-def test_resolve_key_prefers_the_explicit_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(SIGNING_KEY_ENV, "from-env")
-    explicit = b"explicit"
+def test_the_save_key_prefers_the_explicit_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SIGNING_KEY_ENV, "hmac:from-env")
+    explicit = HmacKey(b"explicit")
 
-    assert resolve_key(explicit) is explicit
+    assert signing_key_for_save(explicit) is explicit
 
 
-def test_resolve_key_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_save_key_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SIGNING_KEY_ENV, "hmac:from-env")
 
-    assert resolve_key(None) == "hmac:from-env"
-    signature = sign_manifest(MANIFEST, HmacKey("from-env"))
-    verify_manifest(MANIFEST, signature, resolve_key(None) or "")
+    key = signing_key_for_save(None)
+    assert isinstance(key, HmacKey)
+    verify_manifest(MANIFEST, sign_manifest(MANIFEST, key), HmacKey("from-env"))
 
 
 @pytest.mark.parametrize("value", [None, ""])
-def test_resolve_key_without_key_or_environment(
-    monkeypatch: pytest.MonkeyPatch, value: str | None
+def test_without_key_or_environment_the_save_key_is_the_users_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str | None
 ) -> None:
     if value is None:
         monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
     else:
         monkeypatch.setenv(SIGNING_KEY_ENV, value)
 
-    assert resolve_key(None) is None
+    key = signing_key_for_save(None, home=tmp_path)
+    assert key_id(key) == key_id(signing_key_for_save(None, home=tmp_path))
+    assert (tmp_path / "signing-key.pem").exists()
 
 
 def test_importing_signing_does_not_import_cryptography() -> None:

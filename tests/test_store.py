@@ -346,24 +346,16 @@ class LoadSpy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[tuple[str, bool]] = []
         self._lock = threading.Lock()
-        real: Callable[..., sm.ModelBundle] = store_module.load
+        real: Callable[..., Any] = store_module.load_bytes
 
-        def spy(path: Path, **kwargs: Any) -> sm.ModelBundle:
+        def spy(data: bytes, **kwargs: Any) -> Any:
+            path = Path(kwargs["source"])
             with self._lock:
-                self.calls.append((f"{Path(path).parent.parent.name}-{Path(path).stem}",
+                self.calls.append((f"{path.parent.parent.name}-{path.stem}",
                                    kwargs["verify"]))
-            return real(path, **kwargs)
+            return real(data, **kwargs)
 
-        monkeypatch.setattr(store_module, "load", spy)
-        real_unverified: Callable[..., sm.ModelBundle] = store_module.load_unverified
-
-        def spy_unverified(path: Path, **kwargs: Any) -> sm.ModelBundle:
-            with self._lock:
-                self.calls.append((f"{Path(path).parent.parent.name}-{Path(path).stem}",
-                                   False))
-            return real_unverified(path, **kwargs)
-
-        monkeypatch.setattr(store_module, "load_unverified", spy_unverified)
+        monkeypatch.setattr(store_module, "load_bytes", spy)
 
 
 def test_cache_is_bounded_and_verifies_each_fingerprint_once(

@@ -92,8 +92,11 @@ def test_a_signed_bundle_loads_with_its_key(lr_bundle: sm.ModelBundle, tmp_path:
     lr_bundle.save(path, signing_key=SECRET)
     assert sm.inspect(path).signed
     assert sm.load(path, signing_key=SECRET).fingerprint == lr_bundle.fingerprint
-    # The signature is checked when a key is given; without one, hashes and golden only.
-    assert sm.load(path).fingerprint == lr_bundle.fingerprint
+    # Without the secret nothing trusted verifies it: refused before unpickling, unless
+    # trusted on purpose.
+    with pytest.raises(sm.UntrustedBundleError, match="HMAC secret you did not give"):
+        sm.load(path)
+    assert sm.load(path, trust=True).fingerprint == lr_bundle.fingerprint
 
 
 def test_the_key_is_never_stored_in_the_bundle(lr_bundle: sm.ModelBundle, tmp_path: Path,
@@ -112,12 +115,21 @@ def test_the_key_is_never_stored_in_the_bundle(lr_bundle: sm.ModelBundle, tmp_pa
     assert set(signature) == {"algorithm", "signature"}
 
 
+def _unsigned(path: Path, dst: Path) -> Path:
+    """``path`` with its signature removed (hashes still valid)."""
+    members = members_of(path.read_bytes())
+    del members[SIGNATURE_MEMBER]
+    dst.write_bytes(pack(members))
+    return dst
+
+
 def test_an_unsigned_bundle_is_refused_when_a_key_is_given(
-    lr_bundle_path: Path, no_unpickle: None, author_key: Ed25519PrivateKey
+    lr_bundle_path: Path, no_unpickle: None, author_key: Ed25519PrivateKey, tmp_path: Path
 ) -> None:
+    unsigned = _unsigned(lr_bundle_path, tmp_path / "unsigned.safemodel")
     for key in (SECRET, author_key.public_key()):
         with pytest.raises(sm.IntegrityError, match="unsigned") as info:
-            sm.load(lr_bundle_path, signing_key=key)
+            sm.load(unsigned, signing_key=key)
         assert info.value.member == SIGNATURE_MEMBER
 
 
@@ -149,8 +161,8 @@ def test_the_environment_variable_supplies_the_key(
     lr_bundle.save(path)  # signed with the key from the environment
     assert sm.inspect(path).signed
     assert sm.load(path).fingerprint == lr_bundle.fingerprint
-    with pytest.raises(sm.IntegrityError, match="unsigned"):
-        sm.load(lr_bundle_path)  # with the variable set, unsigned bundles are refused
+    with pytest.raises(sm.IntegrityError, match="unsigned"):  # with the variable set,
+        sm.load(_unsigned(lr_bundle_path, tmp_path / "unsigned.safemodel"))  # refused
     with pytest.raises(sm.IntegrityError, match="does not match"):
         sm.load(path, signing_key=ATTACKER)  # an explicit key wins over the variable
 
@@ -196,7 +208,8 @@ def test_a_member_edited_after_signing_is_refused(
         policy = json.loads(members["policy.json"])
         policy["unseen_category"] = "passthrough"
         # Hashes recomputed, the old signature kept: the manifest bytes changed under it.
-        path.write_bytes(pack(rehash({**members, "policy.json": json.dumps(policy).encode()})))
+        edited = rehash({**members, "policy.json": json.dumps(policy).encode()})
+        path.write_bytes(pack({**edited, SIGNATURE_MEMBER: members[SIGNATURE_MEMBER]}))
         with pytest.raises(sm.IntegrityError, match="does not match") as info:
             sm.load(path, signing_key=verify_with)
         assert info.value.member == SIGNATURE_MEMBER
@@ -270,11 +283,29 @@ def test_the_default_allow_list_keeps_a_malicious_bundle_out(
     malicious: tuple[Path, Path, str]
 ) -> None:
     path, pwned, reference = malicious
+    # Trusted on purpose, so that the allow-list is what stands in the way.
     with pytest.raises(sm.IntegrityError, match="not unpickled") as info:
-        sm.load(path, allowed_modules=sm.DEFAULT_ALLOWED_MODULES)
+        sm.load(path, trust=True, allowed_modules=sm.DEFAULT_ALLOWED_MODULES)
     assert reference in str(info.value)
     assert info.value.found == [reference]
     assert info.value.member == "estimator.pkl"
+    assert not pwned.exists()
+
+
+def test_by_default_a_malicious_unsigned_bundle_is_refused_before_unpickling(
+    malicious: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """In a fresh process, as a service would: nothing runs, the refusal names what would."""
+    path, pwned, reference = malicious
+    script = ("import sys, safemodel as sm\n"
+              "try:\n    sm.load(sys.argv[1])\n"
+              "except sm.UntrustedBundleError as exc:\n    print(exc.signer, exc.references)\n")
+    env = {k: v for k, v in os.environ.items() if k != SIGNING_KEY_ENV}
+    done = subprocess.run([sys.executable, "-c", script, str(path)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("unsigned")
+    assert reference in done.stdout
     assert not pwned.exists()
 
 
@@ -284,7 +315,7 @@ def test_without_protection_the_malicious_bundle_does_run(
     """The control: the fixture is really malicious, so the tests above can fail."""
     path, pwned, _ = malicious
     script = ("import sys, safemodel as sm\n"
-              "try:\n    sm.load(sys.argv[1])\n"
+              "try:\n    sm.load(sys.argv[1], trust=True)\n"
               "except sm.SafeModelError as exc:\n    print(type(exc).__name__)\n")
     env = {k: v for k, v in os.environ.items() if k != SIGNING_KEY_ENV}
     done = subprocess.run([sys.executable, "-c", script, str(path)], cwd=tmp_path, env=env,

@@ -257,7 +257,7 @@ def _old_requirements() -> list[str]:
     """An older scikit-learn with the numpy/scipy/pandas of its time; safemodel's other
     dependencies at the versions installed here."""
     same = [f"{name}=={importlib.metadata.version(name)}"
-            for name in ("pandera", "cloudpickle", "packaging", "pyarrow")]
+            for name in ("pandera", "cloudpickle", "packaging", "pyarrow", "cryptography")]
     return [f"scikit-learn=={OLD_SKLEARN}", "numpy==2.3.5", "scipy==1.16.3",
             "pandas==2.3.3", "palmerpenguins==0.1.6", *same]
 

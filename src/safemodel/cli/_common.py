@@ -131,12 +131,20 @@ def common_options(default: Any = argparse.SUPPRESS) -> Parser:
 
 
 def loading_options() -> Parser:
-    """How bundles are loaded: ``--signing-key``, ``--allowed-modules``, ``--environment``.
+    """How bundles are loaded: ``--trust``, ``--trusted-key``, ``--signing-key``,
+    ``--allowed-modules``, ``--environment``.
 
     Read them with :func:`load_options`; a new load option is one argument here and
     one entry there.
     """
     parser = Parser(add_help=False)
+    parser.add_argument("--trusted-key", metavar="PEM", type=Path, action="append",
+                        dest="trusted_keys", help="also trust bundles signed by this public "
+                        "key file (repeatable); your own key and `safemodel trust` keys "
+                        "are always trusted")
+    parser.add_argument("--trust", action="store_true",
+                        help="load bundles no trusted key signed, on purpose (their pickle "
+                             "runs code)")
     parser.add_argument("--signing-key", metavar="KEY",
                         help="require a signature by KEY (an HMAC secret, PEM text, or "
                              f"@FILE to read it from FILE); default ${SIGNING_KEY_ENV}")
@@ -189,7 +197,8 @@ def _signing_key(args: argparse.Namespace) -> str | None:
 
 def load_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of :func:`safemodel.load` from the :func:`loading_options`."""
-    return {"signing_key": _signing_key(args), "allowed_modules": args.allowed_modules,
+    return {"signing_key": _signing_key(args), "trusted_keys": args.trusted_keys,
+            "trust": args.trust, "allowed_modules": args.allowed_modules,
             "environment": args.environment}
 
 
@@ -213,8 +222,14 @@ def locate(args: argparse.Namespace, ref: str) -> Path:
     return open_store(args.store).path(name, selector or None)
 
 
-def load_bundle(args: argparse.Namespace, path: Path) -> ModelBundle:
-    """Load ``path`` with the command's :func:`loading_options`."""
+def load_bundle(args: argparse.Namespace, ref: str) -> tuple[Path, ModelBundle]:
+    """The file ``ref`` names (see :func:`locate`) and its bundle, loaded with the
+    command's :func:`loading_options`; through the store with ``--store``, so its
+    path, history and signer checks apply."""
     from safemodel.io.archive import load
 
-    return load(path, **load_options(args))
+    if args.store is None:
+        return Path(ref), load(Path(ref), **load_options(args))
+    name, _, selector = ref.partition("@")
+    store = open_store(args.store, **load_options(args))
+    return store.path(name, selector or None), store.get(name, selector or None)

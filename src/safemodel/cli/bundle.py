@@ -84,6 +84,9 @@ def _describe_info(info: BundleInfo) -> str:
         ("created", info.created),
         ("methods", ", ".join(info.methods)),
         ("signed", info.signed),
+        ("signer", info.signer),
+        ("trusted here", f"{info.trusted} ({info.trust_reason})" if info.trust_reason
+         else info.trusted),
     ])]
     parts += ["", "Environment (at build time)",
               pairs([(k, v) for k, v in info.environment.items()])]
@@ -130,19 +133,23 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    path = locate(args, args.bundle)
+    from safemodel.io.archive import inspect
+
     try:
-        bundle = load_bundle(args, path)
+        path, bundle = load_bundle(args, args.bundle)
     except (GoldenMismatchError, IntegrityError, IncompatibleEnvironmentError) as exc:
-        raise failed(exc, args, "verification failed: ", bundle=str(path)) from exc
+        raise failed(exc, args, "verification failed: ", bundle=args.bundle) from exc
     # load() verified already; this second, cheap run gives the report to show.
     verification = bundle.verify()
+    info = inspect(path)
     if args.json:
-        say_json({**verification.to_dict(), "fingerprint": bundle.fingerprint})
+        say_json({**verification.to_dict(), "fingerprint": bundle.fingerprint,
+                  "signer": info.signer, "trusted": info.trusted})
     else:
         golden = bundle.golden
         say(f"{bundle.name} {bundle.version}: OK - integrity and golden outputs hold "
             f"({len(golden.inputs)} golden rows; {', '.join(sorted(golden.outputs))})")
+        say(f"  signer: {info.trust_reason}")
         for package, (before, now) in sorted(verification.environment_diff.items()):
             say(f"  {package}: built with {before or 'absent'}, running {now or 'absent'}")
     return EXIT_OK
@@ -154,8 +161,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_diff(args: argparse.Namespace) -> int:
     from safemodel.core.diff import diff
 
-    path_a, path_b = locate(args, args.a), locate(args, args.b)
-    found = diff(load_bundle(args, path_a), load_bundle(args, path_b))
+    (path_a, a), (path_b, b) = load_bundle(args, args.a), load_bundle(args, args.b)
+    found = diff(a, b)
     found = dataclasses.replace(found, a={**found.a, "path": str(path_a)},
                                 b={**found.b, "path": str(path_b)})
     if args.json:
@@ -170,7 +177,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
 def _cmd_drift(args: argparse.Namespace) -> int:
     frame = _read_data(args.data)
-    bundle = load_bundle(args, locate(args, args.bundle))
+    _, bundle = load_bundle(args, args.bundle)
     report = bundle.drift(frame)
     if args.html is not None:
         report.to_html(args.html)

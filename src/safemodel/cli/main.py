@@ -10,7 +10,12 @@
     safemodel serve STORE [--alias A]       every model behind an alias over HTTP
     safemodel requirements PATH             pip lines of the packages it was built with
     safemodel sidecar sign|verify PATH      OpenSSF model signing signature beside a bundle
+    safemodel keys show                     your public key and key id (created if missing)
+    safemodel trust add|list|remove         the public keys whose bundles you load
     safemodel demo [--output DIR]
+
+``verify``, ``diff``, ``drift``, ``store`` and ``serve`` load only bundles a trusted key
+signed; ``--trusted-key PEM`` trusts one more key, ``--trust`` loads any on purpose.
 
 Every command prints a readable table, or JSON with ``--json``. With ``--store ROOT``,
 ``inspect``, ``verify``, ``diff`` and ``drift`` take ``NAME[@VERSION|SPECIFIER|ALIAS]``
@@ -49,7 +54,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from safemodel.cli import bundle, requirements, serve, sidecar, store
+from safemodel.cli import bundle, keys, requirements, serve, sidecar, store
 from safemodel.cli._common import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
@@ -98,6 +103,7 @@ COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     bundle.register,
     store.register,
     serve.register,
+    keys.register,
     requirements.register,
     sidecar.register,
     _register_demo,

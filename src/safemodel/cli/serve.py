@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from safemodel.cli._common import load_options, loading_options
+
 __all__ = ["register"]
 
 
@@ -15,7 +17,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "serve", help="serve every model behind an alias over HTTP (KServe V1 protocol)",
         description="Serve every model behind ALIAS in STORE over HTTP (KServe / "
-                    "TF-Serving V1 REST protocol). See docs/serving.md.")
+                    "TF-Serving V1 REST protocol). See docs/serving.md.",
+        parents=[loading_options()])
     p.add_argument("store", metavar="STORE", type=Path, help="the bundle store's folder")
     p.add_argument("--alias", default="production", help="default: production")
     p.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
@@ -44,5 +47,6 @@ def _run(args: argparse.Namespace) -> int:
         print(f"safemodel: error: {str(args.store)!r} is not a store folder", file=sys.stderr)
         return 2
     run(args.store, args.alias, host=args.host, port=args.port, limits=Limits(**given),
-        refresh_interval=args.refresh_interval, access_log=not args.no_access_log)
+        refresh_interval=args.refresh_interval, access_log=not args.no_access_log,
+        load_options=load_options(args))
     return 0

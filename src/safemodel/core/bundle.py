@@ -616,9 +616,11 @@ class ModelBundle:
         path : str or path-like
         overwrite : bool, default False
             Refuse to replace an existing file unless True.
-        signing_key : str, bytes or Ed25519 private key, optional
-            Sign the manifest (HMAC-SHA256 for a secret; Ed25519 for a private key).
-            Defaults to the ``SAFEMODEL_SIGNING_KEY`` environment variable.
+        signing_key : HmacKey, Ed25519 private key, str or bytes, optional
+            The key that signs the manifest (text: ``"hmac:<secret>"`` or a PEM
+            private key). Defaults to ``$SAFEMODEL_SIGNING_KEY``, else your own
+            Ed25519 key, created in the safemodel home folder on first save. Every
+            save signs: :func:`safemodel.load` unpickles only what a trusted key signed.
         """
         _writer().save(self, path, overwrite=overwrite, signing_key=signing_key)
 

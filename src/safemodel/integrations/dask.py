@@ -27,7 +27,7 @@ This module needs ``dask[dataframe]`` (``pip install "safemodel[dask]"``, which 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -78,6 +78,10 @@ def score(
     invalid: Invalid = "raise",
     output_col: str | None = None,
     log_level: int | str = DEFAULT_LEVEL,
+    signing_key: Any = None,
+    trusted_keys: Iterable[Any] | None = None,
+    trust: bool = False,
+    allowed_modules: Iterable[str] | None = None,
 ) -> dd.DataFrame:
     """Add a bundle's outputs to a Dask DataFrame, verified in every worker process.
 
@@ -107,6 +111,11 @@ def score(
         none (about 250 lines per million rows otherwise); ``"WARNING"`` logs each
         batch the policy changed, ``"INFO"`` every batch with an action. See
         :mod:`safemodel.integrations.worker_logging`.
+    signing_key, trusted_keys, trust, allowed_modules
+        As for :func:`safemodel.load`, applied on the driver to a bundle given as a
+        path: the driver establishes trust once; workers load only bytes with the
+        SHA-256 it checked, and need no key. ``allowed_modules`` also applies where
+        workers unpickle.
 
     Returns
     -------
@@ -130,7 +139,10 @@ def score(
     >>> scored[["proba_Adelie", "_safemodel_rejected"]].head()      # doctest: +SKIP
     """
     dask = _dask()
-    the_bundle, data = shippable(bundle)
+    allowed = None if allowed_modules is None else tuple(allowed_modules)
+    the_bundle, data, sha256 = shippable(bundle, signing_key=signing_key,
+                                         trusted_keys=trusted_keys, trust=trust,
+                                         allowed_modules=allowed)
     method = scoring_method(the_bundle, method)
     check_invalid(invalid)
     outputs = output_columns(the_bundle, method, output_col)
@@ -141,8 +153,8 @@ def score(
     meta = pd.concat([frame._meta, empty_scores(outputs, invalid)], axis=1)
     level = check_level(log_level)
     scored: dd.DataFrame = frame.map_partitions(  # type: ignore[no-untyped-call]
-        _score_partition, shipped, the_bundle.fingerprint, method, invalid, outputs,
-        the_bundle.contract.names, level, meta=meta,
+        _score_partition, shipped, (the_bundle.fingerprint, sha256, allowed), method, invalid,
+        outputs, the_bundle.contract.names, level, meta=meta,
     )
     return scored
 
@@ -150,14 +162,15 @@ def score(
 def _score_partition(
     partition: pd.DataFrame,
     data: bytes,
-    fingerprint: str,
+    identity: tuple[str, str, tuple[str, ...] | None],
     method: str,
     invalid: Invalid,
     outputs: Sequence[Output],
     names: Sequence[str],
     log_level: int,
 ) -> pd.DataFrame:
-    bundle = verified_bundle(fingerprint, lambda: data)
+    fingerprint, sha256, allowed = identity
+    bundle = verified_bundle(fingerprint, lambda: data, sha256, allowed)
     with batch_logging(log_level):
         added = score_frame(bundle, partition[list(names)], method, invalid, outputs)
     return pd.concat([partition, added], axis=1)

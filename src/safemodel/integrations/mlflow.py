@@ -372,8 +372,12 @@ def load_model(
         Where to download the model's files (a temporary folder, removed after
         loading, by default).
     **load_options
-        Passed to :func:`safemodel.load` (``signing_key``, ``allowed_modules``,
-        ``environment``); golden verification always runs.
+        Passed to :func:`safemodel.load` (``signing_key``, ``trusted_keys``,
+        ``trust``, ``allowed_modules``, ``environment``); golden verification always
+        runs. MLflow's own loaders (``mlflow.pyfunc.load_model``, ``spark_udf``,
+        ``mlflow models serve``) use :func:`safemodel.load`'s defaults: the serving
+        machine trusts the publisher's key through its trust store
+        (``safemodel trust add``) or ``$SAFEMODEL_TRUSTED_KEYS``.
 
     Returns
     -------

@@ -16,8 +16,8 @@ engine adapter does, in this order:
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import tempfile
 import threading
 from collections import Counter
@@ -39,7 +39,7 @@ from safemodel.errors import (
     IntegrityError,
     InvalidArgument,
 )
-from safemodel.io.archive import load
+from safemodel.io.archive import Expected, load_bytes, read_file
 from safemodel.store.cache import VerifiedCache
 
 __all__ = [
@@ -91,29 +91,25 @@ class Output:
     kind: Kind
 
 
-def shippable(bundle: BundleLike) -> tuple[ModelBundle, bytes]:
-    """The bundle, and the bytes of its file (what executors load and verify).
+def shippable(bundle: BundleLike, **options: Any) -> tuple[ModelBundle, bytes, str]:
+    """The bundle, the bytes of its file, and their SHA-256 (what executors load).
 
-    A path is loaded (and verified) here, on the driver, so a bad file fails before
-    any job starts.
+    A path is read once and loaded (trust established, golden outputs verified) here,
+    on the driver, with ``options`` (``signing_key``, ``trusted_keys``, ``trust``,
+    ``allowed_modules`` of :func:`safemodel.load`), so a bad or untrusted file fails
+    before any job starts. Executors then need no key: they load only bytes with
+    this SHA-256 (:func:`verified_bundle`).
     """
     if isinstance(bundle, ModelBundle):
+        # The driver holds the object itself: nothing to trust, only bytes to ship.
         with tempfile.TemporaryDirectory(prefix="safemodel-") as folder:
             path = Path(folder) / "bundle.safemodel"
             bundle.save(path)
-            return bundle, path.read_bytes()
-    loaded = load(bundle)
-    return loaded, Path(bundle).read_bytes()
-
-
-def _load_bytes(data: bytes) -> ModelBundle:
-    fd, name = tempfile.mkstemp(prefix="safemodel-", suffix=".safemodel")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        return load(name)
-    finally:
-        os.unlink(name)
+            data = path.read_bytes()
+        return bundle, data, hashlib.sha256(data).hexdigest()
+    data = read_file(bundle)
+    loaded = load_bytes(data, source=str(bundle), **options)
+    return loaded.bundle, data, loaded.sha256
 
 
 # Verified bundles of this process by fingerprint, so that each executor or worker
@@ -126,7 +122,8 @@ _loads: Counter[str] = Counter()  # how often this process loaded each fingerpri
 _loads_lock = threading.Lock()
 
 
-def verified_bundle(fingerprint: str, data: Callable[[], bytes]) -> ModelBundle:
+def verified_bundle(fingerprint: str, data: Callable[[], bytes], sha256: str | None = None,
+                    allowed_modules: Sequence[str] | None = None) -> ModelBundle:
     """The bundle with ``fingerprint``, loaded from ``data()`` and verified on first use.
 
     Parameters
@@ -135,6 +132,12 @@ def verified_bundle(fingerprint: str, data: Callable[[], bytes]) -> ModelBundle:
         The fingerprint the driver computed; the loaded bundle must have it.
     data : callable
         Returns the bundle file's bytes; called only when this process must load it.
+    sha256 : str, optional
+        The SHA-256 of the bytes whose signer the driver trusted: the bytes must have
+        it, and then no key is needed here. Without it, this process judges the signer
+        itself (:func:`safemodel.load`'s defaults).
+    allowed_modules : sequence of str, optional
+        Unpickle through the enforced allow-list, as the driver did.
 
     Returns
     -------
@@ -155,7 +158,9 @@ def verified_bundle(fingerprint: str, data: Callable[[], bytes]) -> ModelBundle:
         # bytes came over the network, and a reload is rare next to the batches scored.
         with _loads_lock:
             _loads[fingerprint] += 1
-        bundle = _load_bytes(data())
+        bundle = load_bytes(data(), source="the bundle shipped to this worker",
+                            expected=Expected(fingerprint=fingerprint, sha256=sha256),
+                            allowed_modules=allowed_modules).bundle
         if bundle.fingerprint != fingerprint:
             raise IntegrityError(
                 f"The bundle shipped to this worker has fingerprint {bundle.fingerprint}; "

@@ -14,6 +14,12 @@ Each matching file is collected as five items, named after the file and the chec
 ``models/churn.safemodel::integrity``, ``::golden``, ``::contract``, ``::policy`` and
 ``::robustness``. The checks themselves live in :mod:`safemodel.testing`, imported
 when the first item runs, so a pytest run without bundles pays nothing for them.
+
+A bundle is unpickled only if a trusted key signed it (your own key, the trust store,
+``$SAFEMODEL_TRUSTED_KEYS``, or the ini option ``safemodel_trusted_keys`` /
+``--safemodel-trusted-key``); any other bundle fails its ``integrity`` item with
+``UntrustedBundleError`` and nothing in it runs. ``--safemodel-trust`` (ini
+``safemodel_trust = true``) loads untrusted bundles on purpose.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ __all__ = [
 
 #: The items collected for every bundle file, in order, with what each one checks.
 CHECKS: dict[str, str] = {
-    "integrity": "format version and member hashes; the estimator unpickles",
+    "integrity": "format version, member hashes, a trusted signer; the estimator unpickles",
     "golden": "the golden outputs reproduce in this environment",
     "contract": "the contract accepts its own golden inputs; its JSON schema agrees",
     "policy": "the policy treats the golden edge cases as recorded",
@@ -59,6 +65,8 @@ class _Settings:
     bundles: frozenset[Path]
     seed: int
     examples: int
+    trusted_keys: tuple[Path, ...]
+    trust: bool
 
 
 _SETTINGS = pytest.StashKey[_Settings]()
@@ -85,6 +93,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="generated inputs per robustness property (default: ini safemodel_examples, "
              "else 50).",
     )
+    group.addoption(
+        "--safemodel-trusted-key", action="append", metavar="PEM", default=None,
+        help="also trust bundles signed by this public key file (repeatable; replaces the "
+             "safemodel_trusted_keys ini option).",
+    )
+    group.addoption(
+        "--safemodel-trust", action="store_true", default=None,
+        help="load bundles no trusted key signed, on purpose: their pickles run code "
+             "(default: ini safemodel_trust, else false).",
+    )
+    parser.addini("safemodel_trusted_keys", type="args", default=[],
+                  help="public key files (PEM) whose bundles are trusted, relative to the "
+                       "configuration file's folder")
+    parser.addini("safemodel_trust", type="bool", default=False,
+                  help="load bundles no trusted key signed (their pickles run code)")
     parser.addini("safemodel_bundles", type="args", default=[],
                   help="glob patterns of bundle files to collect as tests, relative to the "
                        "configuration file's folder")
@@ -109,6 +132,8 @@ def pytest_configure(config: pytest.Config) -> None:
         bundles=frozenset(bundles),
         seed=_integer(config, "seed", minimum=None),
         examples=_integer(config, "examples", minimum=1),
+        trusted_keys=_trusted_keys(config),
+        trust=bool(config.getoption("safemodel_trust") or config.getini("safemodel_trust")),
     )
     config.stash[_LOADED] = {}
     # Bundles join the default selection the way testpaths do: when named on the
@@ -133,6 +158,16 @@ def _matching(config: pytest.Config, patterns: Sequence[str], base: Path) -> lis
                 raise pytest.UsageError(message) from None
         found.update((Path(os.path.abspath(p)), None) for p in hits)
     return list(found)
+
+
+def _trusted_keys(config: pytest.Config) -> tuple[Path, ...]:
+    cli: list[str] | None = config.getoption("safemodel_trusted_key")
+    if cli:
+        base, names = config.invocation_params.dir, cli
+    else:
+        names = config.getini("safemodel_trusted_keys")
+        base = config.inipath.parent if config.inipath is not None else config.rootpath
+    return tuple(Path(os.path.abspath(base / os.path.expanduser(n))) for n in names)
 
 
 def _integer(config: pytest.Config, name: str, *, minimum: int | None) -> int:
@@ -223,8 +258,10 @@ class BundleItem(pytest.Item):
         if self.path not in loaded:
             from safemodel.testing import _load_unverified
 
+            settings = self.config.stash[_SETTINGS]
             try:
-                loaded[self.path] = _load_unverified(self.path)
+                loaded[self.path] = _load_unverified(
+                    self.path, trusted_keys=settings.trusted_keys, trust=settings.trust)
             except Exception as exc:
                 loaded[self.path] = exc.with_traceback(None)
         result = loaded[self.path]

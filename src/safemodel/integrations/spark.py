@@ -99,6 +99,10 @@ def score(
     invalid: Invalid = "raise",
     output_col: str | None = None,
     log_level: int | str = DEFAULT_LEVEL,
+    signing_key: Any = None,
+    trusted_keys: Iterable[Any] | None = None,
+    trust: bool = False,
+    allowed_modules: Iterable[str] | None = None,
 ) -> DataFrame:
     """Add a bundle's outputs to a Spark DataFrame, verified on every executor.
 
@@ -128,6 +132,11 @@ def score(
         none (about 250 lines per million rows otherwise); ``"WARNING"`` logs each
         batch the policy changed, ``"INFO"`` every batch with an action. See
         :mod:`safemodel.integrations.worker_logging`.
+    signing_key, trusted_keys, trust, allowed_modules
+        As for :func:`safemodel.load`, applied on the driver to a bundle given as a
+        path: the driver establishes trust once; workers load only bytes with the
+        SHA-256 it checked, and need no key. ``allowed_modules`` also applies where
+        workers unpickle.
 
     Returns
     -------
@@ -147,11 +156,10 @@ def score(
 
     Notes
     -----
-    Executors load the bundle with :func:`safemodel.load`'s defaults: a
-    ``SAFEMODEL_SIGNING_KEY`` in their environment makes them require a valid
-    signature. Executors added after :func:`score` returned verify the bundle before
-    their first batch; if one cannot, the job fails with its ``GoldenMismatchError``
-    message instead of writing its numbers.
+    Executors load only bytes whose SHA-256 is the one the driver trusted and
+    verified; they need no key of their own. Executors added after :func:`score`
+    returned verify the bundle before their first batch; if one cannot, the job fails
+    with its ``GoldenMismatchError`` message instead of writing its numbers.
 
     Examples
     --------
@@ -162,7 +170,10 @@ def score(
     functions = _pyspark()
     from pyspark.sql.types import StringType, StructField, StructType
 
-    the_bundle, data = shippable(bundle)
+    allowed = None if allowed_modules is None else tuple(allowed_modules)
+    the_bundle, data, sha256 = shippable(bundle, signing_key=signing_key,
+                                         trusted_keys=trusted_keys, trust=trust,
+                                         allowed_modules=allowed)
     method = scoring_method(the_bundle, method)
     check_invalid(invalid)
     outputs = output_columns(the_bundle, method, output_col)
@@ -170,7 +181,7 @@ def score(
     fingerprint = the_bundle.fingerprint
     session = frame.sparkSession
     shipped = session.sparkContext.broadcast(data)
-    _verify_on_executors(session, shipped, fingerprint)
+    _verify_on_executors(session, shipped, fingerprint, sha256, allowed)
 
     added = added_columns(outputs, invalid)
     schema = StructType(
@@ -181,9 +192,9 @@ def score(
     level = check_level(log_level)
 
     def score_batch(batch: pd.DataFrame) -> pd.DataFrame:
+        bundle = verified_bundle(fingerprint, lambda: shipped.value, sha256, allowed)
         with batch_logging(level):
-            return score_frame(verified_bundle(fingerprint, lambda: shipped.value), batch,
-                               method, invalid, outputs)
+            return score_frame(bundle, batch, method, invalid, outputs)
 
     # Nondeterministic, so that Spark never pushes a filter on the outputs below the UDF:
     # that would score the surviving rows a second time.
@@ -197,7 +208,8 @@ def score(
     return result
 
 
-def _verify_on_executors(session: SparkSession, shipped: Any, fingerprint: str) -> None:
+def _verify_on_executors(session: SparkSession, shipped: Any, fingerprint: str, sha256: str,
+                         allowed: tuple[str, ...] | None) -> None:
     """Load and verify the bundle in the executors' Python processes now.
 
     One small task per core: the processes that will score have the bundle verified and
@@ -210,7 +222,7 @@ def _verify_on_executors(session: SparkSession, shipped: Any, fingerprint: str) 
             pass
         error = b""
         try:
-            verified_bundle(fingerprint, lambda: shipped.value)
+            verified_bundle(fingerprint, lambda: shipped.value, sha256, allowed)
         except SafeModelError as exc:
             error = pickle.dumps(exc)
         yield pd.DataFrame({"host": [socket.gethostname()], "pid": [os.getpid()],

@@ -4,15 +4,20 @@ A bundle is one zip file (:mod:`safemodel.io.zipbytes`) whose first member,
 ``manifest.json`` (:mod:`safemodel.io.manifest`), lists the SHA-256 and size of every
 other member (:mod:`safemodel.io.layout`). Loading checks, in order: that the file is
 a canonical zip with safe, unique member names; the manifest and its format version;
-every member's size and hash; the signature (when a key is given); the pickle's
-references (when an allow-list is given); every readable part; and only then unpickles
-the estimator and re-runs the golden inputs. Nothing is unpickled before its bytes are
-verified. See ``docs/format.md``.
+every member's size and hash; what the caller expects of the file (a store's name,
+version and fingerprint); the signer, against the keys trusted here
+(:mod:`safemodel.io.trust`); the pickle's references (when an allow-list is given, then
+enforced while unpickling); every readable part; and only then unpickles the estimator
+and re-runs the golden inputs. The file is read once: the bytes hashed are the bytes
+unpickled. Nothing is unpickled unless a trusted key signed it or the caller passed
+``trust=True``. Every save signs (:func:`safemodel.io.trust.signing_key_for_save`: the
+user's own key unless one is given). See ``docs/format.md``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -34,19 +39,21 @@ from safemodel.errors import (
     IntegrityError,
     InvalidArgument,
     SafeModelError,
+    UntrustedBundleError,
 )
 from safemodel.io import layout
-from safemodel.io.audit import disallowed_references, refusal_advice
+from safemodel.io.audit import disallowed_references, refusal_advice, restricted_loads
 from safemodel.io.files import atomic_file
 from safemodel.io.formats import migrate
 from safemodel.io.layout import ESTIMATOR, MANIFEST, REQUIRED, SIGNATURE
 from safemodel.io.manifest import BundleInfo, Manifest, MemberInfo
-from safemodel.io.signing import resolve_key, sign_manifest, verify_manifest
+from safemodel.io.signing import sign_manifest
+from safemodel.io.trust import TrustDecision, decide_trust, signing_key_for_save
 from safemodel.io.upgrade import environment_refusal, verification_refusal
 from safemodel.io.zipbytes import DAMAGED_NEXT_STEP, ZipReader, ZipWriter
 
-__all__ = ["Environment", "check_integrity", "inspect", "load", "load_unverified",
-           "recorded_fingerprint", "save"]
+__all__ = ["Environment", "Expected", "Loaded", "check_integrity", "inspect", "load",
+           "load_bytes", "load_unverified", "read_file", "recorded_fingerprint", "save"]
 
 logger = logging.getLogger("safemodel")
 
@@ -116,8 +123,7 @@ def save(
         pickle_references=tuple(pickle_references(members[ESTIMATOR])),
     )
     manifest_bytes = json.dumps(manifest.to_dict(), indent=1).encode()
-    key = resolve_key(signing_key)
-    signature = sign_manifest(manifest_bytes, key) if key is not None else None
+    signature = sign_manifest(manifest_bytes, signing_key_for_save(signing_key))
 
     if not folder_exists:
         raise SafeModelError(f"Folder {str(folder)!r} does not exist; create it first.")
@@ -161,9 +167,49 @@ class _Archive:
     members: dict[str, bytes]
 
 
-def _read(
-    path: Any, function: str, *, unverified: Iterable[str] = (), members: bool = True
-) -> _Archive:
+@dataclass(frozen=True)
+class Expected:
+    """What a caller knows a bundle file must be, checked before anything is unpickled.
+
+    A store knows the name and version a file's path promises and the fingerprint its
+    history recorded; a Spark or Dask driver knows the SHA-256 of the file whose
+    signer it trusted. Fields left ``None`` are not checked.
+
+    Attributes
+    ----------
+    name, version, fingerprint : str or None
+        Must equal the manifest's (``version`` compared as a version).
+    sha256 : str or None
+        The SHA-256 of the whole file, as the caller computed it when it established
+        trust in these very bytes. When given and equal, no key is consulted: the
+        trust decision was made by whoever computed it (a driver, for its executors).
+    """
+
+    name: str | None = None
+    version: str | None = None
+    fingerprint: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A bundle unpickled from bytes checked once, and how its signer was judged."""
+
+    bundle: ModelBundle
+    trust: TrustDecision
+    sha256: str
+
+
+def read_file(path: Any, function: str = "load") -> bytes:
+    """The bytes of a bundle file, read once (every check then runs on these bytes).
+
+    Raises
+    ------
+    InvalidArgument
+        ``path`` is not a path.
+    BundleFormatError
+        No such file, a folder, or unreadable.
+    """
     target = _path(path, function)
     try:
         exists, is_dir = target.exists(), target.is_dir()
@@ -175,13 +221,33 @@ def _read(
     if is_dir:
         raise BundleFormatError(f"{str(target)!r} is a folder, not a bundle file.")
     try:
-        with open(target, "rb") as fh:
-            return _read_checked(ZipReader(fh, repr(str(target))), set(unverified), members)
+        return target.read_bytes()
     except OSError as exc:
         raise BundleFormatError(
             f"{str(target)!r} cannot be read ({type(exc).__name__}: {exc}).",
             found=type(exc).__name__,
         ) from None
+
+
+def _read(
+    path: Any, function: str, *, unverified: Iterable[str] = (), members: bool = True
+) -> _Archive:
+    target = _path(path, function)
+    if members:
+        return _parse(read_file(target, function), repr(str(target)), set(unverified))
+    read_file(target, function)  # the same refusals for a missing file or a folder
+    try:  # the manifest alone: the structure is checked, no member is read
+        with open(target, "rb") as fh:
+            return _read_checked(ZipReader(fh, repr(str(target))), set(), False)
+    except OSError as exc:
+        raise BundleFormatError(
+            f"{str(target)!r} cannot be read ({type(exc).__name__}: {exc}).",
+            found=type(exc).__name__,
+        ) from None
+
+
+def _parse(data: bytes, source: str, unverified: Iterable[str] = ()) -> _Archive:
+    return _read_checked(ZipReader(io.BytesIO(data), source), set(unverified), True)
 
 
 def _read_checked(zf: ZipReader, unverified: set[str], read_members: bool) -> _Archive:
@@ -262,10 +328,19 @@ def load(
     *,
     verify: bool = True,
     signing_key: Any = None,
+    trusted_keys: Iterable[Any] | None = None,
+    trust: bool = False,
     allowed_modules: Iterable[str] | None = None,
     environment: Environment = "warn",
 ) -> ModelBundle:
-    """Load a bundle, checking everything before and after unpickling.
+    """Load a bundle, unpickling it only if a trusted key signed it.
+
+    The file is read once, and every check runs on those bytes, in this order: the
+    zip structure and manifest (format version), every member's size and SHA-256, the
+    signature against the keys trusted here (:func:`safemodel.io.trust.decide_trust`),
+    then unpickling (through the restricted unpickler when ``allowed_modules`` is
+    given), then the golden re-run. A bundle no trusted key signed is refused before
+    anything is unpickled, unless ``trust=True``.
 
     Parameters
     ----------
@@ -273,15 +348,24 @@ def load(
     verify : bool, default True
         Re-run the golden inputs and refuse the bundle if outputs changed. ``False``
         skips this (logged as a warning).
-    signing_key : str, bytes or Ed25519 key, optional
-        Require a valid signature (defaults to ``SAFEMODEL_SIGNING_KEY``). An unsigned
-        bundle or a wrong signature is refused before anything is unpickled.
+    signing_key : HmacKey, Ed25519 key, str or bytes, optional
+        The one key the bundle must be signed with (defaults to
+        ``$SAFEMODEL_SIGNING_KEY``); text is ``"hmac:<secret>"`` or a PEM document.
+        A bundle it does not verify is refused, even with ``trust=True``.
+    trusted_keys : iterable, optional
+        Public keys (objects, PEM text or paths to PEM files) to trust for this call,
+        besides your own key, the trust store (``safemodel trust add``) and
+        ``$SAFEMODEL_TRUSTED_KEYS``.
+    trust : bool, default False
+        Load a bundle that no trusted key signed, on purpose: its pickle runs code.
+        A signature that names a trusted key but does not verify is still refused.
     allowed_modules : iterable of str, optional
-        Refuse, before unpickling, a pickle that references any global these entries
-        do not permit: an exact global name, a module (its classes only), or
-        ``"package.*"`` (everything in it). Start from
+        Unpickle with an allow-list: the pickle's references are audited before
+        unpickling and enforced while it runs. Entries are an exact global name, a module
+        (its classes only), or ``"package.*"`` (everything in it). Start from
         ``safemodel.DEFAULT_ALLOWED_MODULES``; ``safemodel.NOTEBOOK_ALLOWED_MODULES``
-        adds what code pickled by value (defined in a notebook) needs.
+        adds what code pickled by value (defined in a notebook) needs. It narrows what a
+        pickle can do; it does not replace a trusted signer.
     environment : {"warn", "strict", "ignore"}, default "warn"
         ``"warn"``: log one INFO line when package versions differ but outputs still
         reproduce. ``"strict"``: refuse any major/minor difference in scikit-learn,
@@ -297,62 +381,164 @@ def load(
         A parameter of the wrong type or value.
     BundleFormatError
         Not a bundle, damaged layout, or a newer format.
+    UntrustedBundleError
+        No trusted key signed the bundle (it names the signer's key id or
+        "unsigned", and the pickle's references); nothing was unpickled.
     IntegrityError
-        Hash, signature or pickle-audit failure.
+        Hash, signature or pickle-audit failure; nothing was unpickled, or unpickling
+        stopped at the first global the allow-list refuses.
     GoldenMismatchError
         The estimator's outputs no longer reproduce.
+
+    Examples
+    --------
+    >>> bundle = sm.load("churn.safemodel")                        # doctest: +SKIP
+    >>> sm.load("vendor.safemodel", trusted_keys=["vendor.pem"])   # doctest: +SKIP
     """
     _flag(verify, "load", "verify")
-    bundle = load_unverified(path, signing_key=signing_key,
-                             allowed_modules=allowed_modules, environment=environment)
-    if verify:
-        report = bundle.verify()
-        if not report.ok:
-            raise verification_refusal(report, bundle=f"{bundle.name}=={bundle.version}",
-                                       environment=bundle.environment)
-        if report.environment_diff and environment == "warn":
-            logger.info("%s==%s: golden outputs reproduce although package versions differ "
-                        "from build time: %s", bundle.name, bundle.version,
-                        ", ".join(f"{k} {a} -> {b}"
-                                  for k, (a, b) in report.environment_diff.items()))
-    else:
-        logger.warning("%s==%s loaded with verify=False: golden outputs were not checked.",
-                       bundle.name, bundle.version)
-    return bundle
+    return load_bytes(read_file(path), source=str(path), verify=verify,
+                      signing_key=signing_key, trusted_keys=trusted_keys, trust=trust,
+                      allowed_modules=allowed_modules, environment=environment).bundle
 
 
 def load_unverified(
     path: str | PathLike[str],
     *,
     signing_key: Any = None,
+    trusted_keys: Iterable[Any] | None = None,
+    trust: bool = False,
     allowed_modules: Iterable[str] | None = None,
     environment: Environment = "warn",
 ) -> ModelBundle:
-    """Every check of :func:`load` but the golden re-run, silently.
+    """Every check of :func:`load` (trust included) but the golden re-run, silently.
 
     For callers that verified this very content (same fingerprint) earlier in the
     process, such as the store reloading an evicted bundle, and for callers that
     verify the golden outputs themselves (``safemodel.testing``).
     """
+    return load_bytes(read_file(path), source=str(path), verify=False, quiet=True,
+                      signing_key=signing_key, trusted_keys=trusted_keys, trust=trust,
+                      allowed_modules=allowed_modules, environment=environment).bundle
+
+
+def load_bytes(
+    data: bytes,
+    *,
+    source: str = "<bytes>",
+    verify: bool = True,
+    quiet: bool = False,
+    expected: Expected | None = None,
+    signing_key: Any = None,
+    trusted_keys: Iterable[Any] | None = None,
+    trust: bool = False,
+    allowed_modules: Iterable[str] | None = None,
+    environment: Environment = "warn",
+) -> Loaded:
+    """:func:`load` on the bytes of a bundle file, checked against ``expected`` too.
+
+    The bytes hashed, judged and unpickled are ``data``; nothing is read again. The
+    store passes what a path promises (:class:`Expected`), a Spark or Dask executor
+    the SHA-256 its driver trusted.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole bundle file.
+    source : str
+        Its path or name, for messages.
+    verify : bool, default True
+        Re-run the golden inputs; ``False`` skips it (a warning unless ``quiet``).
+    quiet : bool, default False
+        Log nothing when ``verify`` is false (the caller verified this content before).
+    expected : Expected, optional
+        Name, version, fingerprint and whole-file SHA-256 the file must have; checked
+        after the hashes, before the signer. A matching ``sha256`` stands for the
+        trust its computer established: no key is consulted.
+    signing_key, trusted_keys, trust, allowed_modules, environment
+        As for :func:`load`.
+
+    Returns
+    -------
+    Loaded
+        The bundle, the trust decision, and the SHA-256 of ``data``.
+    """
     if environment not in _ENVIRONMENTS:
         raise InvalidArgument.of("load", "environment", f"one of {list(_ENVIRONMENTS)}",
                                  environment)
+    _flag(trust, "load", "trust")
     allowed = None if allowed_modules is None else _names(allowed_modules)
-    archive = _read(path, "load")
-    key = resolve_key(signing_key)
-    if key is not None:
-        verify_manifest(archive.manifest_bytes, archive.signature, key)
+    archive = _parse(data, repr(source))
+    sha256 = hashlib.sha256(data).hexdigest()
+    _check_expected(archive.manifest, sha256, expected or Expected(), source)
+    estimator = archive.members[ESTIMATOR]
+    if expected is not None and expected.sha256 is not None:
+        decision = TrustDecision(True, "verified by the caller", None,
+                                 f"the SHA-256 {sha256[:16]} its caller trusted")
+    else:
+        options = {"signing_key": signing_key, "trusted_keys": trusted_keys, "source": source}
+        decision = decide_trust(archive.manifest_bytes, archive.signature, trust=True,
+                                **options)
+        if not decision.trusted and not trust:
+            # Again, to raise the refusal with the pickle's references, read only now:
+            # reading every opcode of a large pickle would slow every trusted load.
+            decide_trust(archive.manifest_bytes, archive.signature,
+                         references=_references(estimator), **options)
     if allowed is not None:
-        _audit(archive.members[ESTIMATOR], allowed)
+        _audit(estimator, allowed)
     if environment == "strict":
         _check_environment_strict(archive.manifest.environment)
     try:
-        return layout.decode(archive.manifest, archive.members,
-                             lambda data: _unpickle(data, archive.manifest))
+        bundle = layout.decode(archive.manifest, archive.members,
+                               lambda raw: _unpickle(raw, archive.manifest, allowed))
     except ImportError as exc:  # e.g. pandas' pyarrow string storage, absent here
         raise (_environment_refusal(exc, archive.manifest, "golden inputs")
                or BundleFormatError(f"Reading the golden inputs needs what this environment "
                                     f"lacks ({exc}).", member="golden/inputs.json")) from exc
+    if not decision.trusted:
+        logger.warning("%s==%s from %s: %s.", bundle.name, bundle.version, source,
+                       decision.reason)
+    if verify:
+        _verify_golden(bundle, environment)
+    elif not quiet:
+        logger.warning("%s==%s loaded with verify=False: golden outputs were not checked.",
+                       bundle.name, bundle.version)
+    return Loaded(bundle, decision, sha256)
+
+
+def _verify_golden(bundle: ModelBundle, environment: Environment) -> None:
+    report = bundle.verify()
+    if not report.ok:
+        raise verification_refusal(report, bundle=f"{bundle.name}=={bundle.version}",
+                                   environment=bundle.environment)
+    if report.environment_diff and environment == "warn":
+        logger.info("%s==%s: golden outputs reproduce although package versions differ "
+                    "from build time: %s", bundle.name, bundle.version,
+                    ", ".join(f"{k} {a} -> {b}"
+                              for k, (a, b) in report.environment_diff.items()))
+
+
+def _check_expected(manifest: Manifest, sha256: str, expected: Expected, source: str) -> None:
+    found = {"name": manifest.name, "version": manifest.version,
+             "fingerprint": manifest.fingerprint, "sha256": sha256}
+    for field, want in (("name", expected.name), ("version", expected.version),
+                        ("fingerprint", expected.fingerprint), ("sha256", expected.sha256)):
+        if want is None or _same(field, want, found[field]):
+            continue
+        where = MANIFEST if field != "sha256" else "(file)"
+        raise IntegrityError(
+            f"{source} holds {field} {found[field]!r}, but {want!r} was expected here: it "
+            "was replaced or damaged, or replayed under another name or version, after it "
+            "was checked. It was not unpickled; restore the file, or put the bundle under "
+            "its own name and version.",
+            member=where, expected=want, found=found[field],
+        )
+
+
+def _same(field: str, want: str, found: str) -> bool:
+    if field == "version":
+        return parse_version(want) == parse_version(found)
+    return want == found
+
 
 
 def _names(allowed_modules: Any) -> tuple[str, ...]:
@@ -378,11 +564,16 @@ def _audit(estimator_bytes: bytes, allowed_modules: Iterable[str]) -> None:
         )
 
 
-def _unpickle(data: bytes, manifest: Manifest) -> Any:
+def _unpickle(data: bytes, manifest: Manifest, allowed: tuple[str, ...] | None) -> Any:
     import cloudpickle
 
     try:
+        if allowed is not None:
+            return restricted_loads(data, allowed)
         return cloudpickle.loads(data)
+    except IntegrityError as exc:  # the restricted unpickler stopped at a global
+        raise IntegrityError(str(exc), member=ESTIMATOR, expected=exc.expected,
+                             found=exc.found) from None
     except Exception as exc:
         refusal = _environment_refusal(exc, manifest, "estimator")
         if refusal is not None:
@@ -474,6 +665,15 @@ def inspect(path: str | PathLike[str]) -> BundleInfo:
     """
     archive = _read(path, "inspect", unverified=(ESTIMATOR,))
     m = archive.manifest
+    try:
+        decision = decide_trust(archive.manifest_bytes, archive.signature, source=str(path))
+        signer, trusted, reason = decision.signer, decision.trusted, decision.reason
+    except UntrustedBundleError as exc:
+        signer, trusted = exc.signer, False
+        reason = (f"{'unsigned' if exc.signer == 'unsigned' else 'signed by ' + exc.signer[:16]}"
+                  ", which no key trusted here verifies: load refuses it unless trust=True")
+    except SafeModelError as exc:  # a signature that does not verify, an unusable key
+        signer, trusted, reason = "invalid signature", False, str(exc)
     parts = layout.describe(archive.members)
     return BundleInfo(
         path=str(path),
@@ -486,6 +686,9 @@ def inspect(path: str | PathLike[str]) -> BundleInfo:
         methods=m.methods,
         pickle_references=_references(archive.members[ESTIMATOR]),
         signed=archive.signature is not None,
+        signer=signer,
+        trusted=trusted,
+        trust_reason=reason,
         members=m.members,
         contract=parts["contract"],
         policy=parts["policy"],

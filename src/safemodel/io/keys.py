@@ -24,7 +24,7 @@ file per key means two ``safemodel trust add`` at once never lose an entry.
 :func:`trusted_keys` gathers every key a load may accept, each with where it came
 from: the user's own key, the trust store, ``$SAFEMODEL_TRUSTED_KEYS``
 (``os.pathsep``-separated PEM files or folders of ``*.pem`` files) and a caller's
-explicit ``trusted_keys=`` list (key objects, PEM text, or paths). Phase 2 calls it
+explicit ``trusted_keys=`` list (key objects, PEM text, or paths). Every load calls it
 through :func:`safemodel.io.trust.decide_trust`; the CLI's ``safemodel keys`` and
 ``safemodel trust`` commands call :func:`default_signing_key`, :func:`public_pem`,
 :func:`trust_add`, :func:`trust_list` and :func:`trust_remove`.

@@ -139,6 +139,12 @@ class BundleInfo:
     pickle_references: tuple[str, ...]
     signed: bool
     members: Mapping[str, MemberInfo]
+    #: The signer's key id (verified when ``trusted``), ``"unsigned"`` or ``"hmac-sha256"``.
+    signer: str = "unsigned"
+    #: A key trusted here (own key, trust store, environment) verified the signature.
+    trusted: bool = False
+    #: One sentence: who signed and why it is (not) trusted here.
+    trust_reason: str = ""
     contract: Mapping[str, Any] | None = None
     policy: Mapping[str, Any] | None = None
     golden: Mapping[str, Any] | None = None
@@ -172,6 +178,9 @@ class BundleInfo:
             "created": self.created,
             "methods": list(self.methods),
             "signed": self.signed,
+            "signer": self.signer,
+            "trusted": self.trusted,
+            "trust_reason": self.trust_reason,
             "environment": dict(self.environment),
             "pickle_references": list(self.pickle_references),
             "members": {k: {"sha256": v.sha256, "size": v.size}

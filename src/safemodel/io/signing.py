@@ -39,7 +39,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
@@ -77,7 +76,6 @@ __all__ = [
     "public_key_valid",
     "public_pem",
     "read_signature",
-    "resolve_key",
     "short_key_id",
     "sign_bytes",
     "sign_manifest",
@@ -190,31 +188,6 @@ class Signature:
     algorithm: str
     digest: bytes = field(repr=False)
     key_id: str | None
-
-
-def resolve_key(key: Any) -> Any:
-    """Return the key to use: ``key`` if given, else ``$SAFEMODEL_SIGNING_KEY``.
-
-    Parameters
-    ----------
-    key : HmacKey, Ed25519 key, str, bytes or None
-        The key the caller passed.
-
-    Returns
-    -------
-    HmacKey, Ed25519 key, str, bytes or None
-        ``key`` unchanged when it is not ``None``; otherwise the value of the
-        environment variable ``SAFEMODEL_SIGNING_KEY`` when it is set and not empty
-        (text for :func:`parse_key`); otherwise ``None``.
-
-    Examples
-    --------
-    >>> resolve_key("hmac:team-secret")
-    'hmac:team-secret'
-    """
-    if key is not None:
-        return key
-    return os.environ.get(SIGNING_KEY_ENV) or None
 
 
 def parse_key(key: Any) -> Any:

@@ -33,8 +33,9 @@ The rules, in order:
    "unsigned"), the pickle's references and the three ways to trust it; with
    ``trust=True`` the decision says untrusted and the caller loads on purpose.
 
-The decision reads no archive and unpickles nothing; phase-2 callers pass the bytes
-they hashed, so the bytes trusted are the bytes later unpickled.
+The decision reads no archive and unpickles nothing; callers pass the bytes they
+hashed (:func:`safemodel.io.archive.load_bytes` reads a file once), so the bytes
+trusted are the bytes later unpickled.
 """
 
 from __future__ import annotations

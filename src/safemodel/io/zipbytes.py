@@ -156,7 +156,7 @@ class ZipReader:
 
     def __init__(self, fh: IO[bytes], label: str) -> None:
         self._fh = fh
-        size = os.fstat(fh.fileno()).st_size
+        size = fh.seek(0, os.SEEK_END)  # works on a file and on bytes in memory
         if size < _END.size:
             raise _not_a_zip(label, f"{size} bytes, shorter than a zip end record")
         fh.seek(size - _END.size)

@@ -41,13 +41,16 @@ from safemodel.errors import (
     InvalidArgument,
     SafeModelError,
     StoreError,
+    UntrustedBundleError,
 )
 from safemodel.io.archive import (
     Environment,
+    Expected,
+    Loaded,
     check_integrity,
     inspect,
-    load,
-    load_unverified,
+    load_bytes,
+    read_file,
     recorded_fingerprint,
 )
 from safemodel.io.files import fsync_dir
@@ -83,17 +86,27 @@ class BundleStore:
         The store's folder; created by the first :meth:`put`.
     max_loaded : int, default 16
         Most bundles :meth:`get` keeps loaded (least recently used are dropped).
-    signing_key : str, bytes or Ed25519 key, optional
-        Require valid signatures when loading (defaults to ``SAFEMODEL_SIGNING_KEY``).
+    signing_key : HmacKey, Ed25519 key, str or bytes, optional
+        The one key every bundle must be signed with (defaults to
+        ``$SAFEMODEL_SIGNING_KEY``); see :func:`safemodel.load`.
+    trusted_keys : iterable, optional
+        Public keys to trust besides your own, the trust store and
+        ``$SAFEMODEL_TRUSTED_KEYS``.
+    trust : bool, default False
+        Serve bundles no trusted key signed (their pickles run code). Aliases still
+        move only to trusted versions.
     allowed_modules : iterable of str, optional
-        Refuse, before unpickling, estimators that reference other modules.
+        Unpickle through the enforced allow-list (see :func:`safemodel.load`).
     environment : {"warn", "strict", "ignore"}, default "warn"
         Passed to :func:`safemodel.load`.
 
     Notes
     -----
     Versions are immutable: a name and version, once put, always mean the same
-    content (fingerprint). Aliases move only through :meth:`promote` and
+    content (fingerprint). Before anything is unpickled, a file's manifest must name
+    the name and version its path says, and the fingerprint its ``put`` recorded, and
+    a trusted key must have signed it; the file is read once, so the bytes checked are
+    the bytes unpickled. Aliases move only through :meth:`promote` and
     :meth:`rollback`, which load and verify the target first. Changes to one name are
     serialised across threads and processes by a lock file; lookups take no lock.
     One ``BundleStore`` may be shared by many threads.
@@ -113,6 +126,8 @@ class BundleStore:
         *,
         max_loaded: int = 16,
         signing_key: Any = None,
+        trusted_keys: Iterable[Any] | None = None,
+        trust: bool = False,
         allowed_modules: Iterable[str] | None = None,
         environment: Environment = "warn",
     ) -> None:
@@ -122,8 +137,12 @@ class BundleStore:
         if isinstance(max_loaded, bool) or not isinstance(max_loaded, int) or max_loaded < 1:
             raise InvalidArgument.of("BundleStore", "max_loaded", "an int >= 1", max_loaded)
         # Passed to every load; kept as one mapping so new load options need one line.
+        if not isinstance(trust, bool):
+            raise InvalidArgument.of("BundleStore", "trust", "True or False", trust)
         self._load_options: dict[str, Any] = {
             "signing_key": signing_key,
+            "trusted_keys": None if trusted_keys is None else tuple(trusted_keys),
+            "trust": trust,
             "allowed_modules": None if allowed_modules is None else tuple(allowed_modules),
             "environment": environment,
         }
@@ -138,6 +157,11 @@ class BundleStore:
     def root(self) -> Path:
         """The store's folder."""
         return self._root
+
+    @property
+    def load_options(self) -> dict[str, Any]:
+        """The trust and load options every load of this store uses (a copy)."""
+        return dict(self._load_options)
 
     # ------------------------------------------------------------ lookups
 
@@ -237,7 +261,7 @@ class BundleStore:
                 f"promoted with {expected}: the file was replaced after promotion. Versions "
                 "are immutable; restore the file or put the new content as a new version.",
                 name=name, version=str(target), alias=str(version))
-        return self._cached(path, fingerprint)
+        return self._cached(name, target, fingerprint)
 
     def load_all(self, alias: str = "production", *, preload: bool = False) -> ModelService:
         """Every bundle behind ``alias``, for a service that serves many models.
@@ -439,17 +463,34 @@ class BundleStore:
             self._fingerprints[path] = (state, fingerprint)
         return fingerprint
 
-    def _load(self, path: Path, *, verify: bool) -> ModelBundle:
-        return load(path, verify=verify, **self._load_options)
+    def _load(self, name: str, version: Version, *, verify: bool) -> Loaded:
+        """Read the file once; check path, history, hashes and signer; then unpickle."""
+        path = self._file(name, version)
+        expected = Expected(name=name, version=str(version),
+                            fingerprint=self._put_fingerprint(name, version))
+        return load_bytes(read_file(path), source=str(path), verify=verify,
+                          quiet=not verify, expected=expected, **self._load_options)
 
-    def _cached(self, path: Path, fingerprint: str) -> ModelBundle:
+    def _put_fingerprint(self, name: str, version: Version) -> str:
+        """The fingerprint the history recorded when ``name==version`` was put."""
+        recorded = [e.fingerprint for e in self.history(name)
+                    if e.action == "put" and e.to_version == version]
+        if not recorded:
+            raise StoreError(
+                f"{name}=={version} is in the store's folder but its history records no "
+                "put of it: the file was copied in by hand, so nothing vouches for it. It "
+                "was not unpickled; add it with `BundleStore.put` (`safemodel store put`).",
+                name=name, version=str(version))
+        return recorded[-1]
+
+    def _cached(self, name: str, version: Version, fingerprint: str) -> ModelBundle:
+        path = self._file(name, version)
+
         def load_file(verified_before: bool) -> ModelBundle:
+            bundle = self._load(name, version, verify=not verified_before).bundle
             if verified_before:
-                bundle = load_unverified(path, **self._load_options)
                 logger.debug("%s reloaded; golden outputs were verified earlier for "
                              "fingerprint %s", path, fingerprint)
-            else:
-                bundle = self._load(path, verify=True)
             if bundle.fingerprint != fingerprint:
                 raise StoreError(f"{str(path)!r} changed while it was being loaded "
                                  f"(expected fingerprint {fingerprint}); try again.")
@@ -459,16 +500,22 @@ class BundleStore:
 
     def _verify_for(self, name: str, target: Version, alias: str, what: str) -> str:
         """Load and verify ``target`` now, whatever the cache says; its fingerprint."""
-        path = self._file(name, target)
+        current = self.aliases(name).get(alias)
+        state = (f"{alias!r} still points at {current}" if current is not None
+                 else f"{alias!r} stays unset")
         try:
-            bundle = self._load(path, verify=True)
+            loaded = self._load(name, target, verify=True)
         except (GoldenMismatchError, IntegrityError, BundleFormatError) as exc:
-            current = self.aliases(name).get(alias)
-            state = (f"{alias!r} still points at {current}" if current is not None
-                     else f"{alias!r} stays unset")
             raise _refused(exc, what, state) from exc
-        self._cache.put(bundle.fingerprint, bundle)
-        return bundle.fingerprint
+        if not loaded.trust.trusted:
+            raise UntrustedBundleError(
+                f"{what}; {state}. {loaded.trust.reason}: an alias moves only to a version "
+                "a trusted key signed. Trust its signer (`safemodel trust add KEY.pem`), or "
+                "put a bundle you signed.", signer=loaded.trust.signer,
+                member="signature.json", expected="a signature by a trusted key",
+                found=loaded.trust.signer)
+        self._cache.put(loaded.bundle.fingerprint, loaded.bundle)
+        return loaded.bundle.fingerprint
 
     def _check_unchanged(self, name: str, version: Version, fingerprint: str) -> None:
         found = self._fingerprint(self._file(name, version))
@@ -527,6 +574,9 @@ def _refused(exc: SafeModelError, what: str, state: str) -> SafeModelError:
     if isinstance(exc, GoldenMismatchError):
         return GoldenMismatchError(message, mismatches=exc.mismatches,
                                    environment_diff=exc.environment_diff)
+    if isinstance(exc, UntrustedBundleError):
+        return UntrustedBundleError(message, signer=exc.signer, references=exc.references,
+                                    member=exc.member, expected=exc.expected, found=exc.found)
     if isinstance(exc, IntegrityError | BundleFormatError):
         return type(exc)(message, member=exc.member, expected=exc.expected, found=exc.found)
     return exc
