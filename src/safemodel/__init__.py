@@ -32,6 +32,7 @@ from safemodel.errors import (
     SafeModelError,
     ScoringError,
     StoreError,
+    TooManyRejected,
     UntrustedBundleError,
 )
 from safemodel.io.archive import inspect, load
@@ -68,6 +69,7 @@ __all__ = [
     "Scored",
     "ScoringError",
     "StoreError",
+    "TooManyRejected",
     "UntrustedBundleError",
     "VerificationReport",
     "__version__",
