@@ -28,6 +28,7 @@ from safemodel._versions import parse_version
 from safemodel.core.contract import Contract, _contract_for
 from safemodel.core.engine import Invalid, apply
 from safemodel.core.environment import capture_environment, environment_diff
+from safemodel.core.fingerprint import fingerprint_of
 from safemodel.core.fitted import (
     check_fitted,
     check_golden_accepted,
@@ -35,7 +36,6 @@ from safemodel.core.fitted import (
     fitted_contract,
     frame_for,
 )
-from safemodel.core.fingerprint import fingerprint_of
 from safemodel.core.golden import (
     Golden,
     PolicyDiff,
@@ -44,10 +44,10 @@ from safemodel.core.golden import (
     golden_inputs,
     policy_diff,
 )
+from safemodel.core.outputs import as_output, check_rejected, is_sparse, rejection_limit
 from safemodel.core.policy import Policy, check_option
 from safemodel.core.references import UNRESOLVED, pickle_references
 from safemodel.core.report import PolicyReport, Prepared, log_report, logger
-from safemodel.core.outputs import as_output, check_rejected, is_sparse, rejection_limit
 from safemodel.errors import InvalidArgument, SafeModelError, ScoringError
 
 if TYPE_CHECKING:
@@ -462,7 +462,7 @@ class ModelBundle:
             method = "predict_proba" if "predict_proba" in self._methods else self._methods[0]
         if method not in self._methods:
             raise InvalidArgument.of("score", "method", f"one of {list(self._methods)}", method)
-        limit = rejection_limit(max_rejected, "ModelBundle.score")
+        limit = rejection_limit(max_rejected, "ModelBundle.score", invalid)
         prepared = apply(self._contract, self._policy, X, invalid=invalid)
         log_report(prepared.report, self._label)
         if limit is not None:
@@ -470,7 +470,7 @@ class ModelBundle:
         outputs = as_output(self._call(method, prepared.frame))
         return Scored(outputs, prepared.rows, prepared.report)
 
-    def _score(self, method: str, X: Any) -> np.ndarray:
+    def _score(self, method: str, X: Any) -> Any:
         started = time.perf_counter()
         prepared = apply(self._contract, self._policy, X)
         log_report(prepared.report, self._label)

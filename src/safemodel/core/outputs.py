@@ -17,7 +17,8 @@ import numpy as np
 from safemodel.core.report import PolicyReport
 from safemodel.errors import InvalidArgument, SafeModelError, TooManyRejected
 
-__all__ = ["MAX_DENSE_CELLS", "as_output", "check_rejected", "is_sparse", "rejection_limit"]
+__all__ = ["MAX_DENSE_CELLS", "allowed_rejections", "as_output", "check_rejected", "is_sparse",
+           "raise_if_too_many", "rejection_limit"]
 
 #: A sparse output larger than this is not densified for golden storage and comparison.
 MAX_DENSE_CELLS = 20_000_000
@@ -51,13 +52,20 @@ def as_output(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def rejection_limit(max_rejected: Any, where: str) -> float | None:
+def rejection_limit(max_rejected: Any, where: str, invalid: str) -> float | None:
     """Validate ``max_rejected``: ``None``, an int count >= 0, or a float fraction in [0, 1].
 
-    Returns ``None``, the count (an int), or the fraction (a float).
+    Returns ``None``, the count (an int), or the fraction (a float). It needs
+    ``invalid="drop"``: under ``"raise"`` one rejected row already fails the call.
     """
     if max_rejected is None:
         return None
+    if invalid != "drop":
+        raise InvalidArgument(
+            f"max_rejected={max_rejected!r} needs invalid='drop' in {where} (under "
+            "invalid='raise' one rejected row already fails the call).",
+            argument="max_rejected", expected="None, or invalid='drop'", found=max_rejected,
+        )
     if isinstance(max_rejected, bool):
         raise InvalidArgument.of(where, "max_rejected",
                                  "an int count >= 0 or a float fraction in [0, 1]", max_rejected)

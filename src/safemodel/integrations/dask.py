@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from safemodel.core.engine import Invalid
+from safemodel.core.outputs import rejection_limit
 from safemodel.integrations.plan import (
     POLICY_COLUMN,
     REJECTED_COLUMN,
@@ -40,6 +41,7 @@ from safemodel.integrations.plan import (
     Output,
     check_columns,
     check_invalid,
+    check_rejections,
     count_frame,
     count_table,
     empty_scores,
@@ -76,6 +78,7 @@ def score(
     method: str | None = None,
     invalid: Invalid = "raise",
     output_col: str | None = None,
+    max_rejected: float | None = None,
 ) -> dd.DataFrame:
     """Add a bundle's outputs to a Dask DataFrame, verified in every worker process.
 
@@ -100,6 +103,12 @@ def score(
         Name of the output column, or prefix of one column per class for
         ``predict_proba`` (``proba_Adelie``, ...). Defaults to ``"prediction"``,
         ``"proba"`` or ``"decision"``.
+    max_rejected : int or float, optional
+        With ``invalid="drop"``: the most rows that may be rejected over the whole
+        frame, as a count (int) or fraction (float in ``[0, 1]``). The frame is then
+        scored and persisted before returning, and more rejected rows raise
+        :class:`~safemodel.errors.TooManyRejected` (with the counts and the most
+        frequent reasons) instead of a job that "succeeds" having dropped most rows.
 
     Returns
     -------
@@ -126,6 +135,7 @@ def score(
     the_bundle, data = shippable(bundle)
     method = scoring_method(the_bundle, method)
     check_invalid(invalid)
+    limit = rejection_limit(max_rejected, "safemodel.dask.score", invalid)
     outputs = output_columns(the_bundle, method, output_col)
     columns = [str(c) for c in frame.columns]
     check_columns(columns, the_bundle, outputs, invalid)
@@ -136,6 +146,12 @@ def score(
         _score_partition, shipped, the_bundle.fingerprint, method, invalid, outputs,
         the_bundle.contract.names, meta=meta,
     )
+    if limit is not None:
+        scored = scored.persist()  # type: ignore[no-untyped-call]
+        rejected = scored[REJECTED_COLUMN].notnull()
+        rows, bad = dask.compute(rejected.size, rejected.sum())
+        check_rejections(int(rows), int(bad), limit, f"{the_bundle.name}=={the_bundle.version}",
+                         lambda: policy_counts(scored))
     return scored
 
 
