@@ -119,7 +119,7 @@ class _ScoringMethod(Generic[_B]):
                 f"{list(obj.methods)}."
             )
 
-        def score(X: Any) -> np.ndarray:
+        def score(X: Any) -> Any:
             return obj._score(method, X)
 
         score.__name__ = method
