@@ -77,7 +77,8 @@ def test_dense_transformer_bundle(tmp_path: Path) -> None:
     np.testing.assert_array_equal(bundle.transform(MIXED.head(3)), ct.transform(MIXED.head(3)))
     bundle.save(tmp_path / "f.safemodel")
     assert sm.load(tmp_path / "f.safemodel").verify().ok
-    assert bundle.profile is not None and bundle.profile.score == {}
+    assert bundle.profile is not None
+    assert bundle.profile.score == {}
 
 
 def test_sparse_transformer_bundle_compares_exactly(tmp_path: Path) -> None:
@@ -86,7 +87,8 @@ def test_sparse_transformer_bundle_compares_exactly(tmp_path: Path) -> None:
     out = bundle.transform(MIXED[["c"]].head(4))
     assert sparse.issparse(out)  # the estimator's own output, as it returns it
     golden = bundle.golden.outputs["transform"]
-    assert isinstance(golden, np.ndarray) and golden.shape[1] == 3
+    assert isinstance(golden, np.ndarray)
+    assert golden.shape[1] == 3
     bundle.save(tmp_path / "o.safemodel")
     loaded = sm.load(tmp_path / "o.safemodel")
     assert loaded.verify().ok
@@ -161,7 +163,8 @@ def test_contract_rejecting_its_golden_rows_is_an_error() -> None:
     schema = pa.DataFrameSchema({"a": pa.Column(float, pa.Check.ge(0)), "b": pa.Column(float)})
     with pytest.raises(sm.InvalidArgument, match="rejects .* training rows") as info:
         sm.ModelBundle.from_training(model, NUM, name="r", contract=schema)
-    assert info.value.found and all(isinstance(r, int) for r in info.value.found)
+    assert info.value.found
+    assert all(isinstance(r, int) for r in info.value.found)
 
 
 def test_unfitted_estimator_is_told_to_fit() -> None:
