@@ -131,18 +131,22 @@ def _is_missing(v: Any) -> bool:
 
 
 def with_known_categories(
-    contract: Contract, known: dict[str, list[Any]]
+    contract: Contract, known: dict[str, list[Any]], *, add: bool = True
 ) -> tuple[Contract, dict[str, list[Any]]]:
-    """``contract`` with the encoders' categories added to its allowed sets.
+    """``contract`` with the encoders' categories added to its allowed sets (``add``).
 
     Only text columns with an allowed set are extended (a ``category`` column's
-    categories are its dtype, which the estimator sees). Returns the contract and
-    ``{column: [added categories]}``.
+    categories are its dtype, which the estimator sees). A numeric column an encoder
+    treats as categories imputes a category it knows. Returns the contract and
+    ``{column: [categories the encoders know that the contract did not]}``.
     """
     added: dict[str, list[Any]] = {}
     columns: list[ColumnSpec] = []
     for spec in contract.columns:
         cats = known.get(spec.name)
+        if spec.kind == "number" and cats:
+            columns.append(_known_impute(spec, cats))
+            continue
         if spec.categories is None or spec.dtype == "category" or not cats:
             columns.append(spec)
             continue
@@ -152,13 +156,29 @@ def with_known_categories(
             columns.append(spec)
             continue
         added[spec.name] = extra
-        columns.append(replace(spec, categories=tuple(sorted([*spec.categories, *extra]))))
-    if not added:
-        return contract, {}
+        columns.append(replace(spec, categories=tuple(sorted([*spec.categories, *extra])))
+                       if add else spec)
+    if tuple(columns) == contract.columns:
+        return contract, added
     return Contract(tuple(columns)), added
 
 
 # ------------------------------------------------------------ from_training steps
+
+
+def _known_impute(spec: ColumnSpec, cats: list[Any]) -> ColumnSpec:
+    """A numeric column an encoder treats as categories: impute a category it knows.
+
+    The median of an even count of values is no observed value, so imputing it would
+    give the encoder an unknown category.
+    """
+    numbers = [c for c in cats if isinstance(c, int | float) and not isinstance(c, bool)]
+    if not numbers or spec.impute is None or spec.impute in numbers:
+        return spec
+    nearest = min(numbers, key=lambda c: (abs(c - spec.impute), c))
+    if "int" in spec.dtype.lower():
+        nearest = int(nearest)
+    return replace(spec, impute=nearest)
 
 
 def frame_for(estimator: Any, frame: pd.DataFrame, notes: dict[str, Any]) -> pd.DataFrame:
@@ -208,16 +228,14 @@ def fitted_contract(estimator: Any, contract: Contract, known_categories: str,
             notes["unused_columns"].extend(u for u in unused if u not in notes["unused_columns"])
             contract = Contract(tuple(contract[n] for n in needed))
     known = encoder_categories(estimator)
-    extended, added = with_known_categories(contract, known)
+    extended, added = with_known_categories(contract, known, add=known_categories == "add")
     if added:
         notes["known_categories"] = {"added": known_categories == "add", "columns": added}
         logger.warning(
             "%s knows categories that X lacks: %s; they are %s.", type(estimator).__name__,
             added, "added to the contract's allowed sets" if known_categories == "add"
             else "reported only (still unseen when scoring)")
-        if known_categories == "add":
-            return extended
-    return contract
+    return extended
 
 
 def check_policy_columns(policy: Policy, contract: Contract, notes: dict[str, Any]) -> None:
