@@ -65,6 +65,27 @@ def test_multi_output_golden_mismatch_names_the_output(tmp_path: Path) -> None:
     assert example["expected"][1] != example["obtained"][1]
 
 
+def test_multi_output_string_labels_round_trip(tmp_path: Path) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    labels = np.c_[np.where(NUM["a"] > 0, "hi", "lo"), np.where(NUM["b"] > 0, "up", "down")]
+    model = MultiOutputClassifier(DecisionTreeClassifier(random_state=0)).fit(NUM, labels)
+    bundle = sm.ModelBundle.from_training(model, NUM, name="labels")
+    bundle.save(tmp_path / "l.safemodel")
+    loaded = sm.load(tmp_path / "l.safemodel")
+    np.testing.assert_array_equal(loaded.golden.outputs["predict"],
+                                  bundle.golden.outputs["predict"])
+    assert loaded.golden.outputs["predict"].shape[1] == 2
+
+
+def test_label_output_with_a_shape_that_does_not_fit_is_malformed() -> None:
+    from safemodel.io.codec import decode_array
+
+    data = b'{"dtype": "object", "values": ["a", "b", "c"], "shape": [2, 2]}'
+    with pytest.raises(sm.BundleFormatError, match="does not fit 3 values"):
+        decode_array(".json", data, "golden/outputs/predict.json")
+
+
 # ------------------------------------------------------------------- transform
 
 
