@@ -103,8 +103,12 @@ def test_unstorable_values_are_refused_clearly() -> None:
     frame = pd.DataFrame({"x": pd.Series([{"a": 1}], dtype=object)})
     with pytest.raises(SafeModelError, match="Cannot store a value of type 'dict'"):
         _codec.encode_frame(frame)
-    with pytest.raises(SafeModelError, match="one-dimensional labels"):
-        _codec.encode_array(np.array([["a"]], dtype=object))
+    with pytest.raises(SafeModelError, match="3-dimensional array .* must be labels"):
+        _codec.encode_array(np.array([[["a"]]], dtype=object))
+    # multi-output labels (one per row and output) are stored, with their shape
+    two = np.array([["a", "b"], ["c", None]], dtype=object)
+    suffix, data = _codec.encode_array(two)
+    np.testing.assert_array_equal(_codec.decode_array(suffix, data, "m"), two)
 
 
 @pytest.mark.parametrize("bad", [

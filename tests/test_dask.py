@@ -208,3 +208,29 @@ def test_importing_safemodel_imports_no_engine() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_max_rejected_fails_the_call_with_counts(
+    client: Any, strict_bundle: sm.ModelBundle, frame: pd.DataFrame
+) -> None:
+    ddf = dd.from_pandas(frame, npartitions=4)
+    with pytest.raises(sm.TooManyRejected) as info:
+        smd.score(strict_bundle, ddf, invalid="drop", method="predict", max_rejected=0.02)
+    assert (info.value.rejected, info.value.rows, info.value.limit) == (800, 20_000, 400)
+    assert info.value.reasons["island: unseen_category"] == 200
+    scored = smd.score(strict_bundle, ddf, invalid="drop", method="predict", max_rejected=800)
+    assert scored[smd.REJECTED_COLUMN].notnull().sum().compute() == 800
+
+
+def test_multi_output_predictions_get_one_column_per_output(client: Any) -> None:
+    from sklearn.multioutput import MultiOutputRegressor
+    from sklearn.tree import DecisionTreeRegressor
+
+    X = pd.DataFrame({"a": np.linspace(0, 1, 200), "b": np.linspace(1, 3, 200) ** 2})
+    # Trees: outputs do not depend on the batch size, unlike a BLAS product's last bits.
+    model = MultiOutputRegressor(DecisionTreeRegressor(random_state=0)).fit(
+        X, np.c_[X["a"] + X["b"], X["a"] - X["b"]])
+    bundle = sm.ModelBundle.from_training(model, X, name="multi")
+    got = smd.score(bundle, dd.from_pandas(X, npartitions=3)).compute()
+    np.testing.assert_array_equal(got[["prediction_0", "prediction_1"]].to_numpy(),
+                                  model.predict(X))

@@ -244,3 +244,27 @@ def test_bad_arguments(
 def test_policy_counts_needs_a_scored_frame(spark: SparkSession) -> None:
     with pytest.raises(sm.InvalidArgument, match="_safemodel_policy"):
         sms.policy_counts(spark.createDataFrame(policy_frame(10)))
+
+
+def test_max_rejected_fails_the_call_with_counts(
+    strict_bundle: sm.ModelBundle, policy_sdf: tuple[pd.DataFrame, DataFrame]
+) -> None:
+    _, sdf = policy_sdf
+    with pytest.raises(sm.TooManyRejected) as info:
+        sms.score(strict_bundle, sdf, invalid="drop", max_rejected=0.02)
+    assert (info.value.rejected, info.value.rows, info.value.limit) == (800, 20_000, 400)
+    assert info.value.reasons["island: unseen_category"] == 200
+
+
+def test_multi_output_predictions_get_one_column_per_output(spark: SparkSession) -> None:
+    from sklearn.multioutput import MultiOutputRegressor
+    from sklearn.tree import DecisionTreeRegressor
+
+    X = pd.DataFrame({"a": np.linspace(0, 1, 200), "b": np.linspace(1, 3, 200) ** 2})
+    # Trees: outputs do not depend on the batch size, unlike a BLAS product's last bits.
+    model = MultiOutputRegressor(DecisionTreeRegressor(random_state=0)).fit(
+        X, np.c_[X["a"] + X["b"], X["a"] - X["b"]])
+    bundle = sm.ModelBundle.from_training(model, X, name="multi")
+    got = collect(sms.score(bundle, spark.createDataFrame(X.assign(id=range(len(X))))))
+    np.testing.assert_array_equal(got[["prediction_0", "prediction_1"]].to_numpy(),
+                                  model.predict(X))

@@ -33,6 +33,7 @@ if _typing.TYPE_CHECKING:
         SafeModelError,
         ScoringError,
         StoreError,
+        TooManyRejected,
         UntrustedBundleError,
     )
     from safemodel.io.archive import inspect, load
@@ -70,6 +71,7 @@ __all__ = [
     "Scored",
     "ScoringError",
     "StoreError",
+    "TooManyRejected",
     "UntrustedBundleError",
     "VerificationReport",
     "__version__",
@@ -85,7 +87,8 @@ __all__ = [
 # in every pytest run, bundles or not, and must not pay for pandas and scikit-learn.
 _ERRORS = ("BundleFormatError", "ContractViolation", "GoldenMismatchError",
            "IncompatibleEnvironmentError", "IntegrityError", "InvalidArgument",
-           "SafeModelError", "ScoringError", "StoreError", "UntrustedBundleError")
+           "SafeModelError", "ScoringError", "StoreError", "TooManyRejected",
+           "UntrustedBundleError")
 _DEFINED_IN: dict[str, str] = {
     "ModelBundle": "safemodel.core.bundle",
     "Scored": "safemodel.core.bundle",

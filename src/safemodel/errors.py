@@ -12,6 +12,7 @@ each subclass also inherits the builtin exception it resembles, so existing
     │   └── UntrustedBundleError                         no trusted key signed the bundle
     ├── BundleFormatError(SafeModelError, ValueError)    not a readable bundle file
     ├── ScoringError(SafeModelError, RuntimeError)       the estimator itself raised
+    ├── TooManyRejected(SafeModelError, ValueError)      a batch rejected past max_rejected
     ├── IncompatibleEnvironmentError(SafeModelError, RuntimeError)
     │                                        the estimator cannot run under this process's
     │                                        package versions (an upgrade or downgrade)
@@ -43,6 +44,7 @@ __all__ = [
     "SafeModelError",
     "ScoringError",
     "StoreError",
+    "TooManyRejected",
     "UntrustedBundleError",
 ]
 
@@ -348,6 +350,40 @@ class ScoringError(SafeModelError, RuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_keyword_error, (type(self), str(self), {"method": self.method}))
+
+
+class TooManyRejected(SafeModelError, ValueError):
+    """More rows of a batch broke the contract than ``max_rejected`` allows.
+
+    Attributes
+    ----------
+    rejected : int
+        Rows the contract rejected.
+    rows : int
+        Rows in the batch.
+    limit : int
+        The most rejected rows the call accepted (``max_rejected`` as a count).
+    reasons : dict of str to int
+        Failed check -> rows, e.g. ``{"age: type: expected float64, found text": 994}``.
+    """
+
+    def __init__(self, message: str, *, rejected: int = 0, rows: int = 0, limit: int = 0,
+                 reasons: Mapping[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.rejected = rejected
+        self.rows = rows
+        self.limit = limit
+        self.reasons = dict(reasons or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready context."""
+        return {"error": type(self).__name__, "message": str(self), "rejected": self.rejected,
+                "rows": self.rows, "limit": self.limit, "reasons": dict(self.reasons)}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        context = {"rejected": self.rejected, "rows": self.rows, "limit": self.limit,
+                   "reasons": self.reasons}
+        return (_rebuild_keyword_error, (type(self), str(self), context))
 
 
 class IncompatibleEnvironmentError(SafeModelError, RuntimeError):

@@ -6,15 +6,16 @@ bundle can serve many threads at once.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
-import importlib
 import json
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from os import PathLike
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import cloudpickle
 import numpy as np
@@ -28,6 +29,13 @@ from safemodel.core.contract import Contract, _contract_for
 from safemodel.core.engine import Invalid, apply
 from safemodel.core.environment import capture_environment, environment_diff
 from safemodel.core.fingerprint import fingerprint_of
+from safemodel.core.fitted import (
+    check_fitted,
+    check_golden_accepted,
+    check_policy_columns,
+    fitted_contract,
+    frame_for,
+)
 from safemodel.core.golden import (
     Golden,
     PolicyDiff,
@@ -36,9 +44,11 @@ from safemodel.core.golden import (
     golden_inputs,
     policy_diff,
 )
-from safemodel.core.policy import Policy
+from safemodel.core.outputs import as_output, check_rejected, is_sparse, rejection_limit
+from safemodel.core.policy import Policy, check_option
 from safemodel.core.references import UNRESOLVED, pickle_references
 from safemodel.core.report import PolicyReport, Prepared, log_report, logger
+from safemodel.core.writer import BundleWriter, _writer, register_writer
 from safemodel.errors import InvalidArgument, SafeModelError, ScoringError
 
 if TYPE_CHECKING:
@@ -48,9 +58,29 @@ if TYPE_CHECKING:
 
 __all__ = ["SCORING_METHODS", "BundleWriter", "ModelBundle", "Scored", "register_writer"]
 
-SCORING_METHODS = ("predict", "predict_proba", "decision_function")
+# BundleWriter and register_writer live in core.writer; re-exported where io looks.
 
-Method = Literal["predict", "predict_proba", "decision_function"]
+SCORING_METHODS = ("predict", "predict_proba", "decision_function", "transform")
+PREDICTIVE_METHODS = SCORING_METHODS[:3]
+
+Method = Literal["predict", "predict_proba", "decision_function", "transform"]
+
+#: Rows of the training frame the reference profile is built from (a seeded sample
+#: beyond it): scoring every training row made from_training cost 0.45 of fit on 1M rows.
+PROFILE_ROWS = 100_000
+
+
+def scoring_methods(estimator: Any) -> tuple[str, ...]:
+    """The methods a bundle of ``estimator`` scores with.
+
+    Every predictive method the estimator has; ``transform`` only for an estimator
+    with none of them (a fitted feature pipeline, an encoder, a decomposition), since
+    an estimator that predicts is bundled for its predictions.
+    """
+    methods = tuple(m for m in PREDICTIVE_METHODS if hasattr(estimator, m))
+    if not methods and hasattr(estimator, "transform"):
+        return ("transform",)
+    return methods
 
 
 @dataclass(frozen=True)
@@ -81,7 +111,10 @@ class _ScoringMethod(Generic[_B]):
         self.method = method
 
         def unbound(self: ModelBundle, X: Any) -> np.ndarray:
-            return self._score(method, X)
+            # What the estimator returns (a list of arrays for a multi-output classifier's
+            # predict_proba), typed as its usual array.
+            out: np.ndarray = self._score(method, X)
+            return out
 
         unbound.__name__ = method
         unbound.__qualname__ = f"ModelBundle.{method}"
@@ -102,7 +135,7 @@ class _ScoringMethod(Generic[_B]):
                 f"{list(obj.methods)}."
             )
 
-        def score(X: Any) -> np.ndarray:
+        def score(X: Any) -> Any:
             return obj._score(method, X)
 
         score.__name__ = method
@@ -166,6 +199,7 @@ class ModelBundle:
     predict = _ScoringMethod["ModelBundle"]("predict")
     predict_proba = _ScoringMethod["ModelBundle"]("predict_proba")
     decision_function = _ScoringMethod["ModelBundle"]("decision_function")
+    transform = _ScoringMethod["ModelBundle"]("transform")
 
     def __init__(
         self,
@@ -210,7 +244,7 @@ class ModelBundle:
                 argument="metadata", expected="a JSON-ready dict", found=type(exc).__name__,
             ) from None
         self._profile = profile
-        self._methods = tuple(m for m in SCORING_METHODS if hasattr(estimator, m))
+        self._methods = scoring_methods(estimator)
         if not self._methods:
             raise InvalidArgument(
                 f"{type(estimator).__name__} has none of {list(SCORING_METHODS)}; pass a "
@@ -244,6 +278,8 @@ class ModelBundle:
         random_state: int = 0,
         contract: Contract | Any = None,
         max_categories: int = 100,
+        known_categories: Literal["add", "report"] = "add",
+        profile_rows: int = PROFILE_ROWS,
     ) -> ModelBundle:
         """Bundle a fitted estimator with the contract inferred from its training data.
 
@@ -269,30 +305,59 @@ class ModelBundle:
             Use this contract instead of inferring one (impute values still come from X).
         max_categories : int, default 100
             See :meth:`Contract.infer`.
+        known_categories : {"add", "report"}, default "add"
+            Categories the estimator's fitted encoders know (``OneHotEncoder``,
+            ``OrdinalEncoder``, ``TargetEncoder``, HistGradientBoosting's categorical
+            features) but ``X`` lacks: ``"add"`` them to the contract's allowed set, or
+            only ``"report"`` them (in :attr:`build_notes` and the log).
+        profile_rows : int, default 100000
+            The drift profile is built from a seeded sample of at most this many rows
+            of ``X``, so building costs the same beyond it.
 
         Returns
         -------
         ModelBundle
+            :attr:`build_notes` says what the fitted estimator changed in the contract.
 
         Raises
         ------
+        InvalidArgument
+            On a bad argument: an unfitted estimator, ``X`` lacking a column the
+            estimator was fitted on, a policy naming a column the contract lacks, or a
+            contract that rejects training rows sampled into the golden fixture.
         SafeModelError
-            On a bad argument, or when the estimator cannot score its own golden rows.
+            When the estimator cannot score its own golden rows.
         """
         the_policy = policy if policy is not None else Policy()
         if not isinstance(the_policy, Policy):
             raise InvalidArgument.of("ModelBundle.from_training", "policy",
                                      "a safemodel Policy or None", policy)
+        check_option("known_categories", known_categories, ("add", "report"),
+                     "ModelBundle.from_training")
+        if isinstance(profile_rows, bool) or not isinstance(profile_rows, int) or profile_rows < 1:
+            raise InvalidArgument.of("ModelBundle.from_training", "profile_rows",
+                                     "an integer >= 1", profile_rows)
+        check_fitted(estimator)
         frame = as_frame(X)
+        notes: dict[str, Any] = {}
+        frame = frame_for(estimator, frame, notes)
         the_contract = _contract_for(frame, contract, max_categories)
+        the_contract = fitted_contract(estimator, the_contract, known_categories, notes)
+        check_policy_columns(the_policy, the_contract, notes)
         inputs, edge_rows = golden_inputs(
             frame, the_contract, rows=golden_rows, random_state=random_state
         )
         golden = _record_golden(estimator, the_contract, the_policy, inputs, edge_rows,
                                 rtol=rtol, atol=atol)
+        check_golden_accepted(golden)
+        sample = (frame.sample(n=profile_rows, random_state=random_state)
+                  if len(frame) > profile_rows else frame)
+        notes["profile"] = {"rows": len(sample), "of": len(frame),
+                            "random_state": random_state}
+        golden = dataclasses.replace(golden, notes=notes)
         bundle = cls(estimator, the_contract, the_policy, golden, name=name, version=version,
                      metadata=metadata)
-        bundle._profile = bundle._build_profile(frame)
+        bundle._profile = bundle._build_profile(sample)
         return bundle
 
     def _build_profile(self, frame: pd.DataFrame) -> Profile:
@@ -303,6 +368,18 @@ class ModelBundle:
         scores = self.reference_scores(frame)
         return Profile.build(frame[list(self._contract.names)], categorical=categorical,
                              scores=scores or None)
+
+    @property
+    def build_notes(self) -> dict[str, Any]:
+        """What ``from_training`` learnt from the fitted estimator, recorded in the bundle.
+
+        ``unused_columns`` (columns of ``X`` the estimator never sees, not required),
+        ``known_categories`` (``{column: [categories]}`` its encoders know but ``X``
+        lacked; ``added`` says whether they joined the allowed set), ``profile``
+        (the rows the reference profile was built from). Empty for bundles built
+        otherwise.
+        """
+        return copy.deepcopy(dict(self._golden.notes))
 
     # --------------------------------------------------------------- the parts
 
@@ -402,22 +479,46 @@ class ModelBundle:
         return apply(self._contract, self._policy, X, invalid=invalid)
 
     def score(
-        self, X: Any, *, method: str | None = None, invalid: Invalid = "raise"
+        self, X: Any, *, method: str | None = None, invalid: Invalid = "raise",
+        max_rejected: float | None = None,
     ) -> Scored:
         """Score ``X`` and return outputs with the report (and rejected rows).
 
         With ``invalid="drop"`` the rows that break the contract are not scored; the
         others are, and ``Scored.rows`` says which input rows the outputs belong to.
+
+        Parameters
+        ----------
+        X : DataFrame, list of dict records, dict of lists, or one dict (one row)
+        method : str, optional
+            One of :attr:`methods`; by default ``predict_proba`` when offered, else the
+            first method.
+        invalid : {"raise", "drop"}, default "raise"
+        max_rejected : int or float, optional
+            With ``invalid="drop"``: the most rows that may be rejected, as a count
+            (an int) or a fraction of the rows (a float in ``[0, 1]``). More raise
+            :class:`~safemodel.errors.TooManyRejected` instead of scoring the rest.
+
+        Returns
+        -------
+        Scored
+            ``outputs`` as a dense 2-D array for multi-output methods (a list of
+            per-output arrays, as ``MultiOutputClassifier.predict_proba`` returns, is
+            stacked side by side).
         """
-        method = method or ("predict_proba" if "predict_proba" in self._methods else "predict")
+        if method is None:
+            method = "predict_proba" if "predict_proba" in self._methods else self._methods[0]
         if method not in self._methods:
             raise InvalidArgument.of("score", "method", f"one of {list(self._methods)}", method)
+        limit = rejection_limit(max_rejected, "ModelBundle.score", invalid)
         prepared = apply(self._contract, self._policy, X, invalid=invalid)
         log_report(prepared.report, self._label)
-        outputs = self._call(method, prepared.frame)
+        if limit is not None:
+            check_rejected(prepared.report, limit, self._label)
+        outputs = as_output(self._call(method, prepared.frame))
         return Scored(outputs, prepared.rows, prepared.report)
 
-    def _score(self, method: str, X: Any) -> np.ndarray:
+    def _score(self, method: str, X: Any) -> Any:
         started = time.perf_counter()
         prepared = apply(self._contract, self._policy, X)
         log_report(prepared.report, self._label)
@@ -426,11 +527,14 @@ class ModelBundle:
             _log_prediction(self, method, prepared.report, time.perf_counter() - started)
         return out
 
-    def _call(self, method: str, frame: pd.DataFrame) -> np.ndarray:
+    def _call(self, method: str, frame: pd.DataFrame) -> Any:
+        """The estimator's own output: an ndarray, a sparse matrix (``transform``), or a
+        list of arrays (multi-output ``predict_proba``)."""
         if len(frame) == 0:
             return self._empty(method)
         try:
-            return np.asarray(getattr(self._estimator, method)(frame))
+            out = getattr(self._estimator, method)(frame)
+            return out if is_sparse(out) or isinstance(out, list) else np.asarray(out)
         except Exception as exc:
             raise ScoringError(
                 f"{type(self._estimator).__name__}.{method} raised {type(exc).__name__}: "
@@ -470,7 +574,7 @@ class ModelBundle:
         rows = prepared.rows
         for method, expected in sorted(golden.outputs.items()):
             try:
-                obtained = self._call(method, prepared.frame)
+                obtained = as_output(self._call(method, prepared.frame))
             except ScoringError as exc:
                 # The estimator scored these very rows at build time, so the policy is
                 # not the cause: report what raised, without ScoringError's policy advice.
@@ -501,39 +605,24 @@ class ModelBundle:
     # ------------------------------------------------------------------- drift
 
     def _scores_of(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        # The profile's score part: one float column per class probability, or per
-        # numeric output. Outputs that are not one number per row and output (the list
-        # of arrays of a multi-output classifier, labels) are skipped with a logged
-        # reason: drift then watches the inputs alone.
-        method = "predict_proba" if "predict_proba" in self._methods else "predict"
-        try:
-            raw = getattr(self._estimator, method)(frame)
-        except Exception as exc:
-            raise ScoringError(
-                f"{type(self._estimator).__name__}.{method} raised {type(exc).__name__} "
-                f"while scoring rows for drift monitoring: {exc}. The policy let these rows "
-                "through; tighten it or fix the estimator.",
-                method=method,
-            ) from exc
-        if isinstance(raw, list):
-            logger.info("drift: %s.%s returned a list (one array per output); its scores "
-                        "are not profiled.", type(self._estimator).__name__, method)
-            return {}
-        out = np.asarray(raw)
-        if out.dtype.kind not in "biuf" or out.ndim not in (1, 2):
-            logger.info("drift: %s.%s returned %s values of shape %s; its scores are not "
-                        "profiled.", type(self._estimator).__name__, method, out.dtype,
-                        out.shape)
-            return {}
-        out = out.astype("float64")
-        if method == "predict_proba":
+        # Through _call: an estimator failure is a ScoringError here too, as in predict.
+        # A transformer's outputs are features, not scores: its profile has inputs only.
+        if "predict_proba" in self._methods:
+            proba = as_output(self._call("predict_proba", frame)).astype("float64")
             classes = getattr(self._estimator, "classes_", None)
-            if classes is None or np.ndim(classes) != 1 or len(classes) != out.shape[1]:
-                classes = range(out.shape[1])
-            return {f"proba[{c}]": out[:, i] for i, c in enumerate(classes)}
-        if out.ndim == 2:
-            return {f"prediction[{i}]": out[:, i] for i in range(out.shape[1])}
-        return {"prediction": out}
+            if not (isinstance(classes, np.ndarray) and classes.ndim == 1
+                    and len(classes) == proba.shape[1]):
+                classes = np.arange(proba.shape[1])  # multi-output: one column per output
+            return {f"proba[{c}]": proba[:, i] for i, c in enumerate(classes.tolist())}
+        if "predict" not in self._methods:
+            return {}
+        pred = as_output(self._call("predict", frame))
+        if pred.dtype.kind not in "biuf":
+            return {}
+        if pred.ndim == 1:
+            return {"prediction": pred.astype("float64")}
+        flat = pred.reshape(len(pred), -1).astype("float64")
+        return {f"prediction[{j}]": flat[:, j] for j in range(flat.shape[1])}
 
     def reference_scores(self, X: Any) -> dict[str, np.ndarray]:
         """Scores of ``X`` the way the reference profile's score part was built.
@@ -642,44 +731,6 @@ class ModelBundle:
         return self._members_cache
 
 
-class BundleWriter(Protocol):
-    """What a bundle needs from the file layer: its archive members, and saving them.
-
-    ``core`` sits below ``io`` and never imports it, yet ``ModelBundle.save`` and
-    ``ModelBundle.fingerprint`` are public and need the archive layout. So ``io``
-    registers its implementation here when it is imported (dependency inversion).
-    ``safemodel/__init__.py`` resolves its names lazily (the pytest entry point must
-    stay light), so when no writer is registered yet, :func:`_writer` imports the
-    ``safemodel.io`` layer by name, as a plugin is found: core never names io in an
-    import statement, and the layers stay acyclic for import-linter.
-    """
-
-    def members(self, bundle: ModelBundle) -> dict[str, bytes]: ...
-
-    def save(self, bundle: ModelBundle, path: str | PathLike[str], *, overwrite: bool,
-             signing_key: Any) -> None: ...
-
-
-_WRITERS: list[BundleWriter] = []
-_WRITER_LAYER = "safemodel.io.archive"
-
-
-def register_writer(writer: BundleWriter) -> None:
-    """Install the archive writer (``safemodel.io`` does, on import); the last one wins."""
-    _WRITERS[:] = [writer]
-
-
-def _writer() -> BundleWriter:
-    if not _WRITERS:
-        importlib.import_module(_WRITER_LAYER)  # registers its writer on import
-    if not _WRITERS:
-        raise SafeModelError(
-            "No bundle writer is registered: import safemodel (or safemodel.io) before "
-            "saving a bundle."
-        )
-    return _WRITERS[0]
-
-
 def _record_golden(
     estimator: Any,
     contract: Contract,
@@ -692,11 +743,11 @@ def _record_golden(
 ) -> Golden:
     prepared = apply(contract, policy, inputs, invalid="drop")
     outputs: dict[str, np.ndarray] = {}
-    for method in SCORING_METHODS:
-        if not hasattr(estimator, method):
-            continue
+    for method in scoring_methods(estimator):
         try:
-            outputs[method] = np.asarray(getattr(estimator, method)(prepared.frame))
+            outputs[method] = as_output(getattr(estimator, method)(prepared.frame))
+        except SafeModelError:
+            raise
         except Exception as exc:
             raise SafeModelError(
                 f"{type(estimator).__name__}.{method} failed on the golden rows "

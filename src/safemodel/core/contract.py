@@ -79,6 +79,11 @@ class ColumnSpec:
         Training median (numbers) or mode (everything else): the policy's fill value.
     checks : tuple of dict
         Extra pandera built-in checks, as ``{"name": ..., "statistics": {...}}``.
+    na : {"none", "nan"} or None
+        For an ``object`` column: the missing value training data held (``None`` or
+        ``NaN``), which the estimator sees for every missing value, whatever the input
+        shape (records turn ``None`` into ``NaN`` under pandas 3). ``None``: not
+        recorded (mixed markers, or a bundle built before this existed).
     """
 
     name: str
@@ -91,6 +96,7 @@ class ColumnSpec:
     maximum: float | None = None
     impute: Any = None
     checks: tuple[Mapping[str, Any], ...] = ()
+    na: Literal["none", "nan"] | None = None
     # Checks a user schema carried that cannot be written as text; saving refuses them.
     custom_checks: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
@@ -132,6 +138,8 @@ class ColumnSpec:
             out["impute"] = _json_scalar(self.impute)
         if self.checks:
             out["checks"] = [dict(c) for c in self.checks]
+        if self.na is not None:
+            out["na"] = self.na
         return out
 
     @classmethod
@@ -152,7 +160,11 @@ class ColumnSpec:
                 maximum=_from_json_scalar(data.get("maximum")),
                 impute=_from_json_scalar(data.get("impute")),
                 checks=tuple(dict(c) for c in data.get("checks", ())),
+                na=data.get("na"),
             )
+            if spec.na not in (None, "none", "nan"):
+                raise _malformed(f"unknown missing marker {spec.na!r}",
+                                 expected=["none", "nan"], found=spec.na)
             _check_values(spec)
             for c in spec.checks:
                 _build_check(c)
@@ -259,7 +271,24 @@ def _mode(s: pd.Series) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _object_marker(s: pd.Series, missing: pd.Series) -> Literal["none", "nan"] | None:
+    """The one missing value an object column holds (``None`` when it holds none)."""
+    values = s[missing].tolist()
+    if all(v is None for v in values):
+        return "none"
+    if all(isinstance(v, float) and v != v for v in values):
+        return "nan"
+    return None
+
+
 def _infer_column(name: str, s: pd.Series, max_categories: int) -> ColumnSpec:
+    spec = _infer_spec(name, s, max_categories)
+    if s.dtype == np.dtype(object):
+        return replace(spec, na=_object_marker(s, s.isna()))
+    return spec
+
+
+def _infer_spec(name: str, s: pd.Series, max_categories: int) -> ColumnSpec:
     dtype = s.dtype
     missing = s.isna()
     nullable = bool(missing.any())

@@ -47,6 +47,10 @@ class Golden:
         Tolerances of the comparison; ``0.0`` means exact.
     edge_rows : int
         How many of the last rows of ``inputs`` are edge cases.
+    notes : dict
+        JSON-ready notes from ``from_training`` (columns the estimator never sees,
+        categories its encoders know, the profile's sample); see
+        :attr:`ModelBundle.build_notes`.
     """
 
     inputs: pd.DataFrame
@@ -56,6 +60,7 @@ class Golden:
     rejected: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
     report: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     edge_rows: int = 0
+    notes: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("rtol", "atol"):
@@ -83,6 +88,7 @@ class Golden:
             "rejected": {str(k): list(v) for k, v in sorted(self.rejected.items())},
             "report": {c: dict(a) for c, a in self.report.items()},
             "edge_rows": self.edge_rows,
+            **({"notes": dict(self.notes)} if self.notes else {}),
         }
 
     @classmethod
@@ -106,6 +112,7 @@ class Golden:
                 report={str(c): {str(a): int(n) for a, n in dict(acts).items()}
                         for c, acts in dict(meta.get("report", {})).items()},
                 edge_rows=int(meta.get("edge_rows", 0)),
+                notes=dict(meta.get("notes", {})),
             )
         except BundleFormatError as exc:
             raise BundleFormatError(

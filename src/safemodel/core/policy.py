@@ -22,16 +22,18 @@ from typing import Any, Literal, get_args
 
 from safemodel.errors import BundleFormatError, InvalidArgument, SafeModelError
 
-__all__ = ["ColumnPolicy", "ExtraAction", "MissingAction", "Policy", "UnseenAction",
-           "check_option"]
+__all__ = ["ColumnPolicy", "ExtraAction", "MissingAction", "NumericTextAction", "Policy",
+           "UnseenAction", "check_option"]
 
 UnseenAction = Literal["error", "missing", "most_frequent", "passthrough"]
 MissingAction = Literal["error", "impute", "passthrough"]
 ExtraAction = Literal["drop", "error"]
+NumericTextAction = Literal["error", "parse"]
 
 _UNSEEN: tuple[str, ...] = get_args(UnseenAction)
 _MISSING: tuple[str, ...] = get_args(MissingAction)
 _EXTRA: tuple[str, ...] = get_args(ExtraAction)
+_NUMERIC_TEXT: tuple[str, ...] = get_args(NumericTextAction)
 
 
 def check_option(name: str, value: Any, options: tuple[str, ...], where: str = "Policy") -> None:
@@ -69,6 +71,13 @@ class Policy:
         Columns the contract does not know.
     columns : dict of str to ColumnPolicy
         Per-column overrides.
+    numeric_text : {"error", "parse"}, default "error"
+        A number written as text (``"34.1"``, as CSV exports and some Spark sources
+        send) in a numeric column. ``"parse"`` reads it when the text is exactly how
+        the number prints (``"034"`` or ``"1e3"`` stay type failures); ``"error"``
+        makes it a type failure, like any other value of the wrong type. Off by
+        default: text where a number belongs usually means an upstream schema
+        changed, which should be seen, not absorbed.
 
     Examples
     --------
@@ -82,8 +91,10 @@ class Policy:
     missing: MissingAction = "impute"
     extra_columns: ExtraAction = "drop"
     columns: Mapping[str, ColumnPolicy] = field(default_factory=dict)
+    numeric_text: NumericTextAction = "error"
 
     def __post_init__(self) -> None:
+        check_option("numeric_text", self.numeric_text, _NUMERIC_TEXT)
         check_option("unseen_category", self.unseen_category, _UNSEEN)
         check_option("missing", self.missing, _MISSING)
         check_option("extra_columns", self.extra_columns, _EXTRA)
@@ -125,6 +136,8 @@ class Policy:
                                          ("missing", cp.missing)) if v is not None}
                 for name, cp in self.columns.items()
             }
+        if self.numeric_text != "error":  # written only when set: older files stay the same
+            out["numeric_text"] = self.numeric_text
         return out
 
     @classmethod
@@ -135,6 +148,7 @@ class Policy:
                 missing=data["missing"],
                 extra_columns=data["extra_columns"],
                 columns={str(k): ColumnPolicy(**v) for k, v in data.get("columns", {}).items()},
+                numeric_text=data.get("numeric_text", "error"),
             )
         except (KeyError, TypeError, AttributeError, SafeModelError) as exc:
             raise BundleFormatError(

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from safemodel.core.engine import Invalid
+from safemodel.core.outputs import rejection_limit
 from safemodel.integrations.plan import (
     POLICY_COLUMN,
     REJECTED_COLUMN,
@@ -40,6 +41,7 @@ from safemodel.integrations.plan import (
     Output,
     check_columns,
     check_invalid,
+    check_rejections,
     count_frame,
     count_table,
     empty_scores,
@@ -82,6 +84,7 @@ def score(
     trusted_keys: Iterable[Any] | None = None,
     trust: bool = False,
     allowed_modules: Iterable[str] | None = None,
+    max_rejected: float | None = None,
 ) -> dd.DataFrame:
     """Add a bundle's outputs to a Dask DataFrame, verified in every worker process.
 
@@ -116,6 +119,12 @@ def score(
         path: the driver establishes trust once; workers load only bytes with the
         SHA-256 it checked, and need no key. ``allowed_modules`` also applies where
         workers unpickle.
+    max_rejected : int or float, optional
+        With ``invalid="drop"``: the most rows that may be rejected over the whole
+        frame, as a count (int) or fraction (float in ``[0, 1]``). The frame is then
+        scored and persisted before returning, and more rejected rows raise
+        :class:`~safemodel.errors.TooManyRejected` (with the counts and the most
+        frequent reasons) instead of a job that "succeeds" having dropped most rows.
 
     Returns
     -------
@@ -145,6 +154,7 @@ def score(
                                          allowed_modules=allowed)
     method = scoring_method(the_bundle, method)
     check_invalid(invalid)
+    limit = rejection_limit(max_rejected, "safemodel.dask.score", invalid)
     outputs = output_columns(the_bundle, method, output_col)
     columns = [str(c) for c in frame.columns]
     check_columns(columns, the_bundle, outputs, invalid)
@@ -156,6 +166,12 @@ def score(
         _score_partition, shipped, (the_bundle.fingerprint, sha256, allowed), method, invalid,
         outputs, the_bundle.contract.names, level, meta=meta,
     )
+    if limit is not None:
+        scored = scored.persist()  # type: ignore[no-untyped-call]
+        rejected = scored[REJECTED_COLUMN].notnull()
+        rows, bad = dask.compute(rejected.size, rejected.sum())
+        check_rejections(int(rows), int(bad), limit, f"{the_bundle.name}=={the_bundle.version}",
+                         lambda: policy_counts(scored))
     return scored
 
 

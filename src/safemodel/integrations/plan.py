@@ -32,6 +32,7 @@ import pandas as pd
 
 from safemodel.core.bundle import ModelBundle
 from safemodel.core.engine import Invalid
+from safemodel.core.outputs import allowed_rejections, raise_if_too_many
 from safemodel.core.report import PolicyReport
 from safemodel.errors import (
     ContractViolation,
@@ -51,6 +52,7 @@ __all__ = [
     "added_columns",
     "check_columns",
     "check_invalid",
+    "check_rejections",
     "count_frame",
     "count_table",
     "empty_scores",
@@ -77,7 +79,7 @@ BundleLike = ModelBundle | str | PathLike[str]
 Kind = Literal["double", "long", "boolean", "string"]
 
 _DEFAULT_OUTPUT = {"predict": "prediction", "predict_proba": "proba",
-                   "decision_function": "decision"}
+                   "decision_function": "decision", "transform": "feature"}
 
 
 # ------------------------------------------------------- engine-neutral part
@@ -390,6 +392,22 @@ def empty_scores(outputs: Sequence[Output], invalid: str) -> pd.DataFrame:
         name: _column(np.empty(0), none, index, kinds.get(name, "string"), invalid == "drop")
         for name in added_columns(outputs, invalid)
     })
+
+
+def check_rejections(rows: int, rejected: int, limit: float | None, label: str,
+                     counts: Callable[[], Mapping[str, Mapping[str, int]]]) -> None:
+    """Fail a distributed call whose ``rejected`` rows of ``rows`` exceed ``limit``.
+
+    ``counts`` (``policy_counts`` of the scored frame) is only run to explain a failure.
+    """
+    if limit is None or rejected <= allowed_rejections(limit, rows):
+        return
+    reasons: Counter[str] = Counter()
+    for column, actions in counts().items():
+        for action, n in actions.items():
+            if action.startswith("rejected:"):
+                reasons[f"{column}: {action.removeprefix('rejected:')}"] += n
+    raise_if_too_many(rejected, rows, limit, label, reasons)
 
 
 def count_frame(frame: pd.DataFrame) -> Counter[tuple[str, str]]:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from safemodel.core.engine import Invalid
+from safemodel.core.outputs import rejection_limit
 from safemodel.errors import SafeModelError
 from safemodel.integrations.plan import (
     POLICY_COLUMN,
@@ -46,6 +47,7 @@ from safemodel.integrations.plan import (
     added_columns,
     check_columns,
     check_invalid,
+    check_rejections,
     count_frame,
     count_table,
     nested_counts,
@@ -103,6 +105,7 @@ def score(
     trusted_keys: Iterable[Any] | None = None,
     trust: bool = False,
     allowed_modules: Iterable[str] | None = None,
+    max_rejected: float | None = None,
 ) -> DataFrame:
     """Add a bundle's outputs to a Spark DataFrame, verified on every executor.
 
@@ -137,6 +140,12 @@ def score(
         path: the driver establishes trust once; workers load only bytes with the
         SHA-256 it checked, and need no key. ``allowed_modules`` also applies where
         workers unpickle.
+    max_rejected : int or float, optional
+        With ``invalid="drop"``: the most rows that may be rejected over the whole
+        frame, as a count (int) or fraction (float in ``[0, 1]``). The frame is then
+        scored and persisted before returning, and more rejected rows raise
+        :class:`~safemodel.errors.TooManyRejected` (with the counts and the most
+        frequent reasons) instead of a job that "succeeds" having dropped most rows.
 
     Returns
     -------
@@ -176,6 +185,7 @@ def score(
                                          allowed_modules=allowed)
     method = scoring_method(the_bundle, method)
     check_invalid(invalid)
+    limit = rejection_limit(max_rejected, "safemodel.spark.score", invalid)
     outputs = output_columns(the_bundle, method, output_col)
     check_columns(frame.columns, the_bundle, outputs, invalid)
     fingerprint = the_bundle.fingerprint
@@ -205,6 +215,12 @@ def score(
         *[_col(c) for c in frame.columns],
         *[_col(scored).getField(name).alias(name) for name in added],
     )
+    if limit is not None:
+        result = result.persist()
+        totals = result.agg(functions.count(functions.lit(1)).alias("rows"),
+                            functions.count(_col(REJECTED_COLUMN)).alias("rejected")).collect()[0]
+        check_rejections(int(totals["rows"]), int(totals["rejected"]), limit,
+                         f"{the_bundle.name}=={the_bundle.version}", lambda: policy_counts(result))
     return result
 
 

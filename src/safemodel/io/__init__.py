@@ -1,7 +1,7 @@
 """Bundle files: the archive, manifest, codecs, signing, the pickle audit, load and save.
 
 Importing this package registers the archive writer behind ``ModelBundle.save`` (see
-:class:`safemodel.core.bundle.BundleWriter`).
+:class:`safemodel.core.writer.BundleWriter`).
 """
 
 from safemodel.io import archive as _archive  # noqa: F401  (registers the writer)

@@ -30,10 +30,11 @@ from typing import Any, Literal, NoReturn
 
 from safemodel._values import bundle_name_problem
 from safemodel._versions import parse_version
-from safemodel.core.bundle import ModelBundle, register_writer
+from safemodel.core.bundle import ModelBundle
 from safemodel.core.environment import environment_diff
 from safemodel.core.fingerprint import fingerprint_of
 from safemodel.core.references import UNRESOLVED, pickle_references
+from safemodel.core.writer import register_writer
 from safemodel.errors import (
     BundleFormatError,
     IntegrityError,

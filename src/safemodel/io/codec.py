@@ -197,13 +197,17 @@ def encode_array(array: np.ndarray) -> tuple[str, bytes]:
         buf = io.BytesIO()
         np.save(buf, array, allow_pickle=False)
         return ".npy", buf.getvalue()
-    if array.ndim != 1:
+    if array.ndim not in (1, 2):
         raise SafeModelError(
             f"Cannot store a {array.ndim}-dimensional array of dtype {array.dtype} as golden "
-            "output: non-numeric outputs must be one-dimensional labels."
+            "output: non-numeric outputs must be labels, one per row or one per row and "
+            "output."
         )
-    payload = {"dtype": str(array.dtype) if array.dtype.kind == "U" else "object",
-               "values": [_object_out(v) for v in array.tolist()]}
+    payload: dict[str, Any] = {
+        "dtype": str(array.dtype) if array.dtype.kind == "U" else "object",
+        "values": [_object_out(v) for v in array.ravel().tolist()]}
+    if array.ndim == 2:  # multi-output labels; a 1-D payload has no shape (older files)
+        payload["shape"] = list(array.shape)
     return ".json", json.dumps(payload).encode()
 
 
@@ -217,8 +221,16 @@ def decode_array(suffix: str, data: bytes, member: str) -> np.ndarray:
         if payload["dtype"] == "object":
             out = np.empty(len(values), dtype=object)
             out[:] = values
+        else:
+            out = np.array(values, dtype=payload["dtype"])
+        shape = payload.get("shape")
+        if shape is None:
             return out
-        return np.array(values, dtype=payload["dtype"])
+        if (not isinstance(shape, list) or len(shape) != 2
+                or not all(type(n) is int and n >= 0 for n in shape)
+                or shape[0] * shape[1] != len(values)):
+            raise BundleFormatError(f"shape {shape!r} does not fit {len(values)} values")
+        return out.reshape(shape)
     except BundleFormatError as exc:
         raise BundleFormatError(f"Golden output {member!r} is malformed: {exc}",
                                 member=member) from None

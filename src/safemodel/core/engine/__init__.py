@@ -70,7 +70,7 @@ def apply(
     absent = absent_fields(X, frame)
     if not absent and _needs_nothing(contract, frame):
         return Prepared(frame, PolicyReport(len(frame)))
-    run = _Run(len(frame), absent)
+    run = _Run(len(frame), absent, parse_text=policy.numeric_text == "parse")
     extras = _check_columns(contract, policy, frame, run)
     for spec in contract.columns:
         _prepare_column(spec, policy, frame[spec.name], run)
@@ -86,6 +86,7 @@ class _Run:
     failures: list[Failure] = field(default_factory=list)
     actions: list[ColumnAction] = field(default_factory=list)
     replaced: dict[str, pd.Series] = field(default_factory=dict)
+    parse_text: bool = False  # Policy.numeric_text == "parse"
     bad_rows: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -207,9 +208,9 @@ def _prepare_column(spec: ColumnSpec, policy: Policy, original: pd.Series, run: 
 def _coerce_column(spec: ColumnSpec, original: pd.Series, run: _Run
                    ) -> tuple[pd.Series, np.ndarray]:
     """The coerced column, and the rows no later step looks at (bad type, absent)."""
-    s, bad = coerce(original, spec)
+    s, bad = coerce(original, spec, parse_text=run.parse_text)
     if bad is not None and bad.any():
-        found = _found_type(original)
+        found = found_type(original, bad)
         run.fail(spec.name, f"type: expected {spec.dtype}, found {found}", bad,
                  original.to_numpy(dtype=object))
     absent = run.absent.get(spec.name)
@@ -398,8 +399,48 @@ def _had_infinity(spec: ColumnSpec) -> bool:
     return any(isinstance(v, float) and np.isinf(v) for v in (spec.minimum, spec.maximum))
 
 
-def _found_type(s: pd.Series) -> str:
-    if s.dtype == np.dtype(object):
-        kinds = sorted({type(v).__name__ for v in s.dropna().tolist()})
-        return "object(" + ", ".join(kinds) + ")" if kinds else "object"
-    return str(s.dtype)
+#: Found-type names that do not depend on the engine: the same text column is ``str``
+#: on one machine, ``string`` from Spark's Arrow batches and ``object`` from Dask.
+_VALUE_KINDS = {"str": "text", "int": "integer", "float": "float", "bool": "boolean",
+                "Timestamp": "datetime", "datetime": "datetime", "date": "date",
+                "Decimal": "decimal", "bytes": "bytes"}
+
+
+def _dtype_kind(dtype: Any) -> str:
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "category"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "integer"
+    if pd.api.types.is_float_dtype(dtype):
+        return "float"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    if isinstance(dtype, pd.StringDtype):
+        return "text"
+    return str(dtype)
+
+
+def found_type(s: pd.Series, bad: np.ndarray | None = None) -> str:
+    """The kind of the offending values, named the same on every engine.
+
+    ``text``, ``integer``, ``float``, ``boolean``, ``datetime``, ``category``, or
+    ``mixed(...)`` of those for an object column holding several.
+    """
+    if s.dtype != np.dtype(object):
+        return _dtype_kind(s.dtype)
+    values = s.to_numpy(dtype=object)
+    if bad is not None:
+        values = values[bad]
+    kinds = sorted({_VALUE_KINDS.get(type(v).__name__.lstrip("_"), _numpy_kind(v))
+                    for v in values.tolist() if not is_na(v)})
+    if not kinds:
+        return "missing"
+    return kinds[0] if len(kinds) == 1 else "mixed(" + ", ".join(kinds) + ")"
+
+
+def _numpy_kind(v: Any) -> str:
+    if isinstance(v, np.generic):
+        return _dtype_kind(np.asarray(v).dtype)
+    return type(v).__name__

@@ -10,6 +10,7 @@ series to the training dtype once the policy has filled it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -18,19 +19,23 @@ import pandas as pd
 
 from safemodel.core.contract import ColumnSpec
 
-__all__ = ["coerce", "finish", "is_na", "missing_mask", "same_strings"]
+__all__ = ["coerce", "finish", "is_na", "missing_mask", "number_from_text", "same_strings"]
 
 Coerced = tuple[pd.Series, np.ndarray | None]
 
 
-def coerce(s: pd.Series, spec: ColumnSpec) -> Coerced:
+def coerce(s: pd.Series, spec: ColumnSpec, *, parse_text: bool = False) -> Coerced:
     """Return ``(working series, bad-type mask)``; bad values become missing.
 
     The mask is ``None`` when no value can be bad (same dtype, or a cast that
-    cannot fail).
+    cannot fail). ``parse_text`` reads numbers written as text into a numeric column
+    when the text is exactly how the number prints (see :func:`number_from_text`).
     """
     target = spec.pandas_dtype
     found = s.dtype
+    if spec.na is not None and target == np.dtype(object):
+        working, bad = (s, None) if found == target else _to_text(s, target)
+        return _with_marker(working, spec.na), bad
     if found == target or same_strings(found, target):
         return s, None
     if isinstance(target, pd.CategoricalDtype):
@@ -38,6 +43,8 @@ def coerce(s: pd.Series, spec: ColumnSpec) -> Coerced:
     if _is_stringish(target):
         return _to_text(s, target)
     if _is_number(target):
+        if parse_text and (_is_stringish(found) or found == np.dtype(object)):
+            s = _numbers_from_text(s)
         return _to_number(s, target)
     if pd.api.types.is_bool_dtype(target):
         return _to_boolean(s, target)
@@ -79,6 +86,61 @@ def _to_text(s: pd.Series, target: Any) -> Coerced:
             values[bad] = None
         return pd.Series(values, index=s.index, name=s.name).astype(target), bad
     return _all_bad(s)
+
+
+def _with_marker(s: pd.Series, na: str) -> pd.Series:
+    """``s`` (object) with every missing value the one training held (None or NaN)."""
+    values = s.to_numpy(dtype=object)
+    missing = np.asarray(pd.isna(values), dtype=bool)
+    if not missing.any():
+        return s
+    marker = None if na == "none" else float("nan")
+    if na == "none":
+        wrong = [i for i in np.flatnonzero(missing).tolist() if values[i] is not None]
+    else:
+        wrong = [i for i in np.flatnonzero(missing).tolist()
+                 if not (isinstance(values[i], float) and values[i] != values[i])]
+    if not wrong:
+        return s
+    values = values.copy()
+    values[wrong] = marker
+    return pd.Series(values, index=s.index, name=s.name, dtype=object)
+
+
+def number_from_text(text: str) -> int | float | None:
+    """The number ``text`` writes exactly, or ``None``.
+
+    Exact means the text is how Python prints the number, so nothing is rounded or
+    reinterpreted on the way: ``"34.1"`` and ``"-7"`` are numbers; ``"034"``,
+    ``" 34"``, ``"1e3"``, ``"1,5"``, ``"nan"`` and ``"0.10"`` are not.
+    """
+    try:
+        whole = int(text)
+    except ValueError:
+        pass
+    else:
+        return whole if str(whole) == text else None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and repr(number) == text else None
+
+
+def _numbers_from_text(s: pd.Series) -> pd.Series:
+    """Strings that write a number exactly become that number; others stay as they are."""
+    values = s.to_numpy(dtype=object)
+    out = values.copy()
+    changed = False
+    for i, v in enumerate(values.tolist()):
+        if isinstance(v, str):
+            number = number_from_text(v)
+            if number is not None:
+                out[i] = number
+                changed = True
+    if not changed:
+        return s
+    return pd.Series(out, index=s.index, name=s.name, dtype=object)
 
 
 def _to_number(s: pd.Series, target: Any) -> Coerced:
