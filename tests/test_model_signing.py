@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import safemodel as sm
 from safemodel.errors import IntegrityError, UntrustedBundleError
+from safemodel.io import archive
 from safemodel.io import model_signing as ms
 from safemodel.io.keys import (
     TRUST_STORE_FOLDER,
@@ -36,6 +37,7 @@ from safemodel.io.keys import (
     trusted_keys,
 )
 from safemodel.io.signing import (
+    SIGNATURE_MEMBER,
     SigningKeyError,
     key_id,
     key_type,
@@ -44,6 +46,7 @@ from safemodel.io.signing import (
     sign_manifest,
     verify_manifest,
 )
+from safemodel.io.zipbytes import pack
 
 DATA = Path(__file__).parent / "data" / "model_signing"
 UPSTREAM_KEY = DATA / "signing-key-pub.pem"  # ECDSA P-384, with gnutls text before the PEM
@@ -66,8 +69,13 @@ def p256() -> ec.EllipticCurvePrivateKey:
 
 @pytest.fixture(scope="module")
 def bundle_file(lr_bundle: sm.ModelBundle, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    signed = tmp_path_factory.mktemp("osms-signed") / "penguins-lr.safemodel"
+    lr_bundle.save(signed)  # every save signs; drop the member, so the sidecar is the
+    with zipfile.ZipFile(signed) as zf:  # only signature
+        members = [(i.filename, zf.read(i)) for i in zf.infolist()
+                   if i.filename != SIGNATURE_MEMBER]
     path = tmp_path_factory.mktemp("osms") / "penguins-lr.safemodel"
-    lr_bundle.save(path)  # unsigned inside: the sidecar is the only signature
+    path.write_bytes(pack(members))
     return path
 
 
@@ -497,3 +505,33 @@ def test_cli_signs_and_verifies(
     default_signing_key()
     assert main(["sidecar", "sign", str(path)]) == 2
     assert "ECDSA private key" in capsys.readouterr().err
+
+
+# --- safemodel.load reads <bundle>.sig -----------------------------------------------
+
+
+def test_load_trusts_a_sidecar_from_a_trusted_p256_key_and_refuses_otherwise(
+    bundle_file: Path, hgb_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = _copy(bundle_file, tmp_path)
+    ms.write_sidecar(path, p256)
+    other = tmp_path / "other.safemodel"
+    hgb_bundle.save(other)  # signed by this session's key, which "elsewhere" does not trust
+    monkeypatch.setenv("SAFEMODEL_HOME", str(tmp_path / "elsewhere"))  # another machine
+    unpickled: list[bytes] = []
+    original = archive._unpickle
+    monkeypatch.setattr(archive, "_unpickle",
+                        lambda data, *rest: unpickled.append(data) or original(data, *rest))
+    with pytest.raises(UntrustedBundleError):
+        sm.load(path)  # the sidecar's key is not trusted here
+    assert unpickled == []
+    loaded = sm.load(path, trusted_keys=[p256.public_key()])
+    assert loaded.fingerprint == sm.inspect(bundle_file).fingerprint
+    # The file changes after signing (another model written over it): refused before
+    # anything is unpickled, even by a caller who trusts the key.
+    unpickled.clear()
+    path.write_bytes(other.read_bytes())
+    with pytest.raises(IntegrityError):
+        sm.load(path, trusted_keys=[p256.public_key()])
+    assert unpickled == []

@@ -48,6 +48,11 @@ from safemodel.io.files import atomic_file
 from safemodel.io.formats import migrate
 from safemodel.io.layout import ESTIMATOR, MANIFEST, REQUIRED, SIGNATURE
 from safemodel.io.manifest import BundleInfo, Manifest, MemberInfo
+from safemodel.io.model_signing import (
+    _MAX_SIDECAR,
+    SIDECAR_SUFFIX,
+    decide_trust_with_sidecar,
+)
 from safemodel.io.signing import sign_manifest
 from safemodel.io.trust import TrustDecision, decide_trust, signing_key_for_save
 from safemodel.io.upgrade import environment_refusal, verification_refusal
@@ -397,9 +402,32 @@ def load(
     >>> sm.load("vendor.safemodel", trusted_keys=["vendor.pem"])   # doctest: +SKIP
     """
     _flag(verify, "load", "verify")
-    return load_bytes(read_file(path), source=str(path), verify=verify,
+    data = read_file(path)
+    return load_bytes(data, source=str(path), verify=verify,
                       signing_key=signing_key, trusted_keys=trusted_keys, trust=trust,
-                      allowed_modules=allowed_modules, environment=environment).bundle
+                      allowed_modules=allowed_modules, environment=environment,
+                      sidecar=_sidecar_of(path)).bundle
+
+
+def _sidecar_of(path: str | PathLike[str]) -> bytes | None:
+    """The OpenSSF model signing signature beside the file (``<path>.sig``), if any."""
+    sig = Path(os.fspath(path) + SIDECAR_SUFFIX)
+    try:
+        with sig.open("rb") as fh:
+            # A bound, so a hostile sidecar cannot make load read gigabytes; a longer
+            # one is refused by the verifier as oversized.
+            return fh.read(_MAX_SIDECAR + 1)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise BundleFormatError(f"The signature {str(sig)!r} beside the bundle cannot be read "
+                                f"({exc}); remove it or make it readable.",
+                                member=sig.name) from None
+
+
+def _decide(archive: Any, *, decide: Any = decide_trust, **options: Any) -> TrustDecision:
+    """The trust decision on ``archive``'s signature (and a sidecar, when one is given)."""
+    return decide(archive.manifest_bytes, archive.signature, **options)  # type: ignore[no-any-return]
 
 
 def load_unverified(
@@ -434,6 +462,7 @@ def load_bytes(
     trust: bool = False,
     allowed_modules: Iterable[str] | None = None,
     environment: Environment = "warn",
+    sidecar: bytes | None = None,
 ) -> Loaded:
     """:func:`load` on the bytes of a bundle file, checked against ``expected`` too.
 
@@ -457,6 +486,10 @@ def load_bytes(
         trust its computer established: no key is consulted.
     signing_key, trusted_keys, trust, allowed_modules, environment
         As for :func:`load`.
+    sidecar : bytes, optional
+        An OpenSSF model signing signature of ``data`` (``<bundle>.sig``): when the
+        in-bundle signature is absent or untrusted, a trusted ECDSA key's valid
+        sidecar establishes trust instead (:mod:`safemodel.io.model_signing`).
 
     Returns
     -------
@@ -477,13 +510,13 @@ def load_bytes(
                                  f"the SHA-256 {sha256[:16]} its caller trusted")
     else:
         options = {"signing_key": signing_key, "trusted_keys": trusted_keys, "source": source}
-        decision = decide_trust(archive.manifest_bytes, archive.signature, trust=True,
-                                **options)
+        if sidecar is not None:
+            options.update(decide=decide_trust_with_sidecar, data=data, sidecar=sidecar)
+        decision = _decide(archive, trust=True, **options)
         if not decision.trusted and not trust:
             # Again, to raise the refusal with the pickle's references, read only now:
             # reading every opcode of a large pickle would slow every trusted load.
-            decide_trust(archive.manifest_bytes, archive.signature,
-                         references=_references(estimator), **options)
+            _decide(archive, references=_references(estimator), **options)
     if allowed is not None:
         _audit(estimator, allowed)
     if environment == "strict":
