@@ -32,6 +32,7 @@ if _typing.TYPE_CHECKING:
         InvalidArgument,
         SafeModelError,
         ScoringError,
+        SigningKeyError,
         StoreError,
         TooManyRejected,
         UntrustedBundleError,
@@ -70,6 +71,7 @@ __all__ = [
     "SafeModelError",
     "Scored",
     "ScoringError",
+    "SigningKeyError",
     "StoreError",
     "TooManyRejected",
     "UntrustedBundleError",
@@ -87,7 +89,8 @@ __all__ = [
 # in every pytest run, bundles or not, and must not pay for pandas and scikit-learn.
 _ERRORS = ("BundleFormatError", "ContractViolation", "GoldenMismatchError",
            "IncompatibleEnvironmentError", "IntegrityError", "InvalidArgument",
-           "SafeModelError", "ScoringError", "StoreError", "TooManyRejected",
+           "SafeModelError", "ScoringError", "SigningKeyError", "StoreError",
+           "TooManyRejected",
            "UntrustedBundleError")
 _DEFINED_IN: dict[str, str] = {
     "ModelBundle": "safemodel.core.bundle",

@@ -8,6 +8,7 @@ each subclass also inherits the builtin exception it resembles, so existing
     ├── InvalidArgument(SafeModelError, ValueError, TypeError)  a bad argument
     ├── ContractViolation(SafeModelError, ValueError)    input does not meet the contract
     ├── GoldenMismatchError(SafeModelError, AssertionError)  outputs no longer reproduce
+    ├── SigningKeyError(SafeModelError, ValueError)      a key that cannot sign or verify
     ├── IntegrityError(SafeModelError, ValueError)       hashes, signature or pickle audit
     │   └── UntrustedBundleError                         no trusted key signed the bundle
     ├── BundleFormatError(SafeModelError, ValueError)    not a readable bundle file
@@ -43,6 +44,7 @@ __all__ = [
     "InvalidArgument",
     "SafeModelError",
     "ScoringError",
+    "SigningKeyError",
     "StoreError",
     "TooManyRejected",
     "UntrustedBundleError",
@@ -287,6 +289,16 @@ class _FileError(SafeModelError, ValueError):
     def __reduce__(self) -> tuple[Any, ...]:
         context = {"member": self.member, "expected": self.expected, "found": self.found}
         return (_rebuild_keyword_error, (type(self), str(self), context))
+
+
+class SigningKeyError(SafeModelError, ValueError):
+    """A signing key that cannot be used.
+
+    It is empty, of an unsupported type, text in neither accepted form (``hmac:...``
+    or a PEM document), unreadable PEM, public-key material given as an HMAC secret,
+    or a public key given where a private key is needed. Check the key's form with
+    ``safemodel keys show`` (your own) or the publisher's exported PEM.
+    """
 
 
 class IntegrityError(_FileError):

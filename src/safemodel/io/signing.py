@@ -43,7 +43,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
-from safemodel.errors import IntegrityError, SafeModelError
+from safemodel.errors import IntegrityError, SigningKeyError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import (
@@ -117,15 +117,6 @@ _PUBLIC_MATERIAL: Final = re.compile(
     rb"-----(BEGIN|END) |\b(ssh-ed25519|ecdsa-sha2-|ssh-rsa) ", re.IGNORECASE
 )
 _SHORT_ID: Final = 16
-
-
-class SigningKeyError(SafeModelError, ValueError):
-    """A signing key that cannot be used.
-
-    It is empty, of an unsupported type, text in neither accepted form, unreadable
-    PEM, public-key material given as an HMAC secret, or a public key given where a
-    private key is needed.
-    """
 
 
 @dataclass(frozen=True)
