@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from os import PathLike
@@ -38,7 +38,7 @@ from safemodel.errors import (
 from safemodel.io import layout
 from safemodel.io.audit import disallowed_references, refusal_advice
 from safemodel.io.files import atomic_file
-from safemodel.io.formats import migrate
+from safemodel.io.formats import FORMAT_VERSION, migrate
 from safemodel.io.layout import ESTIMATOR, MANIFEST, REQUIRED, SIGNATURE
 from safemodel.io.manifest import BundleInfo, Manifest, MemberInfo
 from safemodel.io.signing import resolve_key, sign_manifest, verify_manifest
@@ -348,11 +348,38 @@ def load_unverified(
         _check_environment_strict(archive.manifest.environment)
     try:
         return layout.decode(archive.manifest, archive.members,
-                             lambda data: _unpickle(data, archive.manifest))
+                             lambda data: _unpickle(data, archive.manifest),
+                             _estimator_source(path, archive.manifest))
     except ImportError as exc:  # e.g. pandas' pyarrow string storage, absent here
         raise (_environment_refusal(exc, archive.manifest, "golden inputs")
                or BundleFormatError(f"Reading the golden inputs needs what this environment "
                                     f"lacks ({exc}).", member="golden/inputs.json")) from exc
+
+
+def _estimator_source(path: Any, manifest: Manifest) -> Callable[[], bytes | None] | None:
+    """A reader of the estimator's exact bytes from ``path``, checked against ``manifest``.
+
+    ``None`` (the bundle keeps the bytes) when the file's format was migrated on
+    reading, as its members may then differ from what is stored.
+    """
+    if manifest.format_version != FORMAT_VERSION:
+        return None
+    target = os.path.abspath(_path(path, "load"))  # the process may change directory
+    info = manifest.members[ESTIMATOR]
+
+    def read() -> bytes | None:
+        try:
+            with open(target, "rb") as fh:
+                zf = ZipReader(fh, repr(target))
+                entry = next((e for e in zf.entries if e.name == ESTIMATOR), None)
+                data = zf.read(entry, info.size) if entry is not None else None
+        except (OSError, SafeModelError):
+            return None
+        if data is None or len(data) != info.size:
+            return None
+        return data if hashlib.sha256(data).hexdigest() == info.sha256 else None
+
+    return read
 
 
 def _names(allowed_modules: Any) -> tuple[str, ...]:
