@@ -230,6 +230,50 @@ def test_a_loaded_bundle_reserialises_to_its_recorded_fingerprint(
     assert sm.inspect(again).fingerprint == loaded.fingerprint
 
 
+def _estimator_member(path: Path) -> bytes:
+    with zipfile.ZipFile(path) as zf:
+        return zf.read("estimator.pkl")
+
+
+def test_a_loaded_bundle_drops_its_pickle_and_resaves_the_original_bytes(
+    lr_bundle_path: Path, tmp_path: Path
+) -> None:
+    """Issue 18 (memory): a loaded bundle keeps no copy of the estimator's pickle; a
+    re-save reads the exact bytes back from the file it came from."""
+    source = tmp_path / "source.safemodel"
+    source.write_bytes(lr_bundle_path.read_bytes())
+    loaded = sm.load(source)
+    assert loaded._estimator_bytes is None
+    again = tmp_path / "again.safemodel"
+    loaded.save(again)
+    assert _estimator_member(again) == _estimator_member(source)
+    assert sm.inspect(again).fingerprint == loaded.fingerprint
+    assert loaded._estimator_bytes is None  # still not kept after the save
+
+
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+def test_a_loaded_bundle_whose_file_is_gone_repickles_with_a_warning(
+    lr_bundle_path: Path, hgb_bundle: sm.ModelBundle, tmp_path: Path, change: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """When the source file is deleted or holds other bytes, the bundle pickles its
+    estimator again, says so, and saves a bundle that loads and scores the same."""
+    source = tmp_path / "source.safemodel"
+    source.write_bytes(lr_bundle_path.read_bytes())
+    loaded = sm.load(source)
+    source.unlink()
+    if change == "replaced":
+        hgb_bundle.save(source)  # same path, another estimator: the hash must refuse it
+    again = tmp_path / "again.safemodel"
+    with caplog.at_level("WARNING", logger="safemodel"):
+        loaded.save(again)
+    assert "could not be re-read" in caplog.text
+    reloaded = sm.load(again)
+    assert type(reloaded.estimator) is type(loaded.estimator)
+    X = loaded.golden.inputs
+    assert (reloaded.predict_proba(X) == loaded.predict_proba(X)).all()
+
+
 # ------------------------------------------------------------------ no raw exceptions
 
 _DEEP = b"[" * 100_000 + b"]" * 100_000  # deeper than json (and Python) can recurse

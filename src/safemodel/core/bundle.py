@@ -214,6 +214,7 @@ class ModelBundle:
         profile: Profile | None = None,
         _environment: Mapping[str, str | None] | None = None,
         _estimator_bytes: bytes | None = None,
+        _estimator_source: Callable[[], bytes | None] | None = None,
         _fingerprint: str | None = None,
     ) -> None:
         problem = bundle_name_problem(name)
@@ -253,6 +254,10 @@ class ModelBundle:
                 found=type(estimator).__name__,
             )
         self._estimator_bytes = _estimator_bytes
+        # A loaded bundle keeps no copy of its pickle (it would double the memory of
+        # the estimator): this re-reads the exact bytes from the file, hash-checked,
+        # when a save or a member listing needs them; None when they are gone.
+        self._estimator_source = _estimator_source
         self._environment = dict(_environment) if _environment is not None else None
         self._members_cache: dict[str, bytes] | None = None
         # A loaded bundle's members were checked against this value, so it need not
@@ -714,6 +719,16 @@ class ModelBundle:
         _writer().save(self, path, overwrite=overwrite, signing_key=signing_key)
 
     def _pickle(self) -> bytes:
+        if self._estimator_bytes is None and self._estimator_source is not None:
+            data = self._estimator_source()
+            if data is not None:
+                return data  # not kept: the source can give them again
+            self._estimator_source = None
+            logger.warning(
+                "%s: the estimator's original pickle could not be re-read from the file "
+                "it was loaded from (moved, deleted or changed since); pickling the "
+                "loaded estimator again. The new bytes may differ from the original "
+                "ones, so a bundle saved from it may get a new fingerprint.", self._label)
         if self._estimator_bytes is None:
             try:
                 self._estimator_bytes = cloudpickle.dumps(self._estimator)
@@ -726,9 +741,13 @@ class ModelBundle:
 
     def _members(self) -> dict[str, bytes]:
         """Every content member of the archive (not the manifest or signature)."""
-        if self._members_cache is None:
-            self._members_cache = _writer().members(self)
-        return self._members_cache
+        if self._members_cache is not None:
+            return self._members_cache
+        members = _writer().members(self)
+        if self._estimator_source is None:
+            # A loaded bundle does not cache them: they hold the pickle it dropped.
+            self._members_cache = members
+        return members
 
 
 def _record_golden(

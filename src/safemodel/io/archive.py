@@ -21,7 +21,7 @@ import io
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from os import PathLike
@@ -45,7 +45,7 @@ from safemodel.errors import (
 from safemodel.io import layout
 from safemodel.io.audit import disallowed_references, refusal_advice, restricted_loads
 from safemodel.io.files import atomic_file
-from safemodel.io.formats import migrate
+from safemodel.io.formats import FORMAT_VERSION, migrate
 from safemodel.io.layout import ESTIMATOR, MANIFEST, REQUIRED, SIGNATURE
 from safemodel.io.manifest import BundleInfo, Manifest, MemberInfo
 from safemodel.io.model_signing import (
@@ -406,7 +406,7 @@ def load(
     return load_bytes(data, source=str(path), verify=verify,
                       signing_key=signing_key, trusted_keys=trusted_keys, trust=trust,
                       allowed_modules=allowed_modules, environment=environment,
-                      sidecar=_sidecar_of(path)).bundle
+                      sidecar=_sidecar_of(path), path=path).bundle
 
 
 def _sidecar_of(path: str | PathLike[str]) -> bytes | None:
@@ -447,7 +447,8 @@ def load_unverified(
     """
     return load_bytes(read_file(path), source=str(path), verify=False, quiet=True,
                       signing_key=signing_key, trusted_keys=trusted_keys, trust=trust,
-                      allowed_modules=allowed_modules, environment=environment).bundle
+                      allowed_modules=allowed_modules, environment=environment,
+                      path=path).bundle
 
 
 def load_bytes(
@@ -463,6 +464,7 @@ def load_bytes(
     allowed_modules: Iterable[str] | None = None,
     environment: Environment = "warn",
     sidecar: bytes | None = None,
+    path: str | PathLike[str] | None = None,
 ) -> Loaded:
     """:func:`load` on the bytes of a bundle file, checked against ``expected`` too.
 
@@ -486,6 +488,10 @@ def load_bytes(
         trust its computer established: no key is consulted.
     signing_key, trusted_keys, trust, allowed_modules, environment
         As for :func:`load`.
+    path : path-like, optional
+        The file ``data`` was read from: a re-save of the loaded bundle reads the
+        estimator's exact bytes back from it (checked against the manifest), so the
+        loaded bundle need not keep them in memory.
     sidecar : bytes, optional
         An OpenSSF model signing signature of ``data`` (``<bundle>.sig``): when the
         in-bundle signature is absent or untrusted, a trusted ECDSA key's valid
@@ -523,7 +529,9 @@ def load_bytes(
         _check_environment_strict(archive.manifest.environment)
     try:
         bundle = layout.decode(archive.manifest, archive.members,
-                               lambda raw: _unpickle(raw, archive.manifest, allowed))
+                               lambda raw: _unpickle(raw, archive.manifest, allowed),
+                               None if path is None
+                               else _estimator_source(path, archive.manifest))
     except ImportError as exc:  # e.g. pandas' pyarrow string storage, absent here
         raise (_environment_refusal(exc, archive.manifest, "golden inputs")
                or BundleFormatError(f"Reading the golden inputs needs what this environment "
@@ -573,6 +581,32 @@ def _same(field: str, want: str, found: str) -> bool:
         return parse_version(want) == parse_version(found)
     return want == found
 
+
+
+def _estimator_source(path: Any, manifest: Manifest) -> Callable[[], bytes | None] | None:
+    """A reader of the estimator's exact bytes from ``path``, checked against ``manifest``.
+
+    ``None`` (the bundle keeps the bytes) when the file's format was migrated on
+    reading, as its members may then differ from what is stored.
+    """
+    if manifest.format_version != FORMAT_VERSION:
+        return None
+    target = os.path.abspath(_path(path, "load"))  # the process may change directory
+    info = manifest.members[ESTIMATOR]
+
+    def read() -> bytes | None:
+        try:
+            with open(target, "rb") as fh:
+                zf = ZipReader(fh, repr(target))
+                entry = next((e for e in zf.entries if e.name == ESTIMATOR), None)
+                data = zf.read(entry, info.size) if entry is not None else None
+        except (OSError, SafeModelError):
+            return None
+        if data is None or len(data) != info.size:
+            return None
+        return data if hashlib.sha256(data).hexdigest() == info.sha256 else None
+
+    return read
 
 
 def _names(allowed_modules: Any) -> tuple[str, ...]:

@@ -111,12 +111,16 @@ def _golden(members: Mapping[str, bytes]) -> Golden:
 
 
 def decode(
-    manifest: Manifest, members: Mapping[str, bytes], unpickle: Callable[[bytes], Any]
+    manifest: Manifest,
+    members: Mapping[str, bytes],
+    unpickle: Callable[[bytes], Any],
+    estimator_source: Callable[[], bytes | None] | None = None,
 ) -> ModelBundle:
     """The bundle the verified ``members`` hold; ``unpickle`` runs last, if at all.
 
     Every readable part is decoded and checked before the estimator is unpickled, so a
-    malformed bundle is refused without running its pickle.
+    malformed bundle is refused without running its pickle. With ``estimator_source``
+    (a reader of the exact pickle bytes from the file), the bundle keeps no copy of them.
     """
     with _reading("contract.json"):
         contract = Contract.from_dict(_object(members, "contract.json"))
@@ -135,7 +139,9 @@ def decode(
     return ModelBundle(
         estimator, contract, policy, golden,
         name=manifest.name, version=manifest.version, metadata=metadata, profile=profile,
-        _environment=manifest.environment, _estimator_bytes=estimator_bytes,
+        _environment=manifest.environment,
+        _estimator_bytes=estimator_bytes if estimator_source is None else None,
+        _estimator_source=estimator_source,
         _fingerprint=manifest.fingerprint,
     )
 
