@@ -279,7 +279,8 @@ SCRIPT_LOAD = textwrap.dedent('''
 
 def test_fresh_process_predictions_are_identical(tmp_path: Path) -> None:
     """LR, HGB, RF regressor and a pipeline with a __main__-defined transformer."""
-    subprocess.run([sys.executable, "-c", SCRIPT_BUILD.format(root=str(ROOT)), str(tmp_path)],
+    script = SCRIPT_BUILD.format(root=str(ROOT / "tests"))
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)],
                    check=True, cwd=tmp_path, capture_output=True, text=True)
     # The loading process has neither the tests package nor the __main__ class.
     out = subprocess.run([sys.executable, "-c", SCRIPT_LOAD, str(tmp_path)], cwd=tmp_path,

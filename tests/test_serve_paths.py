@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import safemodel as sm
-from conftest import record
+from helpers import record
 
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")

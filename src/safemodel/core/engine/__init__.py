@@ -324,7 +324,13 @@ def _fill_array(array: Any, dtype: Any, mask: np.ndarray, value: Any) -> Any:
         pc: Any = importlib.import_module("pyarrow.compute")
         values = array.__arrow_array__()
         filled = pc.if_else(pa.array(mask), pa.scalar(value, values.type), values)
-        return pd.arrays.ArrowStringArray(filled, dtype=dtype)
+        try:
+            return pd.arrays.ArrowStringArray(filled, dtype=dtype)
+        except TypeError:
+            # pandas 2 takes no dtype; when its array is not this dtype, pandas' own
+            # assignment (the caller's fallback) keeps the dtype exact.
+            out = pd.arrays.ArrowStringArray(filled)
+            return out if out.dtype == dtype else None
     if isinstance(array, pd.arrays.IntegerArray) and (
         value is None or (isinstance(value, int | np.integer) and not isinstance(value, bool))
     ):
