@@ -150,7 +150,7 @@ def test_multi_output_regressor_profiles_each_output() -> None:
     assert "prediction[0]" not in report.alerts
 
 
-def test_multi_output_classifier_is_monitored_on_its_inputs(caplog) -> None:
+def test_multi_output_classifier_profiles_each_outputs_probabilities() -> None:
     from sklearn.multioutput import MultiOutputClassifier
     from sklearn.tree import DecisionTreeClassifier
 
@@ -158,11 +158,12 @@ def test_multi_output_classifier_is_monitored_on_its_inputs(caplog) -> None:
     X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
     y = np.column_stack([X["a"] > 0, X["b"] > 0]).astype(int)
     model = MultiOutputClassifier(DecisionTreeClassifier(max_depth=2)).fit(X, y)
-    with caplog.at_level("INFO", logger="safemodel"):
-        bundle = sm.ModelBundle.from_training(model, X, name="mo-clf")
-    assert bundle.profile.scores == {}
-    assert "not profiled" in caplog.text
-    assert bundle.drift(X.assign(a=X["a"] + 3)).alerts == ["a"]
+    bundle = sm.ModelBundle.from_training(model, X, name="mo-clf")
+    # Two outputs of two classes each, side by side: one score per column.
+    assert list(bundle.profile.scores) == [f"proba[{i}]" for i in range(4)]
+    alerts = bundle.drift(X.assign(a=X["a"] + 3)).alerts
+    assert "a" in alerts
+    assert "b" not in alerts
 
 
 def test_an_estimator_failure_in_drift_is_a_scoring_error(penguins) -> None:

@@ -44,7 +44,7 @@ def test_multi_output_bundles_verify_and_profile_each_output(est, tmp_path: Path
     est.fit(NUM, target)
     bundle = sm.ModelBundle.from_training(est, NUM, name="multi")
     assert bundle.golden.outputs["predict"].shape[1] == 2
-    score_names = set(bundle.profile.score)
+    score_names = set(bundle.profile.scores)
     assert {"prediction[0]", "prediction[1]"} <= score_names or len(score_names) == 4
     bundle.save(tmp_path / "m.safemodel")
     loaded = sm.load(tmp_path / "m.safemodel")
@@ -99,7 +99,7 @@ def test_dense_transformer_bundle(tmp_path: Path) -> None:
     bundle.save(tmp_path / "f.safemodel")
     assert sm.load(tmp_path / "f.safemodel").verify().ok
     assert bundle.profile is not None
-    assert bundle.profile.score == {}
+    assert bundle.profile.scores == {}
 
 
 def test_sparse_transformer_bundle_compares_exactly(tmp_path: Path) -> None:
