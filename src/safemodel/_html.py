@@ -7,10 +7,11 @@ elsewhere), so a notebook shows them the same offline and in a static export.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from html import escape
 from typing import Any
+
+from safemodel._text import cell as text_cell
 
 __all__ = ["STATUS_COLOURS", "badge", "bars", "box", "cell", "esc", "pairs", "table"]
 
@@ -31,14 +32,8 @@ def esc(value: Any) -> str:
 
 
 def cell(value: Any) -> str:
-    """One value as escaped table text: ``-`` for none or NaN, 4 significant digits."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return "-" if math.isnan(value) else esc(f"{value:.4g}")
-    return esc(value)
+    """One value as escaped table text (:func:`safemodel._text.cell`, HTML-escaped)."""
+    return esc(text_cell(value))
 
 
 def badge(status: str) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "echo",
     "echo_repr",
     "failure_value",
+    "flatten",
     "json_text",
     "plain",
     "shorten",
@@ -151,3 +152,17 @@ def _safe_repr(v: Any) -> str:
         return repr(v)
     except Exception:  # a broken __repr__ must not turn an error report into a crash
         return f"<{type(v).__name__}>"
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of dotted keys (``{"a": {"b": 1}} -> {"a.b": 1}``).
+
+    Empty mappings stay values, so a diff still sees them.
+    """
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from safemodel._values import flatten
 from safemodel.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -96,7 +97,7 @@ def _describe_info(info: BundleInfo) -> str:
         [[c.get("name"), c.get("dtype"), c.get("kind"), bool(c.get("nullable")), _allowed(c)]
          for c in columns],
     )]
-    parts += ["", "Policy", pairs(list(_flatten(info.policy or {}).items()))]
+    parts += ["", "Policy", pairs(list(flatten(info.policy or {}).items()))]
     golden = dict(info.golden or {})
     rejected = golden.get("rejected") or {}
     parts += ["", "Golden outputs", pairs([
@@ -117,16 +118,6 @@ def _allowed(column: Mapping[str, Any]) -> str:
     if column.get("minimum") is not None:
         return f"{cell(column['minimum'])} .. {cell(column.get('maximum'))}"
     return ""
-
-
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping) and value:
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 # ------------------------------------------------------------------- verify

@@ -38,16 +38,23 @@ from safemodel.core.fitted import (
 )
 from safemodel.core.golden import (
     Golden,
-    PolicyDiff,
     VerificationReport,
     compare_outputs,
+    describe_policy_diff,
     golden_inputs,
     policy_diff,
 )
 from safemodel.core.outputs import as_output, check_rejected, is_sparse, rejection_limit
 from safemodel.core.policy import Policy, check_option
 from safemodel.core.references import UNRESOLVED, pickle_references
-from safemodel.core.report import PolicyReport, Prepared, log_report, logger
+from safemodel.core.report import (
+    PolicyReport,
+    Prepared,
+    log_prediction,
+    log_report,
+    logger,
+    prediction_log,
+)
 from safemodel.core.writer import BundleWriter, _writer, register_writer
 from safemodel.errors import InvalidArgument, SafeModelError, ScoringError
 
@@ -528,8 +535,8 @@ class ModelBundle:
         prepared = apply(self._contract, self._policy, X)
         log_report(prepared.report, self._label)
         out = self._call(method, prepared.frame)
-        if _prediction_log.isEnabledFor(10):
-            _log_prediction(self, method, prepared.report, time.perf_counter() - started)
+        if prediction_log.isEnabledFor(10):
+            log_prediction(self, method, prepared.report, time.perf_counter() - started)
         return out
 
     def _call(self, method: str, frame: pd.DataFrame) -> Any:
@@ -602,7 +609,7 @@ class ModelBundle:
                 mismatches.append(mismatch)
         return VerificationReport(
             mismatches=tuple(mismatches),
-            policy_diff=tuple(_describe_policy_diff(changes)),
+            policy_diff=tuple(describe_policy_diff(changes)),
             environment_diff=environment_diff(self.environment),
             name=self._label,
         )
@@ -783,31 +790,4 @@ def _record_golden(
         rejected=prepared.report.rejected_checks(),
         report=prepared.report.counts(),
         edge_rows=edge_rows,
-    )
-
-
-def _describe_policy_diff(diff: PolicyDiff) -> list[str]:
-    lines = [f"row {row}: recorded {_fate(before)}, now {_fate(after)}"
-             for row, before, after in diff.rows]
-    if diff.columns:
-        lines.append(f"policy actions changed: recorded {diff.recorded}, now {diff.now}")
-    return lines
-
-
-def _fate(checks: tuple[str, ...] | None) -> str:
-    return f"rejected {list(checks)}" if checks else "accepted"
-
-
-_prediction_log = logger.getChild("predictions")
-
-
-def _log_prediction(bundle: ModelBundle, method: str, report: PolicyReport, seconds: float) -> None:
-    """One structured record per scoring call on ``safemodel.predictions`` (DEBUG)."""
-    _prediction_log.debug(
-        "%s %s rows=%d latency_ms=%.3f", bundle._label, method, report.rows, seconds * 1e3,
-        extra={"safemodel": {
-            "bundle": bundle.name, "version": str(bundle.version),
-            "fingerprint": bundle.fingerprint, "method": method, "rows": report.rows,
-            "actions": report.counts(), "latency_ms": seconds * 1e3,
-        }},
     )

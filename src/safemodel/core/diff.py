@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from safemodel._text import cell, listing, table
+from safemodel._values import flatten
 from safemodel.core.bundle import ModelBundle
 from safemodel.core.golden import compare_outputs
 
@@ -135,7 +136,7 @@ def diff(a: ModelBundle, b: ModelBundle) -> BundleDiff:
         a=_identity(a),
         b=_identity(b),
         contract=_contract_diff(contract_a, contract_b),
-        policy=_mapping_diff(_flatten(a.policy.to_dict()), _flatten(b.policy.to_dict())),
+        policy=_mapping_diff(flatten(a.policy.to_dict()), flatten(b.policy.to_dict())),
         environment=_mapping_diff(a.environment, b.environment),
         methods=_added_removed(list(a.methods), list(b.methods)),
         outputs=_outputs_diff(a, b),
@@ -154,16 +155,6 @@ def _added_removed(a: Sequence[Any], b: Sequence[Any]) -> dict[str, list[Any]]:
 def _mapping_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, list[Any]]:
     keys = [*a, *(k for k in b if k not in a)]
     return {k: [a.get(k), b.get(k)] for k in keys if a.get(k) != b.get(k)}
-
-
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping) and value:
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _contract_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,8 @@ from safemodel.errors import BundleFormatError, InvalidArgument
 if TYPE_CHECKING:
     from safemodel.core.report import PolicyReport
 
-__all__ = ["GOLDEN_NEXT_STEP", "Golden", "PolicyDiff", "VerificationReport",
-           "compare_outputs", "golden_inputs", "policy_diff"]
+__all__ = ["GOLDEN_NEXT_STEP", "Golden", "PolicyDiff", "VerificationReport", "compare_outputs",
+           "describe_policy_diff", "golden_inputs", "policy_diff"]
 
 UNSEEN_TEXT = "__safemodel_unseen__"
 
@@ -403,3 +403,16 @@ def _short(v: Any) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_short(x) for x in v[:8]) + (", ..." if len(v) > 8 else "") + "]"
     return repr(v)
+
+
+def describe_policy_diff(diff: PolicyDiff) -> list[str]:
+    """One line per row whose fate changed, and one for changed action counts."""
+    lines = [f"row {row}: recorded {_fate(before)}, now {_fate(after)}"
+             for row, before, after in diff.rows]
+    if diff.columns:
+        lines.append(f"policy actions changed: recorded {diff.recorded}, now {diff.now}")
+    return lines
+
+
+def _fate(checks: tuple[str, ...] | None) -> str:
+    return f"rejected {list(checks)}" if checks else "accepted"

@@ -15,7 +15,8 @@ import pandas as pd
 
 from safemodel.errors import Failure
 
-__all__ = ["ColumnAction", "PolicyReport", "Prepared", "log_report", "logger"]
+__all__ = ["ColumnAction", "PolicyReport", "Prepared", "log_prediction", "log_report", "logger",
+           "prediction_log"]
 
 logger = logging.getLogger("safemodel")
 
@@ -130,3 +131,18 @@ def log_report(report: PolicyReport, bundle: str) -> None:
             logger.warning("%s: %s", bundle, report.summary())
     elif report.actions and logger.isEnabledFor(logging.INFO):
         logger.info("%s: %s", bundle, report.summary())
+
+
+prediction_log = logger.getChild("predictions")
+
+
+def log_prediction(bundle: Any, method: str, report: PolicyReport, seconds: float) -> None:
+    """One structured record per scoring call on ``safemodel.predictions`` (DEBUG)."""
+    prediction_log.debug(
+        "%s %s rows=%d latency_ms=%.3f", bundle._label, method, report.rows, seconds * 1e3,
+        extra={"safemodel": {
+            "bundle": bundle.name, "version": str(bundle.version),
+            "fingerprint": bundle.fingerprint, "method": method, "rows": report.rows,
+            "actions": report.counts(), "latency_ms": seconds * 1e3,
+        }},
+    )
