@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from safemodel.cli._common import common_options
+
 __all__ = ["register"]
 
 
@@ -27,16 +29,13 @@ def register(subparsers: Any) -> None:
         What ``ArgumentParser.add_subparsers`` returned for the ``safemodel`` parser.
     """
     p = subparsers.add_parser(
-        "requirements",
+        "requirements", parents=[common_options()],
         help="print the pip requirement lines a bundle was built with (never unpickles)",
         description="Print one 'name==version' line per package the bundle recorded at "
                     "build time (Python and the platform as comments), ready for "
                     "'pip install -r'.",
     )
     p.add_argument("bundle", metavar="PATH", type=Path)
-    # SUPPRESS: given here it sets the flag; absent, the top-level --json stands.
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                   help="print JSON for machines instead of requirement lines")
     p.set_defaults(run=_run)
 
 
