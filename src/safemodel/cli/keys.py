@@ -3,6 +3,7 @@
 ::
 
     safemodel keys show                    your public key (PEM) and key id; created if missing
+    safemodel keys create [--type TYPE]    create your key: ed25519 (default) or ecdsa-p256
     safemodel trust add KEY.pem [--label]  trust bundles signed by that key
     safemodel trust list                   the trust store
     safemodel trust remove ID              by key id, or a unique prefix of it
@@ -31,6 +32,11 @@ def register(subparsers: Subparsers) -> None:
     a = actions.add_parser("show", parents=[common],
                            help="print your public key and key id (created if missing)")
     a.set_defaults(run=_cmd_keys_show)
+    a = actions.add_parser("create", parents=[common],
+                           help="create your signing key (ecdsa-p256 for model signing)")
+    a.add_argument("--type", dest="key_type", choices=["ed25519", "ecdsa-p256"],
+                   default="ed25519", help="the key type (default: ed25519)")
+    a.set_defaults(run=_cmd_keys_create)
 
     p = subparsers.add_parser("trust", parents=[common],
                               help="the public keys whose bundles you load")
@@ -46,14 +52,30 @@ def register(subparsers: Subparsers) -> None:
     a.set_defaults(run=_cmd_trust_remove)
 
 
+def _cmd_keys_create(args: argparse.Namespace) -> int:
+    from safemodel.errors import SigningKeyError
+    from safemodel.io.keys import PRIVATE_KEY_FILE, own_key, safemodel_home
+    from safemodel.io.signing import key_type
+
+    existing = own_key()
+    if existing is not None and key_type(existing) != args.key_type:
+        path = safemodel_home() / PRIVATE_KEY_FILE
+        raise SigningKeyError(
+            f"You already have a {key_type(existing)} key ({str(path)!r}); it is kept. To "
+            f"sign with a new {args.key_type} key, move that file aside (bundles it signed "
+            "stay loadable where its public key is trusted: `safemodel trust add`), then "
+            "run this again.")
+    return _cmd_keys_show(args)
+
+
 def _cmd_keys_show(args: argparse.Namespace) -> int:
     from safemodel.io.keys import default_signing_key, safemodel_home
-    from safemodel.io.signing import key_id, public_pem
+    from safemodel.io.signing import key_id, key_type, public_pem
 
-    key = default_signing_key()
+    key = default_signing_key(key_type=getattr(args, "key_type", "ed25519"))
     pem, full_id = public_pem(key), key_id(key)
     if args.json:
-        say_json({"key_id": full_id, "key_type": "ed25519", "public_key": pem,
+        say_json({"key_id": full_id, "key_type": key_type(key), "public_key": pem,
                   "home": str(safemodel_home())})
     else:
         say(pem.rstrip("\n"))

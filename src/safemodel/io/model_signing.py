@@ -43,13 +43,13 @@ import binascii
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from safemodel.errors import IntegrityError, UntrustedBundleError
+from safemodel.io.files import write_atomic
 from safemodel.io.keys import TRUSTED_KEYS_ENV, TrustedKey, safemodel_home
 from safemodel.io.keys import trusted_keys as gather_trusted_keys
 from safemodel.io.signing import (
@@ -70,14 +70,17 @@ __all__ = [
     "SIDECAR_SUFFIX",
     "STATEMENT_TYPE",
     "SidecarSignature",
+    "check_sidecar_key",
     "decide_trust_with_sidecar",
     "read_sidecar",
     "sidecar_path",
     "sign_sidecar",
+    "sign_sidecar_digest",
     "verified_resources",
     "verify_sidecar",
     "verify_sidecar_bytes",
     "write_sidecar",
+    "write_sidecar_digest",
 ]
 
 #: The file name suffix of the signature beside a bundle (``churn.safemodel.sig``).
@@ -155,16 +158,34 @@ def sign_sidecar(data: bytes, name: str, key: Any) -> bytes:
     >>> json.loads(signature)["mediaType"]
     'application/vnd.dev.sigstore.bundle.v0.3+json'
     """
+    return sign_sidecar_digest(hashlib.sha256(data).hexdigest(), name, key)
+
+
+def check_sidecar_key(key: Any) -> Any:
+    """``key`` parsed, if it can sign a model signing signature; else a clear error.
+
+    Raises
+    ------
+    SigningKeyError
+        If the key is not an ECDSA private key on P-256, P-384 or P-521 (model
+        signing's key mode accepts no other type); the message says how to create one.
+    """
     material = parse_key(key)
     kind = key_type(material)
     if kind not in _ECDSA_TYPES or not hasattr(material, "sign"):
         raise SigningKeyError(
             f"A model signing signature needs an ECDSA private key (P-256, P-384 or "
             f"P-521); got {'a public key' if kind in _ECDSA_TYPES else kind!r}. Create "
-            "one with `safemodel keys create --type ecdsa-p256`, or pass "
-            "signing_key=<EllipticCurvePrivateKey>."
+            "one with `safemodel keys create --type ecdsa-p256` (your own key: move the "
+            "Ed25519 one aside first), or pass signing_key=<EllipticCurvePrivateKey or "
+            "its PEM>."
         )
-    digest = hashlib.sha256(data).hexdigest()
+    return material
+
+
+def sign_sidecar_digest(digest: str, name: str, key: Any) -> bytes:
+    """:func:`sign_sidecar` of a file whose SHA-256 (hex) is ``digest``."""
+    material = check_sidecar_key(key)
     statement = {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": name, "digest": {"sha256": _root_digest([digest])}}],
@@ -199,15 +220,18 @@ def write_sidecar(
     """
     target = Path(path)
     out = Path(sig_path) if sig_path is not None else sidecar_path(target)
-    content = sign_sidecar(target.read_bytes(), target.name, key)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out, sign_sidecar(target.read_bytes(), target.name, key))
+    return out
+
+
+def write_sidecar_digest(path: str | os.PathLike[str], digest: str, key: Any) -> Path:
+    """Write ``<path>.sig`` atomically, signing a file whose SHA-256 (hex) is ``digest``.
+
+    Used by ``save(..., sidecar=True)``, which hashes the bytes as it writes them.
+    """
+    target = Path(path)
+    out = sidecar_path(target)
+    write_atomic(out, sign_sidecar_digest(digest, target.name, key))
     return out
 
 
