@@ -232,9 +232,11 @@ def test_a_forged_statement_is_refused_even_with_the_right_digest(
 @pytest.mark.parametrize(("change", "match"), [
     (lambda c: c.update(mediaType="application/vnd.dev.sigstore.bundle+json;version=0.2"),
      "mediaType"),
-    (lambda c: c["verificationMaterial"].pop("publicKey")
-     or c["verificationMaterial"].update(certificate={"rawBytes": "AA=="}),
-     "certificate and Sigstore"),
+    (lambda c: c["verificationMaterial"].pop("publicKey"),
+     "not a public key hint, a certificate chain or a Sigstore certificate"),
+    (lambda c: c["verificationMaterial"].pop("publicKey") and c["verificationMaterial"]
+     .update(x509CertificateChain={"certificates": [{"rawBytes": "not base64!"}]}),
+     "certificate chain is not a list of base64"),
     (lambda c: c["dsseEnvelope"].update(payloadType="text/plain"), "DSSE"),
     (lambda c: c["dsseEnvelope"]["signatures"].append({"sig": "AA==", "keyid": ""}),
      "exactly one"),
