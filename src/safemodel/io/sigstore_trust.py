@@ -165,7 +165,7 @@ def sigstore_add(
     with open(trusted_root, encoding="utf-8") as fh:
         text = fh.read()
     try:
-        _root(text)
+        _sigstore().verify.Verifier(trusted_root=_root(text))  # complete enough to verify
     except SafeModelError:
         raise
     except Exception as exc:  # pydantic/json errors of a file that is not a trust root
