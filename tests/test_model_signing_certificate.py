@@ -288,3 +288,30 @@ def test_model_signing_cli_and_safemodel_agree_on_certificates(
     assert upstream_verify(server)
     with pytest.raises(IntegrityError, match="without codeSigning"):
         sm.load(server)
+
+
+def test_cli_trusts_cas_and_signs_in_certificate_mode(
+    lr_bundle_path: Path, pki: dict[str, Issued], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safemodel.cli import main
+
+    path = _bundle(lr_bundle_path, tmp_path / "b")
+    key = _pem(tmp_path / "leaf.key", pki["leaf"].key)
+    chain = _pem(tmp_path / "chain.pem", pki["leaf"].cert, pki["inter"].cert)
+    assert main(["sidecar", "sign", str(path), "--key", str(key), "--certificate",
+                 str(chain)]) == 0
+    assert main(["sidecar", "verify", str(path)]) == 1
+    assert "no CA is trusted" in capsys.readouterr().err
+    ca = _pem(tmp_path / "ca.pem", pki["root"].cert)
+    assert main(["trust", "ca", "add", str(ca), "--identity", "models@example.com"]) == 0
+    assert main(["trust", "ca", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert listed[0]["identities"] == ["models@example.com"]
+    assert main(["sidecar", "verify", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"].startswith("models@example.com")
+    assert main(["trust", "ca", "remove", listed[0]["ca_id"][:8]]) == 0
+    assert main(["sidecar", "verify", str(path)]) == 1
+    assert main(["sidecar", "sign", str(path), "--key", str(key), "--certificate",
+                 str(ca)]) == 2  # not the key's certificate
+    assert "signing key's certificate" in capsys.readouterr().err

@@ -156,3 +156,21 @@ def test_import_safemodel_does_not_import_sigstore() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_cli_trusts_sigstore_signers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from safemodel.cli import main
+
+    monkeypatch.setenv("SAFEMODEL_HOME", str(tmp_path / "home"))
+    assert main(["trust", "sigstore", "add", "--identity", IDENTITY, "--issuer", ISSUER,
+                 "--trusted-root", str(ROOT), "--max-age-days", "7", "--json"]) == 0
+    added = json.loads(capsys.readouterr().out)
+    assert added["max_age_days"] == 7
+    assert main(["trust", "sigstore", "list"]) == 0
+    assert IDENTITY in capsys.readouterr().out
+    sidecar = (DATA / "v1.1.0-sigstore" / "model.sig").read_bytes()
+    assert ms.verified_resources(sidecar, [])[0].label == f"{IDENTITY} via {ISSUER}"
+    assert main(["trust", "sigstore", "remove", added["entry_id"][:10]]) == 0
+    assert main(["trust", "sigstore", "add", "--identity", IDENTITY, "--issuer", ISSUER,
+                 "--trusted-root", str(DATA / "signing-key-pub.pem")]) == 2
