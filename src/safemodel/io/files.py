@@ -104,6 +104,9 @@ class _Hashing:
         self._digest.update(data)
         return self._fh.write(data)
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)  # flush, fileno...: the file's own
+
 
 def hashing(fh: IO[bytes], digest: Any) -> IO[bytes]:
     """A write-only view of ``fh`` that feeds every byte written to ``digest`` too.

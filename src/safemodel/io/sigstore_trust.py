@@ -275,10 +275,13 @@ def verify_keyless(
         rule = sigstore.verify.policy.Identity(identity=entry.identity, issuer=entry.issuer)
         try:
             payload_type, payload = verifier.verify_dsse(bundle, rule)
-        except sigstore.errors.VerificationError:
+        except Exception:  # hostile input: any failure means "does not verify"
             continue
         if payload_type != "application/vnd.in-toto+json":
-            break
+            raise IntegrityError(
+                f"The Sigstore signature {source!r} verifies but signs a {payload_type!r} "
+                "payload, not an in-toto statement. Nothing was unpickled.",
+                member=source, expected="application/vnd.in-toto+json", found=payload_type)
         key = bundle.signing_certificate.public_key()
         return TrustedKey(key, key_type(key), key_id(key),
                           f"{entry.identity} via {entry.issuer}",
@@ -319,7 +322,7 @@ def _verifies_at_all(bundle: Any, entry: TrustedIdentity, sigstore: Any) -> bool
     verifier = sigstore.verify.Verifier(trusted_root=_root(entry.trusted_root))
     try:
         verifier.verify_dsse(bundle, sigstore.verify.policy.UnsafeNoOp())
-    except sigstore.errors.VerificationError:
+    except Exception:  # as in verify_keyless
         return False
     return True
 

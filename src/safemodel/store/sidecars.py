@@ -96,8 +96,12 @@ def adopt(source: Any, tmp: Path, signing_key: Any, options: dict[str, Any]) -> 
         try:
             verify_sidecar_bytes(data, given, trusted_keys(options.get("trusted_keys")),
                                  source=sidecar_path(os.fspath(source)).name)
-        except (IntegrityError, UntrustedBundleError) as exc:
-            raise type(exc)(
+        except UntrustedBundleError as exc:
+            raise UntrustedBundleError(
+                f"Refused to put {os.fspath(source)!r}: {exc}", signer=exc.signer,
+                member=exc.member, expected=exc.expected, found=exc.found) from None
+        except IntegrityError as exc:
+            raise IntegrityError(
                 f"Refused to put {os.fspath(source)!r}: {exc}", member=exc.member,
                 expected=exc.expected, found=exc.found) from None
         sidecar_path(tmp).write_bytes(given)
