@@ -26,9 +26,11 @@ trust the key, and the key's type comes from the trust store entry, not from the
 signature file. Because the signature covers the whole file, it lives beside the
 bundle as ``<bundle>.sig`` (inside the zip it would change the hash it signs).
 
-This module needs only ``cryptography``. Certificate and Sigstore (keyless)
-signatures are not read here: their ``verificationMaterial`` holds a certificate
-chain or a transparency-log entry, which are refused with a message saying so.
+This module needs only ``cryptography``. A signature's ``verificationMaterial``
+decides who may have signed it: a key hint (key mode, the trusted keys), an X.509
+chain (certificate mode, :mod:`safemodel.io.x509_trust`: CAs in the trust store), or
+a Fulcio certificate with a Rekor entry (Sigstore keyless,
+:mod:`safemodel.io.sigstore_trust`, which imports ``sigstore`` only then).
 
 :func:`decide_trust_with_sidecar` is the hook a loader calls instead of
 :func:`safemodel.io.trust.decide_trust` when a sidecar exists: the in-bundle
