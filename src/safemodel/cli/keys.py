@@ -3,9 +3,15 @@
 ::
 
     safemodel keys show                    your public key (PEM) and key id; created if missing
+    safemodel keys create [--type TYPE]    create your key: ed25519 (default) or ecdsa-p256
     safemodel trust add KEY.pem [--label]  trust bundles signed by that key
     safemodel trust list                   the trust store
     safemodel trust remove ID              by key id, or a unique prefix of it
+    safemodel trust ca add CA.pem [--identity NAME]...   model signing certificate mode
+    safemodel trust ca list | remove ID
+    safemodel trust sigstore add --identity ID --issuer URL --trusted-root FILE
+                                 [--max-age-days N]      Sigstore keyless (safemodel[sigstore])
+    safemodel trust sigstore list | remove ID
 
 Every save signs with your key; every load unpickles only what your key, a trusted
 key, or an explicit key signed. Give ``keys show``'s output to the machines that load
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from safemodel.cli._common import EXIT_OK, Subparsers, common_options
 from safemodel.cli._output import say, say_json, table
@@ -31,6 +38,11 @@ def register(subparsers: Subparsers) -> None:
     a = actions.add_parser("show", parents=[common],
                            help="print your public key and key id (created if missing)")
     a.set_defaults(run=_cmd_keys_show)
+    a = actions.add_parser("create", parents=[common],
+                           help="create your signing key (ecdsa-p256 for model signing)")
+    a.add_argument("--type", dest="key_type", choices=["ed25519", "ecdsa-p256"],
+                   default="ed25519", help="the key type (default: ed25519)")
+    a.set_defaults(run=_cmd_keys_create)
 
     p = subparsers.add_parser("trust", parents=[common],
                               help="the public keys whose bundles you load")
@@ -44,16 +56,70 @@ def register(subparsers: Subparsers) -> None:
     a = actions.add_parser("remove", parents=[common], help="stop trusting a key")
     a.add_argument("key_id", metavar="ID", help="the key id, or a unique prefix of it")
     a.set_defaults(run=_cmd_trust_remove)
+    _register_ca(actions, common)
+    _register_sigstore(actions, common)
+
+
+def _register_ca(actions: Any, common: argparse.ArgumentParser) -> None:
+    group = actions.add_parser("ca", parents=[common],
+                               help="CAs trusted for model signing certificate signatures")
+    ca = group.add_subparsers(title="actions", metavar="ACTION", required=True)
+    a = ca.add_parser("add", parents=[common], help="trust a CA certificate (PEM)")
+    a.add_argument("certificate", metavar="CA.pem", type=Path)
+    a.add_argument("--identity", action="append", default=[],
+                   help="accept only leaves naming this (SAN or CN); repeatable")
+    a.add_argument("--label", help="a name for people (default: the CA's subject)")
+    a.set_defaults(run=_cmd_ca_add)
+    a = ca.add_parser("list", parents=[common], help="the trusted CAs")
+    a.set_defaults(run=_cmd_ca_list)
+    a = ca.add_parser("remove", parents=[common], help="stop trusting a CA")
+    a.add_argument("ca_id", metavar="ID", help="the CA id, or a unique prefix of it")
+    a.set_defaults(run=_cmd_ca_remove)
+
+
+def _register_sigstore(actions: Any, common: argparse.ArgumentParser) -> None:
+    group = actions.add_parser("sigstore", parents=[common],
+                               help="Sigstore (keyless) signers, checked offline")
+    sg = group.add_subparsers(title="actions", metavar="ACTION", required=True)
+    a = sg.add_parser("add", parents=[common], help="trust a Sigstore identity and issuer")
+    a.add_argument("--identity", required=True, help="the certificate's SAN, exactly")
+    a.add_argument("--issuer", required=True, help="the OIDC issuer URL, exactly")
+    a.add_argument("--trusted-root", required=True, type=Path,
+                   help="the Sigstore instance's trusted_root.json (copied)")
+    a.add_argument("--max-age-days", type=int, default=90,
+                   help="refuse the root when older (default: 90); add again to refresh")
+    a.set_defaults(run=_cmd_sigstore_add)
+    a = sg.add_parser("list", parents=[common], help="the trusted Sigstore signers")
+    a.set_defaults(run=_cmd_sigstore_list)
+    a = sg.add_parser("remove", parents=[common], help="stop trusting a Sigstore signer")
+    a.add_argument("entry_id", metavar="ID", help="the entry id, or a unique prefix of it")
+    a.set_defaults(run=_cmd_sigstore_remove)
+
+
+def _cmd_keys_create(args: argparse.Namespace) -> int:
+    from safemodel.errors import SigningKeyError
+    from safemodel.io.keys import PRIVATE_KEY_FILE, own_key, safemodel_home
+    from safemodel.io.signing import key_type
+
+    existing = own_key()
+    if existing is not None and key_type(existing) != args.key_type:
+        path = safemodel_home() / PRIVATE_KEY_FILE
+        raise SigningKeyError(
+            f"You already have a {key_type(existing)} key ({str(path)!r}); it is kept. To "
+            f"sign with a new {args.key_type} key, move that file aside (bundles it signed "
+            "stay loadable where its public key is trusted: `safemodel trust add`), then "
+            "run this again.")
+    return _cmd_keys_show(args)
 
 
 def _cmd_keys_show(args: argparse.Namespace) -> int:
     from safemodel.io.keys import default_signing_key, safemodel_home
-    from safemodel.io.signing import key_id, public_pem
+    from safemodel.io.signing import key_id, key_type, public_pem
 
-    key = default_signing_key()
+    key = default_signing_key(key_type=getattr(args, "key_type", "ed25519"))
     pem, full_id = public_pem(key), key_id(key)
     if args.json:
-        say_json({"key_id": full_id, "key_type": "ed25519", "public_key": pem,
+        say_json({"key_id": full_id, "key_type": key_type(key), "public_key": pem,
                   "home": str(safemodel_home())})
     else:
         say(pem.rstrip("\n"))
@@ -98,4 +164,85 @@ def _cmd_trust_remove(args: argparse.Namespace) -> int:
         say_json({"key_id": entry.key_id, "label": entry.label, "removed": True})
     else:
         say(f"removed {entry.short_id} ({entry.label}) from the trust store")
+    return EXIT_OK
+
+
+def _cmd_ca_add(args: argparse.Namespace) -> int:
+    from safemodel.io.x509_trust import ca_add
+
+    entry = ca_add(args.certificate, identities=args.identity, label=args.label)
+    if args.json:
+        say_json({"ca_id": entry.ca_id, "label": entry.label,
+                  "identities": list(entry.identities)})
+    else:
+        who = ", ".join(entry.identities) or "any certificate it issued"
+        say(f"trusted CA {entry.ca_id[:16]} ({entry.label}) for {who}")
+    return EXIT_OK
+
+
+def _cmd_ca_list(args: argparse.Namespace) -> int:
+    from safemodel.io.x509_trust import ca_list
+
+    entries = ca_list()
+    rows = [[e.ca_id[:16], e.label, ", ".join(e.identities) or "any"] for e in entries]
+    if args.json:
+        say_json([{"ca_id": e.ca_id, "label": e.label, "identities": list(e.identities)}
+                  for e in entries])
+    elif not entries:
+        say("no trusted CAs; add one with `safemodel trust ca add CA.pem`")
+    else:
+        say(table(["CA id", "label", "identities"], rows))
+    return EXIT_OK
+
+
+def _cmd_ca_remove(args: argparse.Namespace) -> int:
+    from safemodel.io.x509_trust import ca_remove
+
+    entry = ca_remove(args.ca_id)
+    if args.json:
+        say_json({"ca_id": entry.ca_id, "removed": True})
+    else:
+        say(f"removed CA {entry.ca_id[:16]} ({entry.label})")
+    return EXIT_OK
+
+
+def _cmd_sigstore_add(args: argparse.Namespace) -> int:
+    from safemodel.io.sigstore_trust import sigstore_add
+
+    entry = sigstore_add(args.identity, args.issuer, args.trusted_root,
+                         max_age_days=args.max_age_days)
+    if args.json:
+        say_json({"entry_id": entry.entry_id, "identity": entry.identity,
+                  "issuer": entry.issuer, "max_age_days": entry.max_age_days})
+    else:
+        say(f"trusted {entry.identity} via {entry.issuer} (trust root pinned now; refused "
+            f"after {entry.max_age_days} days: add it again to refresh)")
+    return EXIT_OK
+
+
+def _cmd_sigstore_list(args: argparse.Namespace) -> int:
+    from safemodel.io.sigstore_trust import sigstore_list
+
+    entries = sigstore_list()
+    if args.json:
+        say_json([{"entry_id": e.entry_id, "identity": e.identity, "issuer": e.issuer,
+                   "added": e.added.isoformat(), "max_age_days": e.max_age_days}
+                  for e in entries])
+    elif not entries:
+        say("no trusted Sigstore signers; add one with `safemodel trust sigstore add`")
+    else:
+        say(table(["id", "identity", "issuer", "root pinned", "max age (days)"],
+                  [[e.entry_id[:16], e.identity, e.issuer, f"{e.added:%Y-%m-%d}",
+                    str(e.max_age_days)] for e in entries]))
+    return EXIT_OK
+
+
+def _cmd_sigstore_remove(args: argparse.Namespace) -> int:
+    from safemodel.io.sigstore_trust import sigstore_remove
+
+    entry = sigstore_remove(args.entry_id)
+    if args.json:
+        say_json({"entry_id": entry.entry_id, "removed": True})
+    else:
+        say(f"removed {entry.identity} via {entry.issuer}")
     return EXIT_OK

@@ -50,6 +50,9 @@ def register(subparsers: Any) -> None:
                       help="ECDSA private key (default: your safemodel key, if ECDSA)")
     sign.add_argument("--signature", metavar="SIG", type=Path,
                       help="where to write the signature (default: PATH.sig)")
+    sign.add_argument("--certificate", metavar="CERT.pem", type=Path,
+                      help="certificate mode: the key's certificate, then any "
+                           "intermediates (PEM; `model_signing verify certificate` reads it)")
     sign.set_defaults(run=_sign)
     verify = actions.add_parser("verify", parents=[common_options()],
                                 help="check <bundle>.sig against trusted keys")
@@ -75,7 +78,16 @@ def _sign(args: argparse.Namespace) -> int:
         if key is None:
             raise UsageError("no --key given and you have no safemodel key yet; pass "
                              "--key KEY.pem (an ECDSA P-256 private key)")
-    out = write_sidecar(args.bundle, key, sig_path=args.signature)
+    chain = None
+    if args.certificate is not None:
+        from cryptography import x509
+
+        try:
+            chain = x509.load_pem_x509_certificates(args.certificate.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read --certificate {str(args.certificate)!r} as PEM "
+                             f"certificates: {exc}") from None
+    out = write_sidecar(args.bundle, key, sig_path=args.signature, certificates=chain)
     if args.json:
         say_json({"bundle": str(args.bundle), "signature": str(out)})
     else:

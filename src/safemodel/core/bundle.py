@@ -709,6 +709,7 @@ class ModelBundle:
         *,
         overwrite: bool = False,
         signing_key: Any = None,
+        sidecar: bool = False,
     ) -> None:
         """Write the bundle to one file, atomically.
 
@@ -722,8 +723,10 @@ class ModelBundle:
             private key). Defaults to ``$SAFEMODEL_SIGNING_KEY``, else your own
             Ed25519 key, created in the safemodel home folder on first save. Every
             save signs: :func:`safemodel.load` unpickles only what a trusted key signed.
+        sidecar : bool, default False
+            Also write ``<path>.sig`` (OpenSSF model signing; needs an ECDSA key).
         """
-        _writer().save(self, path, overwrite=overwrite, signing_key=signing_key)
+        _writer().save(self, path, overwrite=overwrite, signing_key=signing_key, sidecar=sidecar)
 
     def _pickle(self) -> bytes:
         if self._estimator_bytes is None and self._estimator_source is not None:

@@ -44,14 +44,16 @@ from safemodel.errors import (
 )
 from safemodel.io import layout
 from safemodel.io.audit import disallowed_references, refusal_advice, restricted_loads
-from safemodel.io.files import atomic_file
+from safemodel.io.files import atomic_file, hashing
 from safemodel.io.formats import FORMAT_VERSION, migrate
 from safemodel.io.layout import ESTIMATOR, MANIFEST, REQUIRED, SIGNATURE
 from safemodel.io.manifest import BundleInfo, Manifest, MemberInfo
 from safemodel.io.model_signing import (
     _MAX_SIDECAR,
     SIDECAR_SUFFIX,
+    check_sidecar_key,
     decide_trust_with_sidecar,
+    write_sidecar_digest,
 )
 from safemodel.io.signing import sign_manifest
 from safemodel.io.trust import TrustDecision, decide_trust, signing_key_for_save
@@ -59,7 +61,8 @@ from safemodel.io.upgrade import environment_refusal, verification_refusal
 from safemodel.io.zipbytes import DAMAGED_NEXT_STEP, ZipReader, ZipWriter
 
 __all__ = ["Environment", "Expected", "Loaded", "check_integrity", "inspect", "load",
-           "load_bytes", "load_unverified", "read_file", "recorded_fingerprint", "save"]
+           "load_bytes", "load_unverified", "read_file", "recorded_fingerprint", "save",
+           "signed_parts"]
 
 logger = logging.getLogger("safemodel")
 
@@ -96,10 +99,17 @@ def save(
     *,
     overwrite: bool = False,
     signing_key: Any = None,
+    sidecar: bool = False,
 ) -> None:
-    """Write ``bundle`` to ``path`` atomically (see :meth:`ModelBundle.save`)."""
+    """Write ``bundle`` to ``path`` atomically (see :meth:`ModelBundle.save`).
+
+    With ``sidecar=True`` the OpenSSF model signing signature of the written bytes goes
+    to ``<path>.sig`` (atomically too, after the bundle), signed by the same key, which
+    must then be an ECDSA key (:func:`safemodel.io.model_signing.check_sidecar_key`).
+    """
     target = _path(path, "save")
     _flag(overwrite, "save", "overwrite")
+    _flag(sidecar, "save", "sidecar")
     try:
         is_dir, exists = target.is_dir(), target.exists()
         folder = target.parent if str(target.parent) else Path(".")
@@ -129,13 +139,17 @@ def save(
         pickle_references=tuple(pickle_references(members[ESTIMATOR])),
     )
     manifest_bytes = json.dumps(manifest.to_dict(), indent=1).encode()
-    signature = sign_manifest(manifest_bytes, signing_key_for_save(signing_key))
+    key = signing_key_for_save(signing_key)
+    if sidecar:
+        check_sidecar_key(key)  # before anything is written
+    signature = sign_manifest(manifest_bytes, key)
 
     if not folder_exists:
         raise SafeModelError(f"Folder {str(folder)!r} does not exist; create it first.")
+    digest = hashlib.sha256()
     try:
         with atomic_file(target, overwrite=overwrite) as fh:
-            writer = ZipWriter(fh)
+            writer = ZipWriter(hashing(fh, digest))
             writer.add(MANIFEST, manifest_bytes)
             if signature is not None:
                 writer.add(SIGNATURE, signature)
@@ -146,6 +160,8 @@ def save(
         raise SafeModelError(
             f"{str(target)!r} already exists; pass overwrite=True to replace it."
         ) from None
+    if sidecar:  # signs the digest of the bytes written, never a re-read file
+        write_sidecar_digest(target, digest.hexdigest(), key)
 
 
 class _Writer:
@@ -155,8 +171,8 @@ class _Writer:
         return layout.encode(bundle)
 
     def save(self, bundle: ModelBundle, path: str | PathLike[str], *, overwrite: bool,
-             signing_key: Any) -> None:
-        save(bundle, path, overwrite=overwrite, signing_key=signing_key)
+             signing_key: Any, sidecar: bool = False) -> None:
+        save(bundle, path, overwrite=overwrite, signing_key=signing_key, sidecar=sidecar)
 
 
 register_writer(_Writer())
@@ -303,6 +319,12 @@ def _read_checked(zf: ZipReader, unverified: set[str], read_members: bool) -> _A
                  if SIGNATURE in by_name else None)
     return _Archive(manifest, manifest_bytes, signature,
                     migrate(manifest.format_version, members))
+
+
+def signed_parts(data: bytes, source: str) -> tuple[bytes, bytes | None]:
+    """The exact ``manifest.json`` and ``signature.json`` bytes of a bundle's bytes."""
+    archive = _parse(data, source)
+    return archive.manifest_bytes, archive.signature
 
 
 def _manifest(data: bytes) -> Manifest:

@@ -18,9 +18,9 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, cast
 
-__all__ = ["atomic_file", "fsync_dir", "write_atomic"]
+__all__ = ["atomic_file", "fsync_dir", "hashing", "write_atomic"]
 
 # What open() asks for; the kernel removes the umask's bits (mkstemp would force 0o600).
 _MODE = 0o666
@@ -94,3 +94,24 @@ def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
         os.replace(tmp, target)
         return
     tmp.unlink()
+
+
+class _Hashing:
+    def __init__(self, fh: IO[bytes], digest: Any) -> None:
+        self._fh, self._digest = fh, digest
+
+    def write(self, data: bytes) -> int:
+        self._digest.update(data)
+        return self._fh.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)  # flush, fileno...: the file's own
+
+
+def hashing(fh: IO[bytes], digest: Any) -> IO[bytes]:
+    """A write-only view of ``fh`` that feeds every byte written to ``digest`` too.
+
+    So a save can sign the digest of the bytes it wrote, without reading the file
+    back (which another process may have replaced meanwhile).
+    """
+    return cast("IO[bytes]", _Hashing(fh, digest))

@@ -26,9 +26,11 @@ trust the key, and the key's type comes from the trust store entry, not from the
 signature file. Because the signature covers the whole file, it lives beside the
 bundle as ``<bundle>.sig`` (inside the zip it would change the hash it signs).
 
-This module needs only ``cryptography``. Certificate and Sigstore (keyless)
-signatures are not read here: their ``verificationMaterial`` holds a certificate
-chain or a transparency-log entry, which are refused with a message saying so.
+This module needs only ``cryptography``. A signature's ``verificationMaterial``
+decides who may have signed it: a key hint (key mode, the trusted keys), an X.509
+chain (certificate mode, :mod:`safemodel.io.x509_trust`: CAs in the trust store), or
+a Fulcio certificate with a Rekor entry (Sigstore keyless,
+:mod:`safemodel.io.sigstore_trust`, which imports ``sigstore`` only then).
 
 :func:`decide_trust_with_sidecar` is the hook a loader calls instead of
 :func:`safemodel.io.trust.decide_trust` when a sidecar exists: the in-bundle
@@ -43,13 +45,13 @@ import binascii
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from safemodel.errors import IntegrityError, UntrustedBundleError
+from safemodel.io.files import write_atomic
 from safemodel.io.keys import TRUSTED_KEYS_ENV, TrustedKey, safemodel_home
 from safemodel.io.keys import trusted_keys as gather_trusted_keys
 from safemodel.io.signing import (
@@ -62,6 +64,7 @@ from safemodel.io.signing import (
     sign_bytes,
 )
 from safemodel.io.trust import TrustDecision, decide_trust
+from safemodel.io.x509_trust import ca_list, verify_chain
 
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
@@ -70,14 +73,17 @@ __all__ = [
     "SIDECAR_SUFFIX",
     "STATEMENT_TYPE",
     "SidecarSignature",
+    "check_sidecar_key",
     "decide_trust_with_sidecar",
     "read_sidecar",
     "sidecar_path",
     "sign_sidecar",
+    "sign_sidecar_digest",
     "verified_resources",
     "verify_sidecar",
     "verify_sidecar_bytes",
     "write_sidecar",
+    "write_sidecar_digest",
 ]
 
 #: The file name suffix of the signature beside a bundle (``churn.safemodel.sig``).
@@ -96,6 +102,7 @@ PREDICATE_TYPE: Final = "https://model_signing/signature/v1.0"
 _MAX_SIDECAR: Final = 8 << 20
 _SINGLE_FILE: Final = "."
 _ECDSA_TYPES: Final = ("ecdsa-p256", "ecdsa-p384", "ecdsa-p521")
+_CURVES: Final = ("secp256r1", "secp384r1", "secp521r1")
 
 
 @dataclass(frozen=True)
@@ -111,11 +118,19 @@ class SidecarSignature:
         The signed in-toto statement, as signed.
     signature : bytes
         The DER ECDSA signature over the DSSE encoding of ``payload``.
+    mode : {"key", "certificate", "sigstore"}
+        What ``verificationMaterial`` holds: a key hint, an X.509 chain
+        (:mod:`safemodel.io.x509_trust`), or a Sigstore (keyless) certificate and
+        transparency log entry (:mod:`safemodel.io.sigstore_trust`).
+    certificates : tuple of bytes
+        In certificate mode, the DER chain, signing certificate first.
     """
 
     hint: str | None
     payload: bytes
     signature: bytes
+    mode: str = "key"
+    certificates: tuple[bytes, ...] = ()
 
 
 def sidecar_path(path: str | os.PathLike[str]) -> Path:
@@ -123,7 +138,8 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
     return Path(os.fspath(path) + SIDECAR_SUFFIX)
 
 
-def sign_sidecar(data: bytes, name: str, key: Any) -> bytes:
+def sign_sidecar(data: bytes, name: str, key: Any,
+                 certificates: Sequence[Any] | None = None) -> bytes:
     """Sign a file's bytes in the model signing key-mode format; return the signature.
 
     Parameters
@@ -136,6 +152,10 @@ def sign_sidecar(data: bytes, name: str, key: Any) -> bytes:
     key : EllipticCurvePrivateKey or PEM text
         An ECDSA private key on P-256 (or P-384, P-521); model signing's key mode
         accepts no other type.
+    certificates : sequence of cryptography.x509.Certificate, optional
+        Write a *certificate-mode* signature instead (``model_signing verify
+        certificate`` accepts it): the signing certificate of ``key`` first, then the
+        intermediates up to (not including) the root.
 
     Returns
     -------
@@ -155,16 +175,46 @@ def sign_sidecar(data: bytes, name: str, key: Any) -> bytes:
     >>> json.loads(signature)["mediaType"]
     'application/vnd.dev.sigstore.bundle.v0.3+json'
     """
+    return sign_sidecar_digest(hashlib.sha256(data).hexdigest(), name, key, certificates)
+
+
+def check_sidecar_key(key: Any) -> Any:
+    """``key`` parsed, if it can sign a model signing signature; else a clear error.
+
+    Raises
+    ------
+    SigningKeyError
+        If the key is not an ECDSA private key on P-256, P-384 or P-521 (model
+        signing's key mode accepts no other type); the message says how to create one.
+    """
     material = parse_key(key)
     kind = key_type(material)
     if kind not in _ECDSA_TYPES or not hasattr(material, "sign"):
         raise SigningKeyError(
             f"A model signing signature needs an ECDSA private key (P-256, P-384 or "
             f"P-521); got {'a public key' if kind in _ECDSA_TYPES else kind!r}. Create "
-            "one with `safemodel keys create --type ecdsa-p256`, or pass "
-            "signing_key=<EllipticCurvePrivateKey>."
+            "one with `safemodel keys create --type ecdsa-p256` (your own key: move the "
+            "Ed25519 one aside first), or pass signing_key=<EllipticCurvePrivateKey or "
+            "its PEM>."
         )
-    digest = hashlib.sha256(data).hexdigest()
+    return material
+
+
+def sign_sidecar_digest(digest: str, name: str, key: Any,
+                        certificates: Sequence[Any] | None = None) -> bytes:
+    """:func:`sign_sidecar` of a file whose SHA-256 (hex) is ``digest``."""
+    material = check_sidecar_key(key)
+    verification: dict[str, Any] = {"publicKey": {"hint": key_id(material)}}
+    if certificates:
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        if certificates[0].public_key() != material.public_key():
+            raise SigningKeyError(
+                "The first certificate must be the signing key's certificate; its public "
+                f"key is not the key's ({certificates[0].subject.rfc4514_string()!r}).")
+        verification = {"x509CertificateChain": {"certificates": [
+            {"rawBytes": base64.b64encode(c.public_bytes(Encoding.DER)).decode("ascii")}
+            for c in certificates]}}
     statement = {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": name, "digest": {"sha256": _root_digest([digest])}}],
@@ -178,7 +228,7 @@ def sign_sidecar(data: bytes, name: str, key: Any) -> bytes:
     payload = json.dumps(statement, indent=2).encode("utf-8")
     bundle = {
         "mediaType": BUNDLE_MEDIA_TYPE,
-        "verificationMaterial": {"publicKey": {"hint": key_id(material)}, "tlogEntries": []},
+        "verificationMaterial": {**verification, "tlogEntries": []},
         "dsseEnvelope": {
             "payload": base64.b64encode(payload).decode("ascii"),
             "payloadType": IN_TOTO_PAYLOAD_TYPE,
@@ -190,24 +240,29 @@ def sign_sidecar(data: bytes, name: str, key: Any) -> bytes:
 
 
 def write_sidecar(
-    path: str | os.PathLike[str], key: Any, *, sig_path: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str], key: Any, *, sig_path: str | os.PathLike[str] | None = None,
+    certificates: Sequence[Any] | None = None,
 ) -> Path:
     """Sign the file at ``path`` and write ``<path>.sig`` (atomically); return its path.
 
     ``model_signing verify key --signature <path>.sig --public_key KEY.pub <path>``
-    accepts the result. See :func:`sign_sidecar` for ``key``.
+    accepts the result (``verify certificate`` when ``certificates`` are given). See
+    :func:`sign_sidecar` for ``key`` and ``certificates``.
     """
     target = Path(path)
     out = Path(sig_path) if sig_path is not None else sidecar_path(target)
-    content = sign_sidecar(target.read_bytes(), target.name, key)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out, sign_sidecar(target.read_bytes(), target.name, key, certificates))
+    return out
+
+
+def write_sidecar_digest(path: str | os.PathLike[str], digest: str, key: Any) -> Path:
+    """Write ``<path>.sig`` atomically, signing a file whose SHA-256 (hex) is ``digest``.
+
+    Used by ``save(..., sidecar=True)``, which hashes the bytes as it writes them.
+    """
+    target = Path(path)
+    out = sidecar_path(target)
+    write_atomic(out, sign_sidecar_digest(digest, target.name, key))
     return out
 
 
@@ -238,14 +293,8 @@ def read_sidecar(content: bytes, *, source: str = "model.sig") -> SidecarSignatu
         found = bundle.get("mediaType") if isinstance(bundle, dict) else type(bundle).__name__
         raise malformed(f"expected mediaType {BUNDLE_MEDIA_TYPE!r}, found {found!r}")
     material = bundle.get("verificationMaterial")
-    if not isinstance(material, dict) or not isinstance(material.get("publicKey"), dict):
-        kinds = sorted(material) if isinstance(material, dict) else material
-        raise malformed(
-            f"it is not a key-mode signature (verificationMaterial holds {kinds!r}); "
-            "certificate and Sigstore signatures are not accepted by this version. Sign "
-            "with `model_signing sign key`"
-        )
-    hint = material["publicKey"].get("hint")
+    mode, certificates = _material(material, malformed)
+    hint = material["publicKey"].get("hint") if mode == "key" and material else None
     envelope = bundle.get("dsseEnvelope")
     if not isinstance(envelope, dict) or envelope.get("payloadType") != IN_TOTO_PAYLOAD_TYPE:
         raise malformed(f"expected a DSSE envelope of {IN_TOTO_PAYLOAD_TYPE!r}")
@@ -258,7 +307,25 @@ def read_sidecar(content: bytes, *, source: str = "model.sig") -> SidecarSignatu
         raise malformed("the payload or signature is not base64")
     if hint is not None and not isinstance(hint, str):
         raise malformed(f"the key hint must be a string, found {hint!r}")
-    return SidecarSignature(hint or None, payload, signature)
+    return SidecarSignature(hint or None, payload, signature, mode, certificates)
+
+
+def _material(material: Any, malformed: Any) -> tuple[str, tuple[bytes, ...]]:
+    """The signature's mode, and its DER certificate chain in certificate mode."""
+    if isinstance(material, dict) and isinstance(material.get("publicKey"), dict):
+        return "key", ()
+    if isinstance(material, dict) and isinstance(material.get("x509CertificateChain"), dict):
+        listed = material["x509CertificateChain"].get("certificates")
+        chain = [_base64(c.get("rawBytes")) if isinstance(c, dict) else None
+                 for c in (listed if isinstance(listed, list) else [None])]
+        if not chain or any(c is None for c in chain):
+            raise malformed("its certificate chain is not a list of base64 certificates")
+        return "certificate", tuple(c for c in chain if c is not None)
+    if isinstance(material, dict) and isinstance(material.get("certificate"), dict):
+        return "sigstore", ()
+    kinds = sorted(material) if isinstance(material, dict) else material
+    raise malformed(f"its verificationMaterial holds {kinds!r}, not a public key hint, "
+                    "a certificate chain or a Sigstore certificate")
 
 
 def verify_sidecar_bytes(
@@ -267,6 +334,7 @@ def verify_sidecar_bytes(
     candidates: Iterable[TrustedKey],
     *,
     source: str = "model.sig",
+    home: str | os.PathLike[str] | None = None,
 ) -> TrustedKey:
     """Check a model signing signature of ``data`` against trusted keys; return the signer.
 
@@ -296,13 +364,14 @@ def verify_sidecar_bytes(
         verify with it (forged or edited), or it verifies but the file's SHA-256 is
         not the signed one (the file was modified after signing).
     """
-    signer, resources = verified_resources(sidecar, candidates, source=source)
+    signer, resources = verified_resources(sidecar, candidates, source=source, home=home)
     _check_single_file(resources, hashlib.sha256(data).hexdigest(), source)
     return signer
 
 
 def verified_resources(
-    sidecar: bytes, candidates: Iterable[TrustedKey], *, source: str = "model.sig"
+    sidecar: bytes, candidates: Iterable[TrustedKey], *, source: str = "model.sig",
+    home: str | os.PathLike[str] | None = None,
 ) -> tuple[TrustedKey, dict[str, str]]:
     """Verify a model signing key-mode signature; return the signer and what it signs.
 
@@ -330,6 +399,13 @@ def verified_resources(
         As for :func:`verify_sidecar_bytes`, except the comparison with a file.
     """
     parsed = read_sidecar(sidecar, source=source)
+    if parsed.mode == "certificate":
+        return _by_certificate(parsed, source, home)
+    if parsed.mode == "sigstore":
+        from safemodel.io.sigstore_trust import verify_keyless
+
+        keyless, payload = verify_keyless(sidecar, source=source, home=home)
+        return keyless, _statement_resources(payload, source)
     ecdsa = [c for c in candidates if c.key_type in _ECDSA_TYPES]
     # Only the key the hint names is tried; a signature without a hint (written by
     # model-signing 1.0.0 and earlier) is tried against every trusted ECDSA key.
@@ -353,6 +429,24 @@ def verified_resources(
             f"(`safemodel trust add KEY.pub`, trusted_keys=[...] or ${TRUSTED_KEYS_ENV}).",
             signer=who, member=source, expected="a signature by a trusted key", found=who,
         )
+    return signer, _statement_resources(parsed.payload, source)
+
+
+def _by_certificate(parsed: SidecarSignature, source: str,
+                    home: str | os.PathLike[str] | None) -> tuple[TrustedKey, dict[str, str]]:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key, ca, who = verify_chain(parsed.certificates, ca_list(home), source=source)
+    kind = type(key).__name__
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in _CURVES \
+            or not public_key_valid(key, parsed.signature, _pae(parsed.payload)):
+        raise IntegrityError(
+            f"The model signing signature {source!r} carries a trusted certificate for "
+            f"{who!r}, but its signature does not verify with that certificate's key "
+            f"({kind}): it was forged or edited. Nothing was unpickled.",
+            member=source, expected="a signature by the certificate's key", found=who)
+    signer = TrustedKey(key, key_type(key), key_id(key), f"{who} (CA {ca.label})",
+                        f"trusted CA {ca.ca_id[:16]}")
     return signer, _statement_resources(parsed.payload, source)
 
 
@@ -391,7 +485,7 @@ def verify_sidecar(
         sidecar = fh.read(_MAX_SIDECAR + 1)
     candidates = gather_trusted_keys(trusted_keys, home=home)
     return verify_sidecar_bytes(Path(path).read_bytes(), sidecar, candidates,
-                                source=signature_file.name)
+                                source=signature_file.name, home=home)
 
 
 def decide_trust_with_sidecar(
@@ -452,7 +546,8 @@ def decide_trust_with_sidecar(
         return decision
     candidates = gather_trusted_keys(trusted_keys, home=home)
     try:
-        signer = verify_sidecar_bytes(data, sidecar, candidates, source=sidecar_name)
+        signer = verify_sidecar_bytes(data, sidecar, candidates, source=sidecar_name,
+                                      home=home)
     except UntrustedBundleError as exc:
         if trust:
             return decision

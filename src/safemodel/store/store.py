@@ -55,7 +55,9 @@ from safemodel.io.archive import (
 )
 from safemodel.io.files import fsync_dir
 from safemodel.io.manifest import BundleInfo
+from safemodel.io.model_signing import sidecar_path
 from safemodel.store import history as _history
+from safemodel.store import sidecars
 from safemodel.store.cache import VerifiedCache
 from safemodel.store.history import HistoryEntry, new_entry, rollback_stack
 from safemodel.store.layout import (
@@ -99,6 +101,10 @@ class BundleStore:
         Unpickle through the enforced allow-list (see :func:`safemodel.load`).
     environment : {"warn", "strict", "ignore"}, default "warn"
         Passed to :func:`safemodel.load`.
+    sidecar : bool, default False
+        Keep an OpenSSF model signing signature (``<version>.safemodel.sig``) beside
+        every bundle and require it to verify, with a trusted ECDSA key, on every
+        load (:mod:`safemodel.store.sidecars`).
 
     Notes
     -----
@@ -130,6 +136,7 @@ class BundleStore:
         trust: bool = False,
         allowed_modules: Iterable[str] | None = None,
         environment: Environment = "warn",
+        sidecar: bool = False,
     ) -> None:
         self._root = Path(root)
         if self._root.exists() and not self._root.is_dir():
@@ -139,6 +146,9 @@ class BundleStore:
         # Passed to every load; kept as one mapping so new load options need one line.
         if not isinstance(trust, bool):
             raise InvalidArgument.of("BundleStore", "trust", "True or False", trust)
+        if not isinstance(sidecar, bool):
+            raise InvalidArgument.of("BundleStore", "sidecar", "True or False", sidecar)
+        self._sidecar = sidecar
         self._load_options: dict[str, Any] = {
             "signing_key": signing_key,
             "trusted_keys": None if trusted_keys is None else tuple(trusted_keys),
@@ -327,14 +337,17 @@ class BundleStore:
         tmp = incoming / f"{uuid.uuid4().hex}{BUNDLE_SUFFIX}"
         try:
             if isinstance(bundle, ModelBundle):
-                bundle.save(tmp, signing_key=signing_key)
+                bundle.save(tmp, signing_key=signing_key, sidecar=self._sidecar)
             else:
                 shutil.copyfile(bundle, tmp)
             check_integrity(tmp)  # inspect leaves the estimator's hash to load
+            if self._sidecar and not isinstance(bundle, ModelBundle):
+                sidecars.adopt(bundle, tmp, signing_key, self._load_options)
             return self._publish(tmp, inspect(tmp))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+            sidecars.discard(tmp)
 
     def promote(self, name: str, version: str | Version,
                 alias: str = "production") -> HistoryEntry | None:
@@ -468,8 +481,11 @@ class BundleStore:
         path = self._file(name, version)
         expected = Expected(name=name, version=str(version),
                             fingerprint=self._put_fingerprint(name, version))
-        return load_bytes(read_file(path), source=str(path), verify=verify,
-                          quiet=not verify, expected=expected, **self._load_options)
+        data = read_file(path)
+        sidecar = (sidecars.verified_sidecar(path, data, self._load_options)
+                   if self._sidecar else None)
+        return load_bytes(data, source=str(path), verify=verify, quiet=not verify,
+                          expected=expected, sidecar=sidecar, **self._load_options)
 
     def _put_fingerprint(self, name: str, version: Version) -> str:
         """The fingerprint the history recorded when ``name==version`` was put."""
@@ -549,6 +565,8 @@ class BundleStore:
                     continue
                 found = self._fingerprint(path)
                 if found == info.fingerprint:
+                    if not sidecar_path(path).exists():
+                        sidecars.install(tmp, path)  # the same content, now signed
                     return inspect(path)
                 raise StoreError(
                     f"{name}=={v} is already in the store with fingerprint {found}; the "
@@ -560,6 +578,7 @@ class BundleStore:
                 os.chmod(tmp, 0o444)  # a reminder for people; the lock is the guarantee
             # Equal versions may be spelled apart ("1.0", "1.0.0"), so the check above,
             # made under the lock, is what refuses a second copy; the rename is atomic.
+            sidecars.install(tmp, final)
             os.replace(tmp, final)
             fsync_dir(versions)
             _history.record(folder, new_entry("put", None, None, version, info.fingerprint))

@@ -1,0 +1,233 @@
+"""``save(..., sidecar=True)`` and ``BundleStore(root, sidecar=True)``: sidecars beside bundles."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+import safemodel as sm
+from model_signing_cli import key_files, model_signing_command, run_cli
+from safemodel.errors import IntegrityError, SigningKeyError, StoreError, UntrustedBundleError
+from safemodel.io import model_signing as ms
+from safemodel.io.keys import default_signing_key
+from safemodel.io.signing import key_id
+
+
+@pytest.fixture(autouse=True)
+def _own_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SAFEMODEL_TRUSTED_KEYS", raising=False)
+    monkeypatch.delenv("SAFEMODEL_SIGNING_KEY", raising=False)
+    monkeypatch.setenv("SAFEMODEL_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="module")
+def p256() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Another machine: a home that trusts nothing (its own fresh key only)."""
+    monkeypatch.setenv("SAFEMODEL_HOME", str(tmp_path / "elsewhere"))
+
+
+# --- save --------------------------------------------------------------------------
+
+
+def test_save_writes_a_sidecar_of_the_written_bytes(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    path = tmp_path / "m.safemodel"
+    lr_bundle.save(path, signing_key=p256, sidecar=True)
+    sig = ms.sidecar_path(path)
+    assert json.loads(sig.read_bytes())["verificationMaterial"]["publicKey"]["hint"] \
+        == key_id(p256)
+    assert ms.verify_sidecar(path, trusted_keys=[p256.public_key()]).key_id == key_id(p256)
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name != "home")
+    assert names == ["m.safemodel", "m.safemodel.sig"]  # no temporary file left
+    # Without sidecar=True nothing is written beside the bundle.
+    lr_bundle.save(tmp_path / "plain.safemodel", signing_key=p256)
+    assert not ms.sidecar_path(tmp_path / "plain.safemodel").exists()
+
+
+def test_save_with_an_ed25519_key_says_how_to_get_a_p256_one(
+    lr_bundle: sm.ModelBundle, tmp_path: Path
+) -> None:
+    default_signing_key()  # the user's own key: Ed25519, the default
+    path = tmp_path / "m.safemodel"
+    with pytest.raises(SigningKeyError, match="keys create --type ecdsa-p256"):
+        lr_bundle.save(path, sidecar=True)
+    assert not path.exists()  # nothing written
+    assert not ms.sidecar_path(path).exists()
+    with pytest.raises(SigningKeyError, match="ECDSA private key"):
+        lr_bundle.save(path, signing_key="hmac:team-secret", sidecar=True)
+    with pytest.raises(sm.InvalidArgument, match="sidecar"):
+        lr_bundle.save(path, sidecar="yes")  # type: ignore[arg-type]
+
+
+def test_save_with_the_users_p256_key(lr_bundle: sm.ModelBundle, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from safemodel.cli import main
+
+    assert main(["keys", "create", "--type", "ecdsa-p256", "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["key_type"] == "ecdsa-p256"
+    assert main(["keys", "create", "--type", "ed25519"]) == 2  # one key is kept
+    assert "already have a ecdsa-p256 key" in capsys.readouterr().err
+    path = tmp_path / "m.safemodel"
+    lr_bundle.save(path, sidecar=True)
+    assert ms.verify_sidecar(path).key_id == created["key_id"]
+
+
+def test_save_refusing_to_overwrite_leaves_the_old_sidecar(
+    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey,
+    tmp_path: Path
+) -> None:
+    path = tmp_path / "m.safemodel"
+    lr_bundle.save(path, signing_key=p256, sidecar=True)
+    before = ms.sidecar_path(path).read_bytes()
+    with pytest.raises(sm.SafeModelError, match="already exists"):
+        hgb_bundle.save(path, signing_key=p256, sidecar=True)
+    assert ms.sidecar_path(path).read_bytes() == before
+    hgb_bundle.save(path, signing_key=p256, sidecar=True, overwrite=True)
+    assert ms.verify_sidecar(path, trusted_keys=[p256.public_key()])  # the new bytes
+
+
+def test_a_saved_sidecar_alone_establishes_trust_on_another_machine(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "m.safemodel"
+    lr_bundle.save(path, signing_key=p256, sidecar=True)
+    _elsewhere(monkeypatch, tmp_path)
+    with pytest.raises(UntrustedBundleError):
+        sm.load(path)
+    assert sm.load(path, trusted_keys=[p256.public_key()]).name == lr_bundle.name
+
+
+@pytest.mark.slow
+def test_model_signing_cli_verifies_a_sidecar_written_by_save(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    command = model_signing_command()
+    path = tmp_path / "m.safemodel"
+    lr_bundle.save(path, signing_key=p256, sidecar=True)
+    _, public = key_files(tmp_path, p256)
+    done = run_cli(command, "verify", "key", "--signature", ms.sidecar_path(path),
+                   "--public_key", public, path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (tmp_path / "other").mkdir()
+    _, other_public = key_files(tmp_path / "other", ec.generate_private_key(ec.SECP256R1()))
+    done = run_cli(command, "verify", "key", "--signature", ms.sidecar_path(path),
+                   "--public_key", other_public, path)
+    assert done.returncode != 0
+
+
+# --- the store ---------------------------------------------------------------------
+
+
+def _stored(store: sm.BundleStore, name: str, version: str) -> Path:
+    return store.path(name, version)
+
+
+def test_store_keeps_and_requires_sidecars(
+    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey,
+    tmp_path: Path
+) -> None:
+    trusted = [p256.public_key()]
+    store = sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted)
+    info = store.put(lr_bundle, signing_key=p256)
+    path = _stored(store, info.name, str(info.version))
+    assert ms.verify_sidecar(path, trusted_keys=trusted).key_id == key_id(p256)
+    assert store.get(info.name, str(info.version)).fingerprint == info.fingerprint
+    assert store.promote(info.name, str(info.version)) is not None
+    assert store.load_all(preload=True)[info.name].fingerprint == info.fingerprint
+    assert not list((tmp_path / "s" / ".incoming").iterdir())
+
+    # A sidecar that signs other bytes (a valid signature by the trusted key!) is refused.
+    good = ms.sidecar_path(path).read_bytes()
+    other = tmp_path / "other.safemodel"
+    hgb_bundle.save(other, signing_key=p256)
+    ms.sidecar_path(path).write_bytes(ms.sign_sidecar(other.read_bytes(), path.name, p256))
+    fresh = sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted)
+    with pytest.raises(IntegrityError, match="modified after signing"):
+        fresh.get(info.name, str(info.version))
+    with pytest.raises(IntegrityError, match="Refused to promote"):
+        fresh.promote(info.name, str(info.version), alias="staging")
+    # Missing: refused too, although the bundle's own signature is trusted.
+    ms.sidecar_path(path).unlink()
+    with pytest.raises(IntegrityError, match="missing"):
+        sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted).get(
+            info.name, str(info.version))
+    # By a key not trusted here: refused.
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    ms.sidecar_path(path).write_bytes(ms.sign_sidecar(path.read_bytes(), path.name, stranger))
+    with pytest.raises(UntrustedBundleError):
+        sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted).get(
+            info.name, str(info.version))
+    ms.sidecar_path(path).write_bytes(good)
+    assert sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted).get(
+        info.name, str(info.version)).fingerprint == info.fingerprint
+
+
+def test_store_put_of_a_file_keeps_its_verified_sidecar(
+    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey,
+    tmp_path: Path
+) -> None:
+    trusted = [p256.public_key()]
+    vendor_key = ec.generate_private_key(ec.SECP256R1())
+    build = tmp_path / "build"
+    build.mkdir()
+    path = build / "m.safemodel"
+    lr_bundle.save(path, signing_key=vendor_key, sidecar=True)
+    store = sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted)
+    with pytest.raises(UntrustedBundleError, match="Refused to put"):
+        store.put(path)  # the vendor's key is not trusted here
+    assert store.names() == []
+    store = sm.BundleStore(tmp_path / "s", sidecar=True,
+                           trusted_keys=[*trusted, vendor_key.public_key()])
+    # A sidecar that does not match the file: refused, nothing added.
+    shutil.copyfile(ms.sidecar_path(path), tmp_path / "keep.sig")
+    hgb_bundle.save(path, signing_key=vendor_key, overwrite=True)
+    shutil.copyfile(tmp_path / "keep.sig", ms.sidecar_path(path))
+    with pytest.raises(IntegrityError, match="modified after signing"):
+        store.put(path)
+    assert store.names() == []
+    lr_bundle.save(path, signing_key=vendor_key, sidecar=True, overwrite=True)
+    info = store.put(path)
+    stored = _stored(store, info.name, str(info.version))
+    assert ms.sidecar_path(stored).read_bytes() == ms.sidecar_path(path).read_bytes()
+    assert store.get(info.name, str(info.version)).fingerprint == info.fingerprint
+
+
+def test_store_signs_a_file_without_sidecar_only_if_a_trusted_key_signed_it(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    trusted = [p256.public_key()]
+    store = sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted)
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    foreign = tmp_path / "foreign.safemodel"
+    lr_bundle.save(foreign, signing_key=stranger)
+    # Signing it would launder "somebody put this" into "a trusted key vouches for it".
+    with pytest.raises(StoreError, match="will not vouch"):
+        store.put(foreign, signing_key=p256)
+    assert store.names() == []
+    own = tmp_path / "own.safemodel"
+    lr_bundle.save(own, signing_key=p256)
+    info = store.put(own, signing_key=p256)
+    stored = _stored(store, info.name, str(info.version))
+    assert ms.verify_sidecar(stored, trusted_keys=trusted).key_id == key_id(p256)
+    assert not ms.sidecar_path(own).exists()  # the source is left as it was
+
+
+def test_store_without_sidecars_is_unchanged(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    store = sm.BundleStore(tmp_path / "s", trusted_keys=[p256.public_key()])
+    info = store.put(lr_bundle, signing_key=p256)
+    assert not ms.sidecar_path(_stored(store, info.name, str(info.version))).exists()
+    with pytest.raises(sm.InvalidArgument, match="sidecar"):
+        sm.BundleStore(tmp_path / "s", sidecar=1)  # type: ignore[arg-type]
