@@ -52,6 +52,7 @@ from safemodel.io.model_signing import (
     _MAX_SIDECAR,
     SIDECAR_SUFFIX,
     decide_trust_with_sidecar,
+    read_sidecar,
 )
 from safemodel.io.signing import sign_manifest
 from safemodel.io.trust import TrustDecision, decide_trust, signing_key_for_save
@@ -425,6 +426,21 @@ def _sidecar_of(path: str | PathLike[str]) -> bytes | None:
                                 member=sig.name) from None
 
 
+def _usable_sidecar(sidecar: bytes, source: str) -> bytes | None:
+    """``sidecar``, or ``None`` with a warning when it is no signature at all.
+
+    Under ``trust=True`` an unrelated, malformed ``.sig`` must not block the load the
+    caller asked for; a well-formed one is still checked (a forgery of a trusted key
+    is refused whatever ``trust`` says).
+    """
+    try:
+        read_sidecar(sidecar, source=f"{source}{SIDECAR_SUFFIX}")
+    except IntegrityError as exc:
+        logger.warning("%s ignored (trust=True): %s", f"{source}{SIDECAR_SUFFIX}", exc)
+        return None
+    return sidecar
+
+
 def _decide(archive: Any, *, decide: Any = decide_trust, **options: Any) -> TrustDecision:
     """The trust decision on ``archive``'s signature (and a sidecar, when one is given)."""
     return decide(archive.manifest_bytes, archive.signature, **options)  # type: ignore[no-any-return]
@@ -516,6 +532,8 @@ def load_bytes(
                                  f"the SHA-256 {sha256[:16]} its caller trusted")
     else:
         options = {"signing_key": signing_key, "trusted_keys": trusted_keys, "source": source}
+        if sidecar is not None and trust:
+            sidecar = _usable_sidecar(sidecar, source)
         if sidecar is not None:
             options.update(decide=decide_trust_with_sidecar, data=data, sidecar=sidecar)
         decision = _decide(archive, trust=True, **options)
