@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Render the demo's drift report and screenshot it into ``docs/drift-report.png``.
 
-    PYTHONPATH=src .venv/bin/python docs/_tools/render_report.py [--output PNG]
+    PYTHONPATH=src .venv/bin/python tools/render_report.py [--output PNG]
 
 Runs ``python -m safemodel demo`` in a temporary folder (with its own safemodel home,
 so its signing key lands there), which writes ``drift-report.html``, then opens that
@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-DOCS = Path(__file__).resolve().parents[1]
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
 
 

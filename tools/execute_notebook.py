@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Re-execute the tutorial notebook and store its outputs, as the docs site shows them.
 
-    PYTHONPATH=src .venv/bin/python docs/_tools/execute_notebook.py [NOTEBOOK ...]
+    PYTHONPATH=src .venv/bin/python tools/execute_notebook.py [NOTEBOOK ...]
 
 Runs each notebook (default: every ``docs/tutorials/*.ipynb``) top to bottom with
 nbclient, offline, in a temporary folder with its own safemodel home (so the bundle it
@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-DOCS = Path(__file__).resolve().parents[1]
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def execute(path: Path) -> None:
