@@ -407,10 +407,10 @@ def load(
     return load_bytes(data, source=str(path), verify=verify,
                       signing_key=signing_key, trusted_keys=trusted_keys, trust=trust,
                       allowed_modules=allowed_modules, environment=environment,
-                      sidecar=_sidecar_of(path), path=path).bundle
+                      sidecar=_sidecar_of(path, trust=trust), path=path).bundle
 
 
-def _sidecar_of(path: str | PathLike[str]) -> bytes | None:
+def _sidecar_of(path: str | PathLike[str], *, trust: bool = False) -> bytes | None:
     """The OpenSSF model signing signature beside the file (``<path>.sig``), if any."""
     sig = Path(os.fspath(path) + SIDECAR_SUFFIX)
     try:
@@ -421,6 +421,9 @@ def _sidecar_of(path: str | PathLike[str]) -> bytes | None:
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
     except OSError as exc:
+        if trust:
+            logger.warning("%s ignored (trust=True): it cannot be read (%s).", sig, exc)
+            return None
         raise BundleFormatError(f"The signature {str(sig)!r} beside the bundle cannot be read "
                                 f"({exc}); remove it or make it readable.",
                                 member=sig.name) from None
