@@ -407,3 +407,36 @@ def test_a_flipped_byte_anywhere_says_what_to_do(lr_bundle_path: Path, tmp_path:
             assert any(w in last for w in ("save it again", "rebuild", "fetch")), message
         kinds.add(message.split(" ", 3)[1])
     assert len(kinds) > 1  # several checks were reached, not one
+
+
+@pytest.mark.parametrize("sidecar", [b"not a signature", b"{}", b"\xff\xfe"])
+def test_an_unusable_sidecar_does_not_block_explicit_trust(
+    lr_bundle: sm.ModelBundle, tmp_path: Path, sidecar: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = tmp_path / "vendor.safemodel"
+    lr_bundle.save(path, signing_key=Ed25519PrivateKey.generate())  # a key not trusted here
+    Path(str(path) + ".sig").write_bytes(sidecar)  # unrelated junk beside it
+    with pytest.raises(sm.IntegrityError):
+        sm.load(path)  # refused as before: nothing trusted signed it
+    with caplog.at_level("WARNING", logger="safemodel"):
+        loaded = sm.load(path, trust=True)
+    assert loaded.fingerprint == lr_bundle.fingerprint
+    assert any(".sig" in r.getMessage() and "ignored" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_an_unreadable_sidecar_does_not_block_explicit_trust(
+    lr_bundle: sm.ModelBundle, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "vendor.safemodel"
+    lr_bundle.save(path)
+    sig = Path(str(path) + ".sig")
+    sig.symlink_to(sig.name)  # a loop: opening it fails, whoever runs the test
+    with pytest.raises(sm.BundleFormatError, match="cannot be read"):
+        sm.load(path)
+    with caplog.at_level("WARNING", logger="safemodel"):
+        assert sm.load(path, trust=True).fingerprint == lr_bundle.fingerprint
+    assert any("ignored" in r.getMessage() for r in caplog.records)

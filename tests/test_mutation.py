@@ -734,3 +734,23 @@ def test_an_impute_value_that_does_not_fit_is_a_format_error(
     path = _rewritten(seed, tmp_path / "impute.safemodel", "contract.json", change)
     with pytest.raises(sm.BundleFormatError, match=column):
         sm.load(path, trust=True)
+
+
+@pytest.mark.parametrize(("column", "dtype"), [
+    ("island", "period[D]"), ("sex", "period[D]"), ("island", "interval[int64, right]"),
+])
+def test_a_contract_dtype_the_values_cannot_take_is_a_safemodel_error(
+    seed: bytes, tmp_path: Path, column: str, dtype: str
+) -> None:
+    # A crafted contract (reachable with trust=True): the golden values, filled in by
+    # the policy, cannot be cast to the recorded dtype. Not a raw pandas error.
+    def change(d: dict[str, Any]) -> None:
+        next(c for c in d["columns"] if c["name"] == column)["dtype"] = dtype
+
+    path = _rewritten(seed, tmp_path / "dtype.safemodel", "contract.json", change)
+    with pytest.raises(sm.SafeModelError) as info:
+        sm.load(path, trust=True)
+    message = str(info.value)
+    assert repr(column) in message, message
+    assert repr(dtype) in message, message
+    assert "Send" in message  # says what to do

@@ -411,6 +411,37 @@ def test_large_integers_that_fit_are_coerced_exactly(lr_bundle) -> None:
         assert working.iloc[1] == exact
 
 
+
+@pytest.mark.parametrize("bad", [{"i": "not a number"}, {"i": None}, {"f": "x"}, {"b": 3}],
+                         ids=["bad-type", "missing", "other-column", "bool-column"])
+def test_dropped_rows_leave_integers_exact(bad: dict) -> None:
+    """invalid="drop": once the failing rows are gone, int64 stays int64 (2**53 + 1 exact)."""
+    exact = 2**53 + 1
+    train = pd.DataFrame({"i": np.array([exact, 5, 7]), "b": [True, False, True],
+                          "f": [1.0, 2.0, 3.0]})
+    contract = sm.Contract.infer(train)
+    sent = [{"i": exact, "b": True, "f": 1.0}, {"i": exact + 2, "b": False, "f": 2.0, **bad}]
+    prepared = apply(contract, sm.Policy.strict(), sent, invalid="drop")
+    assert [f.row for f in prepared.report.rejected] == [1]
+    assert prepared.frame.dtypes.to_dict() == train.dtypes.to_dict()
+    assert prepared.frame["i"].tolist() == [exact]
+    assert prepared.frame.index.tolist() == [0]
+
+
+
+@pytest.mark.parametrize("shape", ["records", "columns"])
+def test_an_integer_beside_a_missing_value_is_not_rounded(shape: str) -> None:
+    # pandas reads [2**53 + 1, None] as float64 (2**53); the engine reads what was sent.
+    exact = 2**53 + 1
+    contract = sm.Contract.infer(pd.DataFrame({"i": np.array([exact, 5, 7])}))
+    sent = ([{"i": exact}, {"i": None}] if shape == "records"
+            else {"i": [exact, None]})
+    prepared = apply(contract, sm.Policy(), sent)
+    assert prepared.frame["i"].dtype == np.dtype("int64")
+    assert prepared.frame["i"].tolist() == [exact, 7]
+    assert prepared.report.counts()["i"]["imputed"] == 1
+
+
 def test_to_dict_is_strict_json_and_echoes_short_values(strict_bundle, row) -> None:
     long_text = "x" * 1_000_000
     records = [{**row, "bill_length_mm": float("inf")},

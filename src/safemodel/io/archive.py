@@ -49,10 +49,10 @@ from safemodel.io.formats import FORMAT_VERSION, migrate
 from safemodel.io.layout import ESTIMATOR, MANIFEST, REQUIRED, SIGNATURE
 from safemodel.io.manifest import BundleInfo, Manifest, MemberInfo
 from safemodel.io.model_signing import (
-    _MAX_SIDECAR,
-    SIDECAR_SUFFIX,
     check_sidecar_key,
     decide_trust_with_sidecar,
+    sidecar_beside,
+    usable_sidecar,
     write_sidecar_digest,
 )
 from safemodel.io.signing import sign_manifest
@@ -428,23 +428,7 @@ def load(
     return load_bytes(data, source=str(path), verify=verify,
                       signing_key=signing_key, trusted_keys=trusted_keys, trust=trust,
                       allowed_modules=allowed_modules, environment=environment,
-                      sidecar=_sidecar_of(path), path=path).bundle
-
-
-def _sidecar_of(path: str | PathLike[str]) -> bytes | None:
-    """The OpenSSF model signing signature beside the file (``<path>.sig``), if any."""
-    sig = Path(os.fspath(path) + SIDECAR_SUFFIX)
-    try:
-        with sig.open("rb") as fh:
-            # A bound, so a hostile sidecar cannot make load read gigabytes; a longer
-            # one is refused by the verifier as oversized.
-            return fh.read(_MAX_SIDECAR + 1)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        raise BundleFormatError(f"The signature {str(sig)!r} beside the bundle cannot be read "
-                                f"({exc}); remove it or make it readable.",
-                                member=sig.name) from None
+                      sidecar=sidecar_beside(path, trust=trust), path=path).bundle
 
 
 def _decide(archive: Any, *, decide: Any = decide_trust, **options: Any) -> TrustDecision:
@@ -538,6 +522,8 @@ def load_bytes(
                                  f"the SHA-256 {sha256[:16]} its caller trusted")
     else:
         options = {"signing_key": signing_key, "trusted_keys": trusted_keys, "source": source}
+        if sidecar is not None and trust:
+            sidecar = usable_sidecar(sidecar, source)
         if sidecar is not None:
             options.update(decide=decide_trust_with_sidecar, data=data, sidecar=sidecar)
         decision = _decide(archive, trust=True, **options)

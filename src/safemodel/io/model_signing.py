@@ -44,13 +44,14 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from safemodel.errors import IntegrityError, UntrustedBundleError
+from safemodel.errors import BundleFormatError, IntegrityError, UntrustedBundleError
 from safemodel.io.files import write_atomic
 from safemodel.io.keys import TRUSTED_KEYS_ENV, TrustedKey, safemodel_home
 from safemodel.io.keys import trusted_keys as gather_trusted_keys
@@ -66,6 +67,8 @@ from safemodel.io.signing import (
 from safemodel.io.trust import TrustDecision, decide_trust
 from safemodel.io.x509_trust import ca_list, verify_chain
 
+logger = logging.getLogger("safemodel")
+
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
     "IN_TOTO_PAYLOAD_TYPE",
@@ -76,9 +79,11 @@ __all__ = [
     "check_sidecar_key",
     "decide_trust_with_sidecar",
     "read_sidecar",
+    "sidecar_beside",
     "sidecar_path",
     "sign_sidecar",
     "sign_sidecar_digest",
+    "usable_sidecar",
     "verified_resources",
     "verify_sidecar",
     "verify_sidecar_bytes",
@@ -486,6 +491,40 @@ def verify_sidecar(
     candidates = gather_trusted_keys(trusted_keys, home=home)
     return verify_sidecar_bytes(Path(path).read_bytes(), sidecar, candidates,
                                 source=signature_file.name, home=home)
+
+
+def sidecar_beside(path: str | os.PathLike[str], *, trust: bool = False) -> bytes | None:
+    """The OpenSSF model signing signature beside the file (``<path>.sig``), if any."""
+    sig = Path(os.fspath(path) + SIDECAR_SUFFIX)
+    try:
+        with sig.open("rb") as fh:
+            # A bound, so a hostile sidecar cannot make load read gigabytes; a longer
+            # one is refused by the verifier as oversized.
+            return fh.read(_MAX_SIDECAR + 1)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if trust:
+            logger.warning("%s ignored (trust=True): it cannot be read (%s).", sig, exc)
+            return None
+        raise BundleFormatError(f"The signature {str(sig)!r} beside the bundle cannot be read "
+                                f"({exc}); remove it or make it readable.",
+                                member=sig.name) from None
+
+
+def usable_sidecar(sidecar: bytes, source: str) -> bytes | None:
+    """``sidecar``, or ``None`` with a warning when it is no signature at all.
+
+    Under ``trust=True`` an unrelated, malformed ``.sig`` must not block the load the
+    caller asked for; a well-formed one is still checked (a forgery of a trusted key
+    is refused whatever ``trust`` says).
+    """
+    try:
+        read_sidecar(sidecar, source=f"{source}{SIDECAR_SUFFIX}")
+    except IntegrityError as exc:
+        logger.warning("%s ignored (trust=True): %s", f"{source}{SIDECAR_SUFFIX}", exc)
+        return None
+    return sidecar
 
 
 def decide_trust_with_sidecar(

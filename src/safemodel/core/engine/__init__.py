@@ -19,6 +19,7 @@ policy. It runs in small steps, one concept each:
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -67,6 +68,8 @@ def apply(
     """
     check_option("invalid", invalid, ("raise", "drop"), "prepare")
     frame = as_frame(X)
+    if frame is not X:
+        frame = _exact_integers(contract, X, frame)
     absent = absent_fields(X, frame)
     if not absent and _needs_nothing(contract, frame):
         return Prepared(frame, PolicyReport(len(frame)))
@@ -86,6 +89,8 @@ class _Run:
     failures: list[Failure] = field(default_factory=list)
     actions: list[ColumnAction] = field(default_factory=list)
     replaced: dict[str, pd.Series] = field(default_factory=dict)
+    # Before finish: the working series and its missing mask, for a cast after dropping.
+    working: dict[str, tuple[pd.Series, np.ndarray]] = field(default_factory=dict)
     parse_text: bool = False  # Policy.numeric_text == "parse"
     bad_rows: np.ndarray = field(init=False)
 
@@ -153,6 +158,29 @@ def _extension_column_ready(spec: ColumnSpec, dtype: Any, values: Any) -> bool:
     return True
 
 
+def _exact_integers(contract: Contract, X: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with integer columns that pandas read as float64 read again as sent.
+
+    pandas makes ``[2**53 + 1, None]`` a float64 column, which rounds the integer;
+    records and dicts of lists keep the exact values, so an integer column of the
+    contract is taken from them (as objects) whenever pandas made it float.
+    """
+    for spec in contract.columns:
+        name = spec.name
+        if (name in frame.columns and frame[name].dtype.kind == "f"
+                and pd.api.types.is_integer_dtype(spec.pandas_dtype)):
+            if isinstance(X, Mapping):  # a dict of lists; arrays already hold a dtype
+                column = X[name]
+                values = list(column) if isinstance(column, list | tuple) else []
+            else:
+                values = [r.get(name) for r in X]
+            if len(values) == len(frame) and any(
+                    isinstance(v, int | np.integer) and abs(int(v)) > 2**53 for v in values):
+                frame = frame.assign(**{name: pd.Series(values, index=frame.index,
+                                                        dtype=object)})
+    return frame
+
+
 # -------------------------------------------------------------------- columns
 
 
@@ -196,6 +224,7 @@ def _prepare_column(spec: ColumnSpec, policy: Policy, original: pd.Series, run: 
     if not spec.nullable and miss.any():
         s, miss = _handle_missing(spec, missing_action, s, miss, run)
     if s is not original:
+        run.working[spec.name] = (s, miss)
         run.replaced[spec.name] = finish(s, spec, miss | run.bad_rows)
     if spec.checks or spec.custom_checks:
         failed = _extra_check_failures(spec, run.replaced.get(spec.name, original),
@@ -393,8 +422,31 @@ def _result(
     data = {name: run.replaced.get(name, frame[name]) for name in contract.names}
     out = pd.DataFrame(data, index=frame.index, copy=False)
     if rejected:
-        out = out.iloc[np.flatnonzero(~run.bad_rows)]
+        kept = np.flatnonzero(~run.bad_rows)
+        out = out.iloc[kept]
+        narrowed = _narrowed(contract, run, out, kept)
+        if narrowed:
+            out = out.assign(**narrowed)
     return Prepared(out, report)
+
+
+def _narrowed(contract: Contract, run: _Run, out: pd.DataFrame, kept: np.ndarray
+              ) -> dict[str, Any]:
+    """Integer and boolean columns cast again to their training dtype on the kept rows.
+
+    ``finish`` made them float64 (object) to hold the missing values of rows that
+    failed; once those rows are left out, a column with nothing missing takes its
+    training dtype again: an int64 above 2**53 is exact only as int64.
+    """
+    narrowed: dict[str, Any] = {}
+    for spec in contract.columns:
+        target = spec.pandas_dtype
+        if (spec.name in run.working and isinstance(target, np.dtype)
+                and target.kind in "iub" and out[spec.name].dtype != target):
+            s, miss = run.working[spec.name]
+            if not miss[kept].any():
+                narrowed[spec.name] = finish(s.iloc[kept], spec, miss[kept]).to_numpy()
+    return narrowed
 
 
 def _positions(mask: np.ndarray) -> tuple[int, ...]:

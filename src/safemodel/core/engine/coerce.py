@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from safemodel._values import shorten
 from safemodel.core.contract import ColumnSpec
+from safemodel.errors import ContractViolation, Failure
 
 __all__ = ["coerce", "finish", "is_na", "missing_mask", "number_from_text", "same_strings"]
 
@@ -361,4 +363,20 @@ def finish(s: pd.Series, spec: ColumnSpec, missing: np.ndarray) -> pd.Series:
         return s.astype(target)
     if isinstance(target, np.dtype) and target.kind in "iub" and missing.any():
         return s.astype("float64") if target.kind != "b" else s.astype(object)
-    return s.astype(target)
+    try:
+        return s.astype(target)
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+        # Only dtypes coerce() accepts as they are ("other": period, interval ...) get
+        # here; a value the policy filled in or let through may not take that dtype.
+        raise _uncastable(s, spec, exc) from exc
+
+
+def _uncastable(s: pd.Series, spec: ColumnSpec, exc: Exception) -> ContractViolation:
+    found = str(s.dtype)
+    failure = Failure(spec.name, f"type: expected {spec.dtype}, found {found}")
+    return ContractViolation([failure], (
+        f"Column {spec.name!r} cannot take its training dtype {spec.dtype!r}: its values "
+        f"(dtype {found}) do not convert ({type(exc).__name__}: {shorten(str(exc))}). "
+        f"Send {spec.dtype} values in that column; if the contract came from a file, "
+        "check that its dtype for the column is the one the model was trained with."
+    ))
