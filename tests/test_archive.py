@@ -5,14 +5,17 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import stat
 import zipfile
 from pathlib import Path
 
+import cloudpickle
+import numpy as np
 import pytest
 
 import safemodel as sm
-from safemodel.io import archive
+from safemodel.io import archive, unpickling
 from safemodel.io.zipbytes import ZipWriter, pack
 
 
@@ -407,3 +410,38 @@ def test_a_flipped_byte_anywhere_says_what_to_do(lr_bundle_path: Path, tmp_path:
             assert any(w in last for w in ("save it again", "rebuild", "fetch")), message
         kinds.add(message.split(" ", 3)[1])
     assert len(kinds) > 1  # several checks were reached, not one
+
+
+def _arrays() -> list[np.ndarray]:
+    read_only = np.arange(6.0)
+    read_only.flags.writeable = False
+    return [np.arange(12, dtype="int32").reshape(3, 4),
+            np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+            np.arange(10.0)[::3],  # not contiguous: pickled as a contiguous copy
+            read_only, np.float64(2.5) * np.ones(()), np.empty((0, 3)),
+            np.array([(1, 2.0)], dtype=[("a", "<i8"), ("b", "<f4")]),
+            np.array([True, False]), np.array(["ab", "c"])]
+
+
+@pytest.mark.parametrize("array", _arrays(), ids=lambda a: f"{a.dtype}{a.shape}")
+def test_unpickled_arrays_own_their_data_and_equal_the_pickled_ones(array: np.ndarray
+                                                                    ) -> None:
+    data = cloudpickle.dumps({"x": array})
+    plain, ours = pickle.loads(data)["x"], unpickling.loads(data)["x"]
+    assert ours.dtype == plain.dtype
+    assert ours.shape == plain.shape
+    assert ours.tobytes(order="A") == plain.tobytes(order="A")
+    assert ours.flags.f_contiguous == plain.flags.f_contiguous
+    assert ours.flags.c_contiguous == plain.flags.c_contiguous
+    assert ours.flags.writeable == plain.flags.writeable
+    assert ours.base is None  # one object, not views of the unpickler's bytearray
+
+
+def test_a_loaded_estimators_arrays_own_their_data(hgb_bundle: sm.ModelBundle,
+                                                   tmp_path: Path) -> None:
+    hgb_bundle.save(tmp_path / "m.safemodel")
+    loaded = sm.load(tmp_path / "m.safemodel")  # verified: outputs bit-identical
+    model = loaded.estimator[-1]
+    assert model.classes_.base is None
+    assert model._baseline_prediction.base is None
+    assert model.classes_.flags.writeable
