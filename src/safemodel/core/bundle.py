@@ -139,6 +139,7 @@ class ModelBundle:
         _estimator_bytes: bytes | None = None,
         _estimator_source: Callable[[], bytes | None] | None = None,
         _fingerprint: str | None = None,
+        _golden_source: Callable[[], Golden] | None = None,
     ) -> None:
         problem = bundle_name_problem(name)
         if problem is not None:
@@ -156,7 +157,14 @@ class ModelBundle:
         if not isinstance(self._policy, Policy):
             raise InvalidArgument.of("ModelBundle", "policy", "a safemodel Policy or None",
                                      policy)
-        self._golden = golden
+        # A loaded bundle keeps its golden part in the compact form it was stored in and
+        # decodes it when asked (_golden_source); the decoded one it was built with serves
+        # the verification that follows the load, once. See the golden property.
+        self._golden: Golden | None = golden
+        self._golden_source = _golden_source
+        # What an empty input returns per method, without decoding the golden outputs.
+        self._empty_outputs = {m: np.empty((0, *a.shape[1:]), dtype=a.dtype)
+                               for m, a in golden.outputs.items()}
         self._name = name
         self._version = parse_version(version)
         self._metadata = dict(metadata or {})
@@ -307,7 +315,7 @@ class ModelBundle:
         (the rows the reference profile was built from). Empty for bundles built
         otherwise.
         """
-        return copy.deepcopy(dict(self._golden.notes))
+        return copy.deepcopy(dict(self.golden.notes))
 
     # --------------------------------------------------------------- the parts
 
@@ -325,7 +333,16 @@ class ModelBundle:
 
     @property
     def golden(self) -> Golden:
-        return self._golden
+        golden = self._golden
+        if self._golden_source is None:
+            return golden  # type: ignore[return-value]  # None only with a source
+        if golden is None:
+            return self._golden_source()
+        # Handed out once (to the verification of the load, as a rule), then decoded
+        # from the compact form on each use: 64 decoded rows and outputs cost ~20 KB
+        # a bundle, three times their encoded size.
+        self._golden = None
+        return golden
 
     @property
     def name(self) -> str:
@@ -473,10 +490,8 @@ class ModelBundle:
             ) from exc
 
     def _empty(self, method: str) -> np.ndarray:
-        reference = self._golden.outputs.get(method)
-        if reference is None:
-            return np.empty((0,))
-        return np.empty((0, *reference.shape[1:]), dtype=reference.dtype)
+        reference = self._empty_outputs.get(method)
+        return np.empty((0,)) if reference is None else reference.copy()
 
     # ------------------------------------------------------------ verification
 
@@ -495,7 +510,7 @@ class ModelBundle:
             ``.ok`` is True when everything reproduced exactly (or within the
             recorded ``rtol``/``atol``).
         """
-        golden = self._golden
+        golden = self.golden
         prepared = apply(self._contract, self._policy, golden.inputs, invalid="drop")
         changes = policy_diff(golden, prepared.report)
         mismatches = []
