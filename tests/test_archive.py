@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cloudpickle
 import numpy as np
+import pandas as pd
 import pytest
 
 import safemodel as sm
@@ -445,3 +446,26 @@ def test_a_loaded_estimators_arrays_own_their_data(hgb_bundle: sm.ModelBundle,
     assert model.classes_.base is None
     assert model._baseline_prediction.base is None
     assert model.classes_.flags.writeable
+
+
+def test_a_loaded_bundle_keeps_its_golden_part_encoded_and_decodes_it_exactly(
+    lr_bundle: sm.ModelBundle, lr_bundle_path: Path, tmp_path: Path
+) -> None:
+    """Issue 18 (memory): after the load's verification the bundle holds the golden
+    members as stored; each use decodes them again, equal to what was saved."""
+    loaded = sm.load(lr_bundle_path)
+    assert loaded._golden is None  # the decoded one served the verification only
+    first = loaded.golden
+    pd.testing.assert_frame_equal(first.inputs, lr_bundle.golden.inputs, check_exact=True)
+    assert sorted(first.outputs) == sorted(lr_bundle.golden.outputs)
+    for method, expected in lr_bundle.golden.outputs.items():
+        np.testing.assert_array_equal(first.outputs[method], expected, strict=True)
+    assert first.meta() == lr_bundle.golden.meta()
+    first.inputs.iloc[:, 0] = first.inputs.iloc[0, 0]  # a caller's edit stays its own
+    assert loaded.verify().ok
+    assert loaded.verify().ok
+    assert loaded.build_notes == lr_bundle.build_notes
+    empty = loaded.predict_proba(lr_bundle.golden.inputs.iloc[:0])
+    assert empty.shape == (0, lr_bundle.golden.outputs["predict_proba"].shape[1])
+    loaded.save(tmp_path / "again.safemodel")
+    assert sm.inspect(tmp_path / "again.safemodel").fingerprint == lr_bundle.fingerprint
