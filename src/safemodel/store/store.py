@@ -468,8 +468,10 @@ class BundleStore:
         path = self._file(name, version)
         expected = Expected(name=name, version=str(version),
                             fingerprint=self._put_fingerprint(name, version))
+        # path=: the bundle re-reads its pickle from the file when saved, keeping no copy.
         return load_bytes(read_file(path), source=str(path), verify=verify,
-                          quiet=not verify, expected=expected, **self._load_options)
+                          quiet=not verify, expected=expected, path=path,
+                          **self._load_options)
 
     def _put_fingerprint(self, name: str, version: Version) -> str:
         """The fingerprint the history recorded when ``name==version`` was put."""
