@@ -24,10 +24,10 @@ _FROMBUFFER = frozenset({("numpy._core.numeric", "_frombuffer"),
                          ("numpy.core.numeric", "_frombuffer")})
 
 
-def _owning_frombuffer(buf: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
+def _owning_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
     """What ``numpy._core.numeric._frombuffer`` returns, as one array owning its data."""
-    view = np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
-    array = view.copy(order="K")  # keeps a Fortran-ordered array Fortran-ordered
+    view: np.ndarray = np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
+    array: np.ndarray = view.copy(order="K")  # a Fortran-ordered array stays so
     if not view.flags.writeable:  # pickled from a read-only array: stays read-only
         array.flags.writeable = False
     return array
