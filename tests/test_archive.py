@@ -5,14 +5,18 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import stat
 import zipfile
 from pathlib import Path
 
+import cloudpickle
+import numpy as np
+import pandas as pd
 import pytest
 
 import safemodel as sm
-from safemodel.io import archive
+from safemodel.io import archive, unpickling
 from safemodel.io.zipbytes import ZipWriter, pack
 
 
@@ -440,3 +444,61 @@ def test_an_unreadable_sidecar_does_not_block_explicit_trust(
     with caplog.at_level("WARNING", logger="safemodel"):
         assert sm.load(path, trust=True).fingerprint == lr_bundle.fingerprint
     assert any("ignored" in r.getMessage() for r in caplog.records)
+
+
+def _arrays() -> list[np.ndarray]:
+    read_only = np.arange(6.0)
+    read_only.flags.writeable = False
+    return [np.arange(12, dtype="int32").reshape(3, 4),
+            np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+            np.arange(10.0)[::3],  # not contiguous: pickled as a contiguous copy
+            read_only, np.float64(2.5) * np.ones(()), np.empty((0, 3)),
+            np.array([(1, 2.0)], dtype=[("a", "<i8"), ("b", "<f4")]),
+            np.array([True, False]), np.array(["ab", "c"])]
+
+
+@pytest.mark.parametrize("array", _arrays(), ids=lambda a: f"{a.dtype}{a.shape}")
+def test_unpickled_arrays_own_their_data_and_equal_the_pickled_ones(array: np.ndarray
+                                                                    ) -> None:
+    data = cloudpickle.dumps({"x": array})
+    plain, ours = pickle.loads(data)["x"], unpickling.loads(data)["x"]
+    assert ours.dtype == plain.dtype
+    assert ours.shape == plain.shape
+    assert ours.tobytes(order="A") == plain.tobytes(order="A")
+    assert ours.flags.f_contiguous == plain.flags.f_contiguous
+    assert ours.flags.c_contiguous == plain.flags.c_contiguous
+    assert ours.flags.writeable == plain.flags.writeable
+    assert ours.base is None  # one object, not views of the unpickler's bytearray
+
+
+def test_a_loaded_estimators_arrays_own_their_data(hgb_bundle: sm.ModelBundle,
+                                                   tmp_path: Path) -> None:
+    hgb_bundle.save(tmp_path / "m.safemodel")
+    loaded = sm.load(tmp_path / "m.safemodel")  # verified: outputs bit-identical
+    model = loaded.estimator[-1]
+    assert model.classes_.base is None
+    assert model._baseline_prediction.base is None
+    assert model.classes_.flags.writeable
+
+
+def test_a_loaded_bundle_keeps_its_golden_part_encoded_and_decodes_it_exactly(
+    lr_bundle: sm.ModelBundle, lr_bundle_path: Path, tmp_path: Path
+) -> None:
+    """Issue 18 (memory): after the load's verification the bundle holds the golden
+    members as stored; each use decodes them again, equal to what was saved."""
+    loaded = sm.load(lr_bundle_path)
+    assert loaded._golden is None  # the decoded one served the verification only
+    first = loaded.golden
+    pd.testing.assert_frame_equal(first.inputs, lr_bundle.golden.inputs, check_exact=True)
+    assert sorted(first.outputs) == sorted(lr_bundle.golden.outputs)
+    for method, expected in lr_bundle.golden.outputs.items():
+        np.testing.assert_array_equal(first.outputs[method], expected, strict=True)
+    assert first.meta() == lr_bundle.golden.meta()
+    first.inputs.iloc[:, 0] = first.inputs.iloc[0, 0]  # a caller's edit stays its own
+    assert loaded.verify().ok
+    assert loaded.verify().ok
+    assert loaded.build_notes == lr_bundle.build_notes
+    empty = loaded.predict_proba(lr_bundle.golden.inputs.iloc[:0])
+    assert empty.shape == (0, lr_bundle.golden.outputs["predict_proba"].shape[1])
+    loaded.save(tmp_path / "again.safemodel")
+    assert sm.inspect(tmp_path / "again.safemodel").fingerprint == lr_bundle.fingerprint

@@ -444,3 +444,22 @@ def test_a_rejected_value_says_which_policy_setting_would_accept_it(
         strict_bundle.predict(X.head(3).assign(extra=1))
     assert "unexpected column(s) 'extra'." in str(info.value)
     assert str(info.value).endswith("(extra_columns='drop').")
+
+
+@pytest.mark.parametrize("change", [{}, {"island": "Atlantis"}, {"island": None},
+                                    {"sex": None}, {"sex": "unknown"}])
+def test_one_row_is_prepared_as_it_is_within_a_batch(
+        lr_bundle: sm.ModelBundle, penguins: tuple[pd.DataFrame, pd.Series],
+        change: dict) -> None:
+    """Issue 18: one row takes its own fast path; the policy acts on it exactly as on
+    the same row in a batch."""
+    row = penguins[0].iloc[[0]].reset_index(drop=True)
+    for column, value in change.items():
+        row[column] = pd.array([value], dtype=row[column].dtype)
+    one = lr_bundle.prepare(row)
+    two = lr_bundle.prepare(pd.concat([row, row], ignore_index=True))
+    pd.testing.assert_frame_equal(one.frame, two.frame.iloc[:1], check_exact=True)
+    assert {c: {a: 2 * n for a, n in acts.items()} for c, acts in one.report.counts().items()
+            } == two.report.counts()
+    # sex had missing values in training: a missing one is expected, not acted on.
+    assert bool(one.report.counts()) == (change not in ({}, {"sex": None}))

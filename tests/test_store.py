@@ -563,3 +563,15 @@ def test_a_damaged_aliases_file_is_a_store_error(store: BundleStore, text: str) 
     with pytest.raises(sm.StoreError, match="aliases.json") as caught:
         store.aliases("adelie")
     assert caught.value.name == "adelie"
+
+
+def test_a_bundle_from_the_store_keeps_no_copy_of_its_pickle(
+        tmp_path: Path, lr_bundle: sm.ModelBundle) -> None:
+    """Issue 18 (memory): as after sm.load, a re-save reads the bytes back from the file."""
+    store = BundleStore(tmp_path / "store")
+    store.put(lr_bundle)
+    served = store.get(lr_bundle.name, lr_bundle.version)
+    assert served._estimator_bytes is None
+    served.save(tmp_path / "again.safemodel")
+    assert sm.inspect(tmp_path / "again.safemodel").fingerprint == lr_bundle.fingerprint
+    assert served._estimator_bytes is None

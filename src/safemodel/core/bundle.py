@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from os import PathLike
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal
 
 import cloudpickle
 import numpy as np
@@ -44,6 +44,11 @@ from safemodel.core.golden import (
     golden_inputs,
     policy_diff,
 )
+from safemodel.core.methods import (
+    SCORING_METHODS,
+    _ScoringMethod,
+    scoring_methods,
+)
 from safemodel.core.outputs import as_output, check_rejected, is_sparse, rejection_limit
 from safemodel.core.policy import Policy, check_option
 from safemodel.core.references import UNRESOLVED, pickle_references
@@ -67,27 +72,9 @@ __all__ = ["SCORING_METHODS", "BundleWriter", "ModelBundle", "Scored", "register
 
 # BundleWriter and register_writer live in core.writer; re-exported where io looks.
 
-SCORING_METHODS = ("predict", "predict_proba", "decision_function", "transform")
-PREDICTIVE_METHODS = SCORING_METHODS[:3]
-
-Method = Literal["predict", "predict_proba", "decision_function", "transform"]
-
 #: Rows of the training frame the reference profile is built from (a seeded sample
 #: beyond it): scoring every training row made from_training cost 0.45 of fit on 1M rows.
 PROFILE_ROWS = 100_000
-
-
-def scoring_methods(estimator: Any) -> tuple[str, ...]:
-    """The methods a bundle of ``estimator`` scores with.
-
-    Every predictive method the estimator has; ``transform`` only for an estimator
-    with none of them (a fitted feature pipeline, an encoder, a decomposition), since
-    an estimator that predicts is bundled for its predictions.
-    """
-    methods = tuple(m for m in PREDICTIVE_METHODS if hasattr(estimator, m))
-    if not methods and hasattr(estimator, "transform"):
-        return ("transform",)
-    return methods
 
 
 @dataclass(frozen=True)
@@ -101,77 +88,6 @@ class Scored:
     outputs: np.ndarray
     rows: np.ndarray
     report: PolicyReport
-
-
-_B = TypeVar("_B", bound="ModelBundle")
-
-
-class _ScoringMethod(Generic[_B]):
-    """A scoring method that exists on a bundle only if its estimator has it.
-
-    ``hasattr(bundle, "predict_proba")`` is therefore False for a regressor, as for
-    the estimator itself. On the class it is a plain function with a docstring, so
-    ``help(ModelBundle)`` lists it with the methods.
-    """
-
-    def __init__(self, method: Method) -> None:
-        self.method = method
-
-        def unbound(self: ModelBundle, X: Any) -> np.ndarray:
-            # What the estimator returns (a list of arrays for a multi-output classifier's
-            # predict_proba), typed as its usual array.
-            out: np.ndarray = self._score(method, X)
-            return out
-
-        unbound.__name__ = method
-        unbound.__qualname__ = f"ModelBundle.{method}"
-        unbound.__doc__ = _SCORING_DOC.format(method=method)
-        self.unbound = unbound
-
-    @overload
-    def __get__(self, obj: None, owner: type[_B]) -> Callable[[_B, Any], np.ndarray]: ...
-    @overload
-    def __get__(self, obj: _B, owner: type[_B]) -> Callable[[Any], np.ndarray]: ...
-    def __get__(self, obj: _B | None, owner: type[_B]) -> Any:
-        if obj is None:
-            return self.unbound
-        method = self.method
-        if method not in obj.methods:
-            raise AttributeError(
-                f"{type(obj.estimator).__name__} has no {method}; this bundle offers "
-                f"{list(obj.methods)}."
-            )
-
-        def score(X: Any) -> Any:
-            return obj._score(method, X)
-
-        score.__name__ = method
-        score.__qualname__ = f"ModelBundle.{method}"
-        score.__doc__ = self.unbound.__doc__
-        return score
-
-
-_SCORING_DOC = """``estimator.{method}(X)`` after the contract and the policy.
-
-Present only when the estimator has ``{method}``.
-
-Parameters
-----------
-X : DataFrame, list of dict records, dict of lists, or one dict (one row)
-    Inputs as received; columns are checked by name against the contract.
-
-Returns
--------
-ndarray
-    What ``estimator.{method}`` returns, one entry per input row.
-
-Raises
-------
-ContractViolation
-    Input the contract rejects under the policy (every failure at once).
-ScoringError
-    The estimator itself raised.
-"""
 
 
 class ModelBundle:
@@ -223,6 +139,7 @@ class ModelBundle:
         _estimator_bytes: bytes | None = None,
         _estimator_source: Callable[[], bytes | None] | None = None,
         _fingerprint: str | None = None,
+        _golden_source: Callable[[], Golden] | None = None,
     ) -> None:
         problem = bundle_name_problem(name)
         if problem is not None:
@@ -240,7 +157,14 @@ class ModelBundle:
         if not isinstance(self._policy, Policy):
             raise InvalidArgument.of("ModelBundle", "policy", "a safemodel Policy or None",
                                      policy)
-        self._golden = golden
+        # A loaded bundle keeps its golden part in the compact form it was stored in and
+        # decodes it when asked (_golden_source); the decoded one it was built with serves
+        # the verification that follows the load, once. See the golden property.
+        self._golden: Golden | None = golden
+        self._golden_source = _golden_source
+        # What an empty input returns per method, without decoding the golden outputs.
+        self._empty_outputs = {m: np.empty((0, *a.shape[1:]), dtype=a.dtype)
+                               for m, a in golden.outputs.items()}
         self._name = name
         self._version = parse_version(version)
         self._metadata = dict(metadata or {})
@@ -391,7 +315,7 @@ class ModelBundle:
         (the rows the reference profile was built from). Empty for bundles built
         otherwise.
         """
-        return copy.deepcopy(dict(self._golden.notes))
+        return copy.deepcopy(dict(self.golden.notes))
 
     # --------------------------------------------------------------- the parts
 
@@ -409,7 +333,16 @@ class ModelBundle:
 
     @property
     def golden(self) -> Golden:
-        return self._golden
+        golden = self._golden
+        if self._golden_source is None:
+            return golden  # type: ignore[return-value]  # None only with a source
+        if golden is None:
+            return self._golden_source()
+        # Handed out once (to the verification of the load, as a rule), then decoded
+        # from the compact form on each use: 64 decoded rows and outputs cost ~20 KB
+        # a bundle, three times their encoded size.
+        self._golden = None
+        return golden
 
     @property
     def name(self) -> str:
@@ -557,10 +490,8 @@ class ModelBundle:
             ) from exc
 
     def _empty(self, method: str) -> np.ndarray:
-        reference = self._golden.outputs.get(method)
-        if reference is None:
-            return np.empty((0,))
-        return np.empty((0, *reference.shape[1:]), dtype=reference.dtype)
+        reference = self._empty_outputs.get(method)
+        return np.empty((0,)) if reference is None else reference.copy()
 
     # ------------------------------------------------------------ verification
 
@@ -579,7 +510,7 @@ class ModelBundle:
             ``.ok`` is True when everything reproduced exactly (or within the
             recorded ``rtol``/``atol``).
         """
-        golden = self._golden
+        golden = self.golden
         prepared = apply(self._contract, self._policy, golden.inputs, invalid="drop")
         changes = policy_diff(golden, prepared.report)
         mismatches = []

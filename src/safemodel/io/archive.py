@@ -42,7 +42,7 @@ from safemodel.errors import (
     SafeModelError,
     UntrustedBundleError,
 )
-from safemodel.io import layout
+from safemodel.io import layout, unpickling
 from safemodel.io.audit import disallowed_references, refusal_advice, restricted_loads
 from safemodel.io.files import atomic_file, hashing
 from safemodel.io.formats import FORMAT_VERSION, migrate
@@ -641,12 +641,10 @@ def _audit(estimator_bytes: bytes, allowed_modules: Iterable[str]) -> None:
 
 
 def _unpickle(data: bytes, manifest: Manifest, allowed: tuple[str, ...] | None) -> Any:
-    import cloudpickle
-
     try:
         if allowed is not None:
             return restricted_loads(data, allowed)
-        return cloudpickle.loads(data)
+        return unpickling.loads(data)  # cloudpickle.loads, arrays owning their data
     except IntegrityError as exc:  # the restricted unpickler stopped at a global
         raise IntegrityError(str(exc), member=ESTIMATOR, expected=exc.expected,
                              found=exc.found) from None

@@ -127,6 +127,8 @@ def decode(
     with _reading("policy.json"):
         policy = Policy.from_dict(_object(members, "policy.json"))
     golden = _golden(members)
+    # The bundle keeps these bytes (already hash-checked) and decodes them on use.
+    stored = {name: data for name, data in members.items() if name.startswith("golden/")}
     metadata = _object(members, "metadata.json")
     profile = None
     if "profile.json" in members:
@@ -143,6 +145,7 @@ def decode(
         _estimator_bytes=estimator_bytes if estimator_source is None else None,
         _estimator_source=estimator_source,
         _fingerprint=manifest.fingerprint,
+        _golden_source=lambda: _golden(stored),
     )
 
 

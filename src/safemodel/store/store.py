@@ -484,8 +484,10 @@ class BundleStore:
         data = read_file(path)
         sidecar = (sidecars.verified_sidecar(path, data, self._load_options)
                    if self._sidecar else None)
+        # path=: the bundle re-reads its pickle from the file when saved, keeping no copy.
         return load_bytes(data, source=str(path), verify=verify, quiet=not verify,
-                          expected=expected, sidecar=sidecar, **self._load_options)
+                          expected=expected, sidecar=sidecar, path=path,
+                          **self._load_options)
 
     def _put_fingerprint(self, name: str, version: Version) -> str:
         """The fingerprint the history recorded when ``name==version`` was put."""
