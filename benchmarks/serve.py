@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Latency of a served model against a raw-estimator endpoint, each in its own process.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/serve.py                # ~2-3 minutes
+    PYTHONPATH=src .venv/bin/python benchmarks/serve.py                # about 5 minutes
     PYTHONPATH=src .venv/bin/python benchmarks/serve.py --quick
     PYTHONPATH=src .venv/bin/python benchmarks/serve.py --raw-json orjson
 
