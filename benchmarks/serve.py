@@ -4,6 +4,7 @@
     PYTHONPATH=src .venv/bin/python benchmarks/serve.py                # about 5 minutes
     PYTHONPATH=src .venv/bin/python benchmarks/serve.py --quick
     PYTHONPATH=src .venv/bin/python benchmarks/serve.py --raw-json orjson
+    PYTHONPATH=src .venv/bin/python benchmarks/serve.py --mlflow /tmp/mlflow-venv/bin/python
 
 Three processes: the served server (``safemodel.serve.create_app`` over a store holding
 the penguins logistic regression), the raw server, and the client (this process). Both
@@ -18,7 +19,12 @@ The client sends the same payload to both, alternating A/B then B/A, sequentiall
 slow moment of the shared machine hits both alike. Per round it takes ``--pairs`` pairs
 or ``--round-seconds`` seconds, whichever ends first, and records the served/raw ratio
 of the p50s and of the p90s and the load average; the summary is the median (and range)
-of the round ratios.
+of the round ratios. ``--mlflow PYTHON`` adds a third server, ``mlflow models serve``
+(MLflow's FastAPI/uvicorn scoring server, one worker) over the same fitted pipeline
+saved with ``mlflow.sklearn.save_model(..., pyfunc_predict_fn="predict_proba")`` and an
+inferred signature, run by a Python that has mlflow (its own venv, with the same
+scikit-learn and pandas), telemetry off; it gets the same records as
+``{"dataframe_records": [...]}``.
 """
 
 from __future__ import annotations
@@ -121,27 +127,55 @@ def _start(role: str, root: str, json_lib: str) -> tuple[subprocess.Popen[bytes]
 def _wait_ready(client: Any, url: str, proc: subprocess.Popen[bytes]) -> None:
     import httpx
 
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"server {url} exited with {proc.returncode}")
         try:
-            if client.get(url + "/readyz").status_code == 200:
+            if client.get(url).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise SystemExit(f"server {url} not ready after 120 s")
+    raise SystemExit(f"server {url} not ready after 180 s")
 
 
-def _round(client: Any, urls: dict[str, str], payload: bytes, pairs: int,
+# MLflow's own server over the same fitted pipeline, in the venv given by --mlflow.
+_MLFLOW_SAVE = """
+import sys, joblib, mlflow.sklearn, pandas as pd
+from mlflow.models import infer_signature
+pipe, sample = joblib.load(sys.argv[1])
+mlflow.sklearn.save_model(pipe, sys.argv[2], pyfunc_predict_fn="predict_proba",
+                          signature=infer_signature(sample, pipe.predict_proba(sample)))
+"""
+_QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+
+
+def _start_mlflow(python: str, pipe: Any, X: Any, workdir: Path) -> tuple[
+        subprocess.Popen[bytes], str]:
+    import joblib
+
+    joblib.dump((pipe, X.head(50)), workdir / "pipe.joblib")
+    env = {**os.environ, **_QUIET}
+    env.pop("PYTHONPATH", None)
+    subprocess.run([python, "-c", _MLFLOW_SAVE, str(workdir / "pipe.joblib"),
+                    str(workdir / "mlflow-model")], check=True, env=env)
+    port = _free_port()
+    proc = subprocess.Popen([python, "-m", "mlflow", "models", "serve", "-m",
+                             str(workdir / "mlflow-model"), "--env-manager", "local",
+                             "-h", "127.0.0.1", "-p", str(port), "-w", "1"], env=env)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _round(client: Any, endpoints: dict[str, tuple[str, bytes]], pairs: int,
            seconds: float) -> dict[str, list[float]]:
+    """Up to ``pairs`` turns (A B .., then .. B A), or until ``seconds`` have passed."""
     headers = {"content-type": "application/json"}
-    times: dict[str, list[float]] = {k: [] for k in urls}
-    order = list(urls.items())
+    times: dict[str, list[float]] = {k: [] for k in endpoints}
+    order = list(endpoints.items())
     deadline = time.perf_counter() + seconds
     for i in range(pairs):
-        for name, url in (order if i % 2 else order[::-1]):
+        for name, (url, payload) in (order if i % 2 else order[::-1]):
             t = time.perf_counter()
             r = client.post(url, content=payload, headers=headers)
             times[name].append(time.perf_counter() - t)
@@ -160,43 +194,54 @@ def _client(args: argparse.Namespace) -> None:
 
     X, y = penguins()
     pipe = lr_pipeline(X, y)
-    root = str(Path(tempfile.mkdtemp()) / "store")
+    workdir = Path(tempfile.mkdtemp())
+    root = str(workdir / "store")
     store = sm.BundleStore(root)
     store.put(sm.ModelBundle.from_training(pipe, X, name="penguins", version="1.0.0"))
     store.promote("penguins", "1.0.0")
 
     procs = {role: _start(role, root, args.raw_json) for role in ("served", "raw")}
+    ready = {"served": "/readyz", "raw": "/readyz", "mlflow": "/ping"}
+    predict = {"served": "/v1/models/penguins:predict", "raw": "/v1/models/penguins:predict",
+               "mlflow": "/invocations"}
     try:
+        if args.mlflow:
+            procs["mlflow"] = _start_mlflow(args.mlflow, pipe, X, workdir)
+        others = [k for k in procs if k != "raw"]
         with httpx.Client(timeout=60) as client:
-            for proc, url in procs.values():
-                _wait_ready(client, url, proc)
-            urls = {role: url + "/v1/models/penguins:predict"
-                    for role, (_, url) in procs.items()}
+            for role, (proc, url) in procs.items():
+                _wait_ready(client, url + ready[role], proc)
             print(f"raw endpoint JSON: {args.raw_json}; rounds {args.rounds} x at most "
-                  f"{args.pairs} pairs / {args.round_seconds:.0f} s\n")
-            print("| rows | round | pairs | served p50 ms | raw p50 ms | p50 ratio | "
-                  "served p90 ms | raw p90 ms | p90 ratio | load (1 min) |\n"
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-            summary: dict[int, list[tuple[float, float, float]]] = {}
+                  f"{args.pairs} turns / {args.round_seconds:.0f} s\n")
+            print("| rows | round | turns | endpoint | p50 ms | p90 ms | p50 / raw | "
+                  "p90 / raw | load (1 min) |\n|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+            summary: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
             for n in args.rows:
-                payload = json.dumps({"instances": _records(rows(X, n))}).encode()
-                _round(client, urls, payload, args.warmup, 60.0)
+                records = _records(rows(X, n))
+                v1 = json.dumps({"instances": records}).encode()
+                endpoints = {role: (url + predict[role], v1) for role, (_, url) in procs.items()}
+                if "mlflow" in endpoints:
+                    endpoints["mlflow"] = (endpoints["mlflow"][0],
+                                           json.dumps({"dataframe_records": records}).encode())
+                _round(client, endpoints, args.warmup, 60.0)
                 for k in range(args.rounds):
-                    times = _round(client, urls, payload, args.pairs, args.round_seconds)
+                    times = _round(client, endpoints, args.pairs, args.round_seconds)
                     load = os.getloadavg()[0]
-                    s50, s90 = (float(np.percentile(times["served"], q)) * 1000
-                                for q in (50, 90))
-                    r50, r90 = (float(np.percentile(times["raw"], q)) * 1000 for q in (50, 90))
-                    summary.setdefault(n, []).append((s50 / r50, s90 / r90, load))
-                    print(f"| {n} | {k + 1} | {len(times['raw'])} | {s50:.2f} | {r50:.2f} | "
-                          f"{s50 / r50:.3f} | {s90:.2f} | {r90:.2f} | {s90 / r90:.3f} | "
-                          f"{load:.1f} |", flush=True)
-            print("\nserved / raw, median [min, max] of the round ratios\n\n"
-                  "| rows | p50 ratio | p90 ratio | load (1 min) |\n|---:|---|---|---|")
-            for n, cells in summary.items():
+                    q = {e: np.percentile(t, [50, 90]) * 1000 for e, t in times.items()}
+                    for e in ["raw", *others]:
+                        r50, r90 = q[e][0] / q["raw"][0], q[e][1] / q["raw"][1]
+                        if e != "raw":
+                            summary.setdefault((n, e), []).append((r50, r90, load))
+                        print(f"| {n} | {k + 1} | {len(times[e])} | {e} | {q[e][0]:.2f} | "
+                              f"{q[e][1]:.2f} | {r50:.3f} | {r90:.3f} | {load:.1f} |",
+                              flush=True)
+            print("\nratio to the raw endpoint, median [min, max] of the round ratios\n\n"
+                  "| rows | endpoint | p50 ratio | p90 ratio | load (1 min) |\n"
+                  "|---:|---|---|---|---|")
+            for (n, e), cells in summary.items():
                 p50, p90, load = (np.array(c) for c in zip(*cells, strict=True))
-                print(f"| {n} | {np.median(p50):.3f} [{p50.min():.3f}, {p50.max():.3f}] | "
-                      f"{np.median(p90):.3f} [{p90.min():.3f}, {p90.max():.3f}] | "
+                print(f"| {n} | {e} | {np.median(p50):.3f} [{p50.min():.3f}, {p50.max():.3f}] "
+                      f"| {np.median(p90):.3f} [{p90.min():.3f}, {p90.max():.3f}] | "
                       f"{load.min():.1f}-{load.max():.1f} |")
     finally:
         for proc, _ in procs.values():
@@ -215,6 +260,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30, help="pairs before the rounds")
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--raw-json", choices=["json", "orjson"], default="json")
+    parser.add_argument("--mlflow", metavar="PYTHON",
+                        help="also `mlflow models serve` the same pipeline with this Python "
+                             "(a venv with mlflow; telemetry off)")
     parser.add_argument("--role", choices=["client", "served", "raw"], default="client",
                         help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
