@@ -21,9 +21,10 @@ or ``--round-seconds`` seconds, whichever ends first, and records the served/raw
 of the p50s and of the p90s and the load average; the summary is the median (and range)
 of the round ratios. ``--mlflow PYTHON`` adds a third server, ``mlflow models serve``
 (MLflow's FastAPI/uvicorn scoring server, one worker) over the same fitted pipeline
-saved with ``mlflow.sklearn.save_model(..., pyfunc_predict_fn="predict_proba")`` and an
-inferred signature, run by a Python that has mlflow (its own venv, with the same
-scikit-learn and pandas), telemetry off; it gets the same records as
+saved with ``mlflow.sklearn.save_model(..., pyfunc_predict_fn="predict_proba")``
+(cloudpickle, as a bundle's estimator) and an inferred signature, run by a Python that
+has mlflow (its own venv, with the same scikit-learn and pandas), telemetry off; it gets
+the same records as
 ``{"dataframe_records": [...]}``.
 """
 
@@ -146,9 +147,11 @@ import sys, joblib, mlflow.sklearn, pandas as pd
 from mlflow.models import infer_signature
 pipe, sample = joblib.load(sys.argv[1])
 mlflow.sklearn.save_model(pipe, sys.argv[2], pyfunc_predict_fn="predict_proba",
+                          serialization_format="cloudpickle",  # as a bundle's estimator
                           signature=infer_signature(sample, pipe.predict_proba(sample)))
 """
-_QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+# Telemetry off; uvicorn's access log off, as on the other two servers.
+_QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "UVICORN_ACCESS_LOG": "false"}
 
 
 def _start_mlflow(python: str, pipe: Any, X: Any, workdir: Path) -> tuple[
@@ -156,7 +159,9 @@ def _start_mlflow(python: str, pipe: Any, X: Any, workdir: Path) -> tuple[
     import joblib
 
     joblib.dump((pipe, X.head(50)), workdir / "pipe.joblib")
-    env = {**os.environ, **_QUIET}
+    # Its venv's bin first: mlflow starts the `uvicorn` found on PATH.
+    env = {**os.environ, **_QUIET,
+           "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("PYTHONPATH", None)
     subprocess.run([python, "-c", _MLFLOW_SAVE, str(workdir / "pipe.joblib"),
                     str(workdir / "mlflow-model")], check=True, env=env)
