@@ -1,135 +1,286 @@
 #!/usr/bin/env python3
-"""Latency and throughput of a served model against a raw-estimator endpoint.
+"""Latency of a served model against a raw-estimator endpoint, each in its own process.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/serve.py            # ~1 minute
+    PYTHONPATH=src .venv/bin/python benchmarks/serve.py                # about 5 minutes
     PYTHONPATH=src .venv/bin/python benchmarks/serve.py --quick
+    PYTHONPATH=src .venv/bin/python benchmarks/serve.py --raw-json orjson
+    PYTHONPATH=src .venv/bin/python benchmarks/serve.py --mlflow /tmp/mlflow-venv/bin/python
 
-One app (``safemodel.serve.create_app`` over a store holding the penguins logistic
-regression) also gets ``POST /raw/predict``: what a hand-written endpoint does (read the
-JSON body, build a DataFrame, call ``estimator.predict_proba``, answer JSON). uvicorn
-serves it on 127.0.0.1 in a thread of this process; one httpx client sends requests
-sequentially, at 1 and 100 rows, in pairs (served then raw, raw then served, in turn),
-so a slow moment of a shared machine hits both sides of a pair. Prints p50/p99 latency
-and throughput per endpoint, then the served/raw ratio: of the p50s, and the median
-and quartiles of the per-pair ratios, for each of ``--repeats`` blocks and overall.
+Three processes: the served server (``safemodel.serve.create_app`` over a store holding
+the penguins logistic regression), the raw server, and the client (this process). Both
+servers are the same stack (FastAPI on one uvicorn worker, 127.0.0.1, access logs off);
+the raw endpoint does what a hand-written one does: parse the JSON body (``json.loads``,
+as ``Request.json()``; ``--raw-json orjson`` for ``orjson.loads``/``dumps``), build a
+DataFrame from the records, call ``estimator.predict_proba`` in the thread pool (like
+the served endpoint), and answer the same class-labelled ``predictions`` without
+safemodel's extra fields (identity, method, classes, policy report).
+
+The client sends the same payload to both, alternating A/B then B/A, sequentially, so a
+slow moment of the shared machine hits both alike. Per round it takes ``--pairs`` pairs
+or ``--round-seconds`` seconds, whichever ends first, and records the served/raw ratio
+of the p50s and of the p90s and the load average; the summary is the median (and range)
+of the round ratios. ``--mlflow PYTHON`` adds a third server, ``mlflow models serve``
+(MLflow's FastAPI/uvicorn scoring server, one worker) over the same fitted pipeline
+saved with ``mlflow.sklearn.save_model(..., pyfunc_predict_fn="predict_proba")``
+(cloudpickle, as a bundle's estimator) and an inferred signature, run by a Python that
+has mlflow (its own venv, with the same scikit-learn and pandas), telemetry off; it gets
+the same records as
+``{"dataframe_records": [...]}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import socket
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
-import pandas as pd
-import uvicorn
-from fastapi import Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
+from fastapi import Request  # module level: the raw endpoint's annotation is resolved here
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _pipelines import lr_pipeline, penguins, rows
-
-import safemodel as sm
-from safemodel.serve import create_app
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def _records(frame: Any) -> list[dict[str, Any]]:
     return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
             for r in frame.astype(object).to_dict("records")]
 
 
-def _ratios(served: list[float], raw: list[float]) -> tuple[float, float, float, float]:
-    """p50 ratio, then the median, first and third quartile of the per-pair ratios."""
-    pairs = np.array(served) / np.array(raw)
-    q1, mid, q3 = np.percentile(pairs, [25, 50, 75])
-    return float(np.median(served) / np.median(raw)), float(mid), float(q1), float(q3)
+# ---------------------------------------------------------------- servers
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=5, help="blocks of pairs")
-    args = parser.parse_args()
-    n_requests = 40 if args.quick else 200  # pairs per block
+def _serve_served(root: str, port: int) -> None:
+    import uvicorn
+
+    from safemodel.serve import create_app
+
+    uvicorn.run(create_app(root), host="127.0.0.1", port=port, log_level="warning",
+                access_log=False)
+
+
+def _serve_raw(root: str, port: int, json_lib: str) -> None:
+    import pandas as pd
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+    from starlette.concurrency import run_in_threadpool
+
+    import safemodel as sm
+
+    estimator = sm.BundleStore(root).get("penguins", "production").estimator
+    classes = [str(c) for c in estimator.classes_]
+    if json_lib == "orjson":
+        import orjson
+        loads, dumps = orjson.loads, orjson.dumps
+    else:
+        def loads(raw: bytes) -> Any:
+            return json.loads(raw)
+
+        def dumps(value: Any) -> bytes:  # what starlette's JSONResponse writes
+            return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None,
+                              separators=(",", ":")).encode()
+
+    app = FastAPI()
+
+    @app.post("/v1/models/penguins:predict")
+    async def predict(request: Request) -> Response:
+        body = loads(await request.body())
+
+        def score() -> list[dict[str, float]]:
+            proba = estimator.predict_proba(pd.DataFrame.from_records(body["instances"]))
+            return [dict(zip(classes, p, strict=True)) for p in proba.tolist()]
+
+        answer = {"predictions": await run_in_threadpool(score)}
+        return Response(dumps(answer), media_type="application/json")
+
+    @app.get("/readyz")
+    async def readyz() -> dict[str, bool]:
+        return {"ready": True}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# ---------------------------------------------------------------- client
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _start(role: str, root: str, json_lib: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--role", role, "--store", root,
+                             "--port", str(port), "--raw-json", json_lib],
+                            env=os.environ.copy())
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _wait_ready(client: Any, url: str, proc: subprocess.Popen[bytes]) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server {url} exited with {proc.returncode}")
+        try:
+            if client.get(url).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"server {url} not ready after 180 s")
+
+
+# MLflow's own server over the same fitted pipeline, in the venv given by --mlflow.
+_MLFLOW_SAVE = """
+import sys, joblib, mlflow.sklearn, pandas as pd
+from mlflow.models import infer_signature
+pipe, sample = joblib.load(sys.argv[1])
+mlflow.sklearn.save_model(pipe, sys.argv[2], pyfunc_predict_fn="predict_proba",
+                          serialization_format="cloudpickle",  # as a bundle's estimator
+                          signature=infer_signature(sample, pipe.predict_proba(sample)))
+"""
+# Telemetry off; uvicorn's access log off, as on the other two servers.
+_QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "UVICORN_ACCESS_LOG": "false"}
+
+
+def _start_mlflow(python: str, pipe: Any, X: Any, workdir: Path) -> tuple[
+        subprocess.Popen[bytes], str]:
+    import joblib
+
+    joblib.dump((pipe, X.head(50)), workdir / "pipe.joblib")
+    # Its venv's bin first: mlflow starts the `uvicorn` found on PATH.
+    env = {**os.environ, **_QUIET,
+           "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("PYTHONPATH", None)
+    subprocess.run([python, "-c", _MLFLOW_SAVE, str(workdir / "pipe.joblib"),
+                    str(workdir / "mlflow-model")], check=True, env=env)
+    port = _free_port()
+    proc = subprocess.Popen([python, "-m", "mlflow", "models", "serve", "-m",
+                             str(workdir / "mlflow-model"), "--env-manager", "local",
+                             "-h", "127.0.0.1", "-p", str(port), "-w", "1"], env=env)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _round(client: Any, endpoints: dict[str, tuple[str, bytes]], pairs: int,
+           seconds: float) -> dict[str, list[float]]:
+    """Up to ``pairs`` turns (A B .., then .. B A), or until ``seconds`` have passed."""
+    headers = {"content-type": "application/json"}
+    times: dict[str, list[float]] = {k: [] for k in endpoints}
+    order = list(endpoints.items())
+    deadline = time.perf_counter() + seconds
+    for i in range(pairs):
+        for name, (url, payload) in (order if i % 2 else order[::-1]):
+            t = time.perf_counter()
+            r = client.post(url, content=payload, headers=headers)
+            times[name].append(time.perf_counter() - t)
+            if r.status_code != 200:
+                raise SystemExit(f"{name}: {r.status_code} {r.text[:300]}")
+        if time.perf_counter() > deadline:
+            break
+    return times
+
+
+def _client(args: argparse.Namespace) -> None:
+    import httpx
+    from _pipelines import lr_pipeline, penguins, rows
+
+    import safemodel as sm
 
     X, y = penguins()
     pipe = lr_pipeline(X, y)
-    root = Path(tempfile.mkdtemp()) / "store"
+    workdir = Path(tempfile.mkdtemp())
+    root = str(workdir / "store")
     store = sm.BundleStore(root)
     store.put(sm.ModelBundle.from_training(pipe, X, name="penguins", version="1.0.0"))
     store.promote("penguins", "1.0.0")
-    app = create_app(root)
-    classes = [str(c) for c in pipe.classes_]
 
-    async def raw(request: Request) -> JSONResponse:
-        body = await request.json()
+    procs = {role: _start(role, root, args.raw_json) for role in ("served", "raw")}
+    ready = {"served": "/readyz", "raw": "/readyz", "mlflow": "/ping"}
+    predict = {"served": "/v1/models/penguins:predict", "raw": "/v1/models/penguins:predict",
+               "mlflow": "/invocations"}
+    try:
+        if args.mlflow:
+            procs["mlflow"] = _start_mlflow(args.mlflow, pipe, X, workdir)
+        others = [k for k in procs if k != "raw"]
+        with httpx.Client(timeout=60) as client:
+            for role, (proc, url) in procs.items():
+                _wait_ready(client, url + ready[role], proc)
+            print(f"raw endpoint JSON: {args.raw_json}; rounds {args.rounds} x at most "
+                  f"{args.pairs} turns / {args.round_seconds:.0f} s\n")
+            print("| rows | round | turns | endpoint | p50 ms | p90 ms | p50 / raw | "
+                  "p90 / raw | load (1 min) |\n|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+            summary: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
+            for n in args.rows:
+                records = _records(rows(X, n))
+                v1 = json.dumps({"instances": records}).encode()
+                endpoints = {role: (url + predict[role], v1) for role, (_, url) in procs.items()}
+                if "mlflow" in endpoints:
+                    endpoints["mlflow"] = (endpoints["mlflow"][0],
+                                           json.dumps({"dataframe_records": records}).encode())
+                _round(client, endpoints, args.warmup, 60.0)
+                for k in range(args.rounds):
+                    times = _round(client, endpoints, args.pairs, args.round_seconds)
+                    load = os.getloadavg()[0]
+                    q = {e: np.percentile(t, [50, 90]) * 1000 for e, t in times.items()}
+                    for e in ["raw", *others]:
+                        r50, r90 = q[e][0] / q["raw"][0], q[e][1] / q["raw"][1]
+                        if e != "raw":
+                            summary.setdefault((n, e), []).append((r50, r90, load))
+                        print(f"| {n} | {k + 1} | {len(times[e])} | {e} | {q[e][0]:.2f} | "
+                              f"{q[e][1]:.2f} | {r50:.3f} | {r90:.3f} | {load:.1f} |",
+                              flush=True)
+            print("\nratio to the raw endpoint, median [min, max] of the round ratios\n\n"
+                  "| rows | endpoint | p50 ratio | p90 ratio | load (1 min) |\n"
+                  "|---:|---|---|---|---|")
+            for (n, e), cells in summary.items():
+                p50, p90, load = (np.array(c) for c in zip(*cells, strict=True))
+                print(f"| {n} | {e} | {np.median(p50):.3f} [{p50.min():.3f}, {p50.max():.3f}] "
+                      f"| {np.median(p90):.3f} [{p90.min():.3f}, {p90.max():.3f}] | "
+                      f"{load.min():.1f}-{load.max():.1f} |")
+    finally:
+        for proc, _ in procs.values():
+            proc.terminate()
+        for proc, _ in procs.values():
+            proc.wait(30)
 
-        def score() -> list[dict[str, float]]:
-            proba = pipe.predict_proba(pd.DataFrame(body["instances"]))
-            return [dict(zip(classes, p, strict=True)) for p in proba.tolist()]
 
-        return JSONResponse({"predictions": await run_in_threadpool(score)})
-
-    app.add_api_route("/raw/predict", raw, methods=["POST"])
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    with httpx.Client(timeout=60) as client:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if client.get(url + "/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        print("| rows | endpoint | p50 ms | p99 ms | requests/s | rows/s |\n"
-              "|---:|---|---:|---:|---:|---:|")
-        ratios: dict[int, list[str]] = {}
-        for n in (1, 100):
-            payload = {"instances": _records(rows(X, n))}
-            paths = {"served": "/v1/models/penguins:predict", "raw": "/raw/predict"}
-            for _ in range(20):  # warm-up
-                for path in paths.values():
-                    assert client.post(url + path, json=payload).status_code == 200
-            times: dict[str, list[float]] = {k: [] for k in paths}
-            blocks = []
-            for _block in range(args.repeats):
-                start = len(times["raw"])
-                for i in range(n_requests):
-                    for name, path in (paths.items() if i % 2 else reversed(paths.items())):
-                        t = time.perf_counter()
-                        r = client.post(url + path, json=payload)
-                        times[name].append(time.perf_counter() - t)
-                        assert r.status_code == 200, r.text[:300]
-                blocks.append(_ratios(times["served"][start:], times["raw"][start:]))
-            for name, values in times.items():
-                a = np.array(values) * 1000
-                rps = len(a) / (a.sum() / 1000)
-                print(f"| {n} | {name} | {np.percentile(a, 50):.2f} | "
-                      f"{np.percentile(a, 99):.2f} | {rps:.0f} | {rps * n:.0f} |")
-            ratios[n] = [*(f"{b[0]:.3f} / {b[1]:.3f}" for b in blocks),
-                         "{:.3f} / {:.3f} [{:.3f}, {:.3f}]".format(
-                             *_ratios(times["served"], times["raw"]))]
-        print("\nserved / raw: ratio of p50s / median of per-pair ratios [quartiles]\n")
-        print("| rows | " + " | ".join(f"block {i + 1}" for i in range(args.repeats))
-              + " | all |\n|---:|" + "---|" * (args.repeats + 1))
-        for n, cells in ratios.items():
-            print(f"| {n} | " + " | ".join(cells) + " |")
-    server.should_exit = True
-    thread.join(10)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 100 pairs")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--pairs", type=int, default=300, help="at most, per round")
+    parser.add_argument("--round-seconds", type=float, default=20.0, help="at most, per round")
+    parser.add_argument("--warmup", type=int, default=30, help="pairs before the rounds")
+    parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
+    parser.add_argument("--raw-json", choices=["json", "orjson"], default="json")
+    parser.add_argument("--mlflow", metavar="PYTHON",
+                        help="also `mlflow models serve` the same pipeline with this Python "
+                             "(a venv with mlflow; telemetry off)")
+    parser.add_argument("--role", choices=["client", "served", "raw"], default="client",
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--store", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.pairs = 3, 100
+    if args.role == "served":
+        _serve_served(args.store, args.port)
+    elif args.role == "raw":
+        _serve_raw(args.store, args.port, args.raw_json)
+    else:
+        _client(args)
 
 
 if __name__ == "__main__":

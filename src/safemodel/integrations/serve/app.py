@@ -20,9 +20,10 @@ from typing import Any
 import pandas as pd
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from safemodel._frame import as_frame
+from safemodel.core.bundle import Scored
 from safemodel.errors import SafeModelError
 from safemodel.integrations.serve import _json
 from safemodel.integrations.serve.limits import Limits
@@ -52,9 +53,10 @@ _JSON = "application/json"
 _FLUSH_SECONDS = 2.0
 
 
-def _response(status: int, body: Any, request_id: str) -> Response:
+def _response(status: int, body: Any, request_id: str,
+              background: BackgroundTask | None = None) -> Response:
     return Response(_json.dumps(body), status_code=status, media_type=_JSON,
-                    headers={"x-request-id": request_id})
+                    headers={"x-request-id": request_id}, background=background)
 
 
 def _request_id(request: Request) -> str:
@@ -109,6 +111,7 @@ class Server:
         name = request.path_params["name"]
         record: dict[str, Any] = {"request_id": request_id, "model": name}
         model: ServedModel | None = None
+        later: list[Callable[[], None]] = []
         status = 200
         try:
             model = self._served(name)
@@ -122,7 +125,8 @@ class Server:
             instances, method = parse_request(body, model.bundle.methods,
                                               request.query_params.get("method"), self.limits)
             record.update(method=method, rows=len(instances))
-            answer = await run_in_threadpool(self._score, model, instances, method, record)
+            answer = await run_in_threadpool(self._score, model, instances, method, record,
+                                             later)
         except HTTPProblem as problem:
             status, answer = problem.status, problem.body(self.limits)
         except SafeModelError as exc:
@@ -137,8 +141,17 @@ class Server:
             answer = error_body("internal_error", f"{type(exc).__name__}: {exc}", self.limits,
                                 request_id=request_id)
         seconds = time.perf_counter() - started
-        self._account(record, model, status, answer, seconds)
-        return _response(status, answer, request_id)
+        error = answer.get("error") if status != 200 else None
+
+        async def after_response() -> None:
+            # Starlette runs this once the answer is sent, in the same task and before it
+            # yields to the event loop: the client does not wait for the bookkeeping, and
+            # any request read after this one (/metrics, drift) already sees it.
+            for task in later:
+                task()
+            self._account(record, model, status, error, seconds)
+
+        return _response(status, answer, request_id, BackgroundTask(after_response))
 
     async def _body(self, request: Request) -> bytes:
         content_type = request.headers.get("content-type", "")
@@ -168,18 +181,17 @@ class Server:
                            maximum=self.limits.max_body_bytes)
 
     def _score(self, model: ServedModel, instances: list[Any], method: str,
-               record: dict[str, Any]) -> dict[str, Any]:
+               record: dict[str, Any], later: list[Callable[[], None]]) -> dict[str, Any]:
         bundle = model.bundle
         check_instances(instances, bundle.contract.name_set, self.limits)
-        frame = as_frame(instances) if instances else pd.DataFrame(
+        # check_instances proved every record a dict: what as_frame would build, without
+        # its per-record type check.
+        frame = pd.DataFrame(instances) if instances else pd.DataFrame(
             columns=list(bundle.contract.names))
         scored = bundle.score(frame, method=method)
         report = scored.report
         record["policy"] = report.counts()
-        self.metrics.scored(model.name, model.version, report)
-        if model.monitor is not None and len(frame) and not self.observer.submit(
-                model.monitor, frame, _monitor_scores(model, method, scored.outputs)):
-            self.metrics.drift_dropped.labels(model.name, model.version).inc(len(frame))
+        later.append(lambda: self._observe(model, method, frame, scored))
         return {
             "predictions": predictions(scored.outputs, method, model.classes),
             "model_name": model.name,
@@ -191,19 +203,28 @@ class Server:
             "policy": report.to_dict(),
         }
 
+    def _observe(self, model: ServedModel, method: str, frame: pd.DataFrame,
+                 scored: Scored) -> None:
+        """Count a scored batch in the metrics and hand it to the drift observer."""
+        self.metrics.scored(model.name, model.version, scored.report)
+        if model.monitor is not None and len(frame) and not self.observer.submit(
+                model.monitor, frame, _monitor_scores(model, method, scored.outputs)):
+            self.metrics.drift_dropped.labels(model.name, model.version).inc(len(frame))
+
     def _account(self, record: dict[str, Any], model: ServedModel | None, status: int,
-                 answer: Mapping[str, Any], seconds: float) -> None:
+                 error: Any, seconds: float) -> None:
         version = model.version if model is not None else ""
         name = record["model"] if model is not None else "(unknown)"
         self.metrics.requests.labels(name, version, str(status)).inc()
         self.metrics.latency.labels(name).observe(seconds)
+        if not access_log.isEnabledFor(logging.INFO):
+            return
         record.update(status=status, latency_ms=round(seconds * 1000, 3))
         if status != 200:
-            record["error"] = answer.get("error")
-        if access_log.isEnabledFor(logging.INFO):
-            if model is None:
-                record["model"] = _json.truncate(record["model"], 128)
-            access_log.info(json.dumps(_json.strict(record), allow_nan=False))
+            record["error"] = error
+        if model is None:
+            record["model"] = _json.truncate(record["model"], 128)
+        access_log.info(json.dumps(_json.strict(record), allow_nan=False))
 
     # ---------------------------------------------------------------- reads
 

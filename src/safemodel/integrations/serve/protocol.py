@@ -17,8 +17,8 @@ an accidental 500::
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Mapping
-from itertools import chain, compress, repeat
+from collections.abc import Mapping
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,7 @@ from safemodel.errors import (
     ScoringError,
     StoreError,
 )
-from safemodel.integrations.serve._json import strict, truncate
+from safemodel.integrations.serve._json import of_type, strict, truncate
 from safemodel.integrations.serve.limits import Limits
 
 __all__ = ["HTTPProblem", "check_instances", "error_body", "parse_request", "predictions"]
@@ -180,17 +180,12 @@ def _plainly_valid(instances: list[Any], names: frozenset[str], limits: Limits) 
     kinds = set(map(type, values))
     if not kinds <= _PLAIN:
         return False  # a nested value (or a type JSON never gives)
-    if str in kinds and max(map(len, _of_type(values, str))) > limits.max_string_length:
+    if str in kinds and max(map(len, of_type(values, str))) > limits.max_string_length:
         return False
     if int in kinds:
-        ints = list(_of_type(values, int))
+        ints = list(of_type(values, int))
         return bool(min(ints) >= _INT64_MIN and max(ints) <= _INT64_MAX)
     return True
-
-
-def _of_type(values: list[Any], kind: type) -> Iterable[Any]:
-    """The values whose type is exactly ``kind`` (so ``bool`` is not an ``int``)."""
-    return compress(values, map(operator.is_, map(type, values), repeat(kind)))
 
 
 def _check_each(instances: list[Any], names: frozenset[str], limits: Limits) -> None:
