@@ -10,15 +10,19 @@ and, for numbers, a Kolmogorov-Smirnov test; on each rate the reference can be
 compared with (missing values; unseen categories; invalid numbers) Fisher's exact
 test. All the tests of one report form one family, Holm-corrected so that the chance
 of any false alarm in the report stays at most ``alpha``. A test that rejects is then
-weighed by its effect size: PSI over the bins of present values for a distribution test (``alert``
-from ``alert``, ``warn`` from ``warn``), the change of the rate for a rate test
-(alert from one percentage point, warn from half of one). A real but smaller change
+weighed by its effect size: PSI over the bins of present values for a distribution
+test (``alert`` from ``alert``, ``warn`` from ``warn``), the change of the rate for a
+rate test (alert from one percentage point, warn from half of one), the mean's change
+in reference standard deviations for the mean test (alert from 0.1, warn from 0.05),
+the variance ratio for the variance test (alert from 1.2 or 1/1.2, warn from 1.1 or
+1/1.1). A real but smaller change
 is ``"ok"``, its test listed. The worst verdict of a column's tests is the column's,
 and the report names the test and effect size that decided it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +51,15 @@ ALPHA = 0.05
 # Rate-change floors of the rate tests (missing, unseen, invalid), in shares of rows.
 _RATE_WARN = 0.005
 _RATE_ALERT = 0.01
+# Floors of the moment tests: a mean moved by 0.05 / 0.1 reference standard deviation,
+# a variance 1.1 / 1.2 times the reference's (or its inverse). For a normal column
+# these are about the changes PSI 0.01 / 0.02 (the default warn / alert) stands for.
+_SMD_WARN = 0.05
+_SMD_ALERT = 0.1
+_RATIO_WARN = 1.1
+_RATIO_ALERT = 1.2
+
+Effect = Literal["psi", "rate_change", "standardized_mean_difference", "variance_ratio"]
 
 
 class Thresholds(NamedTuple):
@@ -64,18 +77,23 @@ class DriftTest:
 
     Attributes
     ----------
-    name : {"chi_square", "ks", "missing", "unseen", "invalid"}
-        ``chi_square`` and ``ks`` compare the distributions of present values; the
-        others compare one rate with the reference's (Fisher's exact test).
+    name : {"chi_square", "ks", "mean", "variance", "missing", "unseen", "invalid"}
+        ``chi_square`` and ``ks`` compare the distributions of present values;
+        ``mean`` and ``variance`` (numbers whose profile stores moments) compare the
+        batch's mean and variance with the reference moments; the others compare one
+        rate with the reference's (Fisher's exact test).
     statistic : float
-        Chi-square statistic, KS distance ``D``, or the change of the rate.
+        Chi-square statistic, KS distance ``D``, the mean's ``z``, the log variance
+        ratio over its standard error, or the change of the rate.
     p_value : float
         Before correction.
     effect : str
-        What ``effect_size`` measures: ``"psi"`` or ``"rate_change"``.
+        What ``effect_size`` measures: ``"psi"``, ``"rate_change"``,
+        ``"standardized_mean_difference"`` or ``"variance_ratio"``.
     effect_size : float
-        PSI over the bins of present values (a distribution test), or the rate in
-        the batch minus the reference rate (a rate test).
+        PSI over the bins of present values (a distribution test), the rate in the
+        batch minus the reference rate (a rate test), the change of the mean in
+        reference standard deviations, or the batch variance over the reference's.
     adjusted : float
         Holm-adjusted p-value within the report (1.0 until adjusted).
     verdict : {"ok", "warn", "alert"}
@@ -85,7 +103,7 @@ class DriftTest:
     name: str
     statistic: float
     p_value: float
-    effect: Literal["psi", "rate_change"]
+    effect: Effect
     effect_size: float
     adjusted: float = 1.0
     verdict: Status = "ok"
@@ -95,10 +113,9 @@ class DriftTest:
         verdict: Status = "ok"
         if adjusted <= settings.alpha:
             size = abs(self.effect_size)
-            warn, alert = (
-                (settings.warn, settings.alert) if self.effect == "psi"
-                else (_RATE_WARN, _RATE_ALERT)
-            )  # fmt: skip
+            if self.effect == "variance_ratio":
+                size = max(size, 1.0 / size) if size > 0 else math.inf
+            warn, alert = _floors(self.effect, settings)
             verdict = "alert" if size >= alert else "warn" if size >= warn else "ok"
         return DriftTest(self.name, self.statistic, self.p_value, self.effect,
                          self.effect_size, adjusted, verdict)  # fmt: skip
@@ -114,6 +131,16 @@ class DriftTest:
             "effect_size": self.effect_size,
             "verdict": self.verdict,
         }
+
+
+def _floors(effect: Effect, settings: Thresholds) -> tuple[float, float]:
+    if effect == "psi":
+        return settings.warn, settings.alert
+    if effect == "standardized_mean_difference":
+        return _SMD_WARN, _SMD_ALERT
+    if effect == "variance_ratio":
+        return _RATIO_WARN, _RATIO_ALERT
+    return _RATE_WARN, _RATE_ALERT
 
 
 @dataclass(frozen=True)
