@@ -18,6 +18,7 @@ from palmerpenguins import load_penguins
 from safemodel.errors import BundleFormatError, InvalidArgument
 from safemodel.monitoring.profile import (
     CategoricalProfile,
+    Moments,
     NumericProfile,
     Profile,
     TextProfile,
@@ -41,7 +42,10 @@ def _categories(frame: pd.DataFrame) -> dict[str, list[Any]]:
 
 
 def _roundtrip(profile: Profile) -> Profile:
-    return Profile.from_dict(json.loads(json.dumps(profile.to_dict(), allow_nan=False)))
+    """Through JSON text, as a bundle stores it: profile.json and profile-moments.json."""
+    stored, moments = (json.loads(json.dumps(d, allow_nan=False))
+                       for d in (profile.to_dict(), profile.moments_to_dict()))  # fmt: skip
+    return Profile.from_dict(stored, moments=moments)
 
 
 # -- building ---------------------------------------------------------------------------
@@ -104,7 +108,9 @@ def test_inner_edges_read_cleanly_in_json() -> None:
 def test_constant_and_always_missing_columns() -> None:
     frame = pd.DataFrame({"c": [3.0] * 5 + [np.nan], "m": [np.nan] * 6})
     profile = Profile.build(frame, categorical={})
-    assert profile.features["c"] == NumericProfile(edges=(3.0, 3.0), counts=(5,), missing=1)
+    assert profile.features["c"] == NumericProfile(
+        edges=(3.0, 3.0), counts=(5,), missing=1, moments=Moments(5, 3.0, 0.0, 0.0, 0.0)
+    )
     assert profile.features["m"] == NumericProfile(edges=(), counts=(), missing=6)
     assert profile.features["m"].min is None
     assert _roundtrip(profile) == profile
@@ -219,7 +225,9 @@ def test_infinities_in_training_are_counted_as_invalid() -> None:
     # stay finite.
     x = Profile.build(pd.DataFrame({"x": [1.0, np.inf, 2.0, -np.inf, np.nan]}), categorical={})
     entry = x.features["x"]
-    assert entry == NumericProfile(edges=(1.0, 1.5, 2.0), counts=(1, 1), missing=1, invalid=2)
+    # Moments describe the finite values only.
+    assert entry == NumericProfile(edges=(1.0, 1.5, 2.0), counts=(1, 1), missing=1, invalid=2,
+                                   moments=Moments(2, 1.5, 0.25, 0.0, 0.0625))  # fmt: skip
     assert _roundtrip(x) == x
 
 

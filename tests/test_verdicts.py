@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from helpers import assert_same_report
 from safemodel.errors import InvalidArgument
 from safemodel.monitoring.drift import drift
 from safemodel.monitoring.monitor import Monitor
@@ -164,8 +165,14 @@ def test_report_says_which_test_decided(reference: Profile) -> None:
     assert report.drift_share == pytest.approx(1 / 3)
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     x = data["features"]["x"]
-    assert x["test"] in {"ks", "chi_square"}
-    assert {t["name"] for t in x["tests"]} == {"ks", "chi_square"}
+    assert x["test"] in {"ks", "chi_square", "mean", "variance"}
+    assert {t["name"] for t in x["tests"]} == {"ks", "chi_square", "mean", "variance"}
+    decisive = next(t for t in x["tests"] if t["name"] == x["test"])
+    assert (decisive["adjusted"], decisive["effect_size"]) == (x["p_value"], x["effect_size"])
+    mean = next(t for t in x["tests"] if t["name"] == "mean")
+    assert mean["effect"] == "standardized_mean_difference"
+    assert mean["effect_size"] == pytest.approx(1.0, abs=0.1)  # moved by 1 sd
+    assert mean["verdict"] == "alert"
     frame = report.to_frame()
     assert frame.loc["x", "test"] == x["test"]
     assert frame.loc["x", "p_value"] == pytest.approx(x["p_value"])
@@ -192,7 +199,7 @@ def test_monitor_reaches_the_same_verdicts(reference: Profile) -> None:
     monitor = Monitor(_Bundle(reference), alpha=0.01)
     for part in np.array_split(np.arange(600), 6):
         monitor.observe(batch.iloc[part])
-    assert monitor.report().to_dict() == drift(reference, batch, alpha=0.01).to_dict()
+    assert_same_report(monitor.report().to_dict(), drift(reference, batch, alpha=0.01).to_dict())
 
 
 def test_html_names_the_deciding_test(reference: Profile, tmp_path) -> None:

@@ -13,9 +13,10 @@ of any false alarm in the report stays at most ``alpha``. A test that rejects is
 weighed by its effect size: PSI over the bins of present values for a distribution
 test (``alert`` from ``alert``, ``warn`` from ``warn``), the change of the rate for a
 rate test (alert from one percentage point, warn from half of one), the mean's change
-in reference standard deviations for the mean test (alert from 0.1, warn from 0.05),
-the variance ratio for the variance test (alert from 1.2 or 1/1.2, warn from 1.1 or
-1/1.1). A real but smaller change
+in reference standard deviations for the mean test and the variance ratio for the
+variance test, each against the floor a normal column's PSI would reach at ``warn`` /
+``alert`` (:func:`moment_floor`: by default a mean moved by 0.1 / 0.141 sd, a variance
+ratio of 1.152 / 1.221 or its inverse). A real but smaller change
 is ``"ok"``, its test listed. The worst verdict of a column's tests is the column's,
 and the report names the test and effect size that decided it.
 """
@@ -33,7 +34,7 @@ import pandas as pd
 from safemodel.monitoring import html as _drift_html
 from safemodel.monitoring.profile import ProfileKind
 
-__all__ = ["DriftReport", "FeatureDrift", "Role", "Status"]
+__all__ = ["DriftReport", "FeatureDrift", "Role", "Status", "moment_floor"]
 
 Status = Literal["ok", "warn", "alert", "insufficient"]
 Role = Literal["feature", "score"]
@@ -51,13 +52,6 @@ ALPHA = 0.05
 # Rate-change floors of the rate tests (missing, unseen, invalid), in shares of rows.
 _RATE_WARN = 0.005
 _RATE_ALERT = 0.01
-# Floors of the moment tests: a mean moved by 0.05 / 0.1 reference standard deviation,
-# a variance 1.1 / 1.2 times the reference's (or its inverse). For a normal column
-# these are about the changes PSI 0.01 / 0.02 (the default warn / alert) stands for.
-_SMD_WARN = 0.05
-_SMD_ALERT = 0.1
-_RATIO_WARN = 1.1
-_RATIO_ALERT = 1.2
 
 Effect = Literal["psi", "rate_change", "standardized_mean_difference", "variance_ratio"]
 
@@ -133,13 +127,34 @@ class DriftTest:
         }
 
 
+def moment_floor(effect: Effect, psi_floor: float) -> float:
+    """The floor of a moment test equivalent to a PSI floor, for a normal column.
+
+    PSI (a symmetrised Kullback-Leibler divergence) between two normal distributions
+    is ``d**2`` for a mean moved by ``d`` standard deviations and
+    ``(r + 1/r - 2) / 2`` for a variance ratio ``r``: so the PSI floors ``warn`` and
+    ``alert`` (0.01, 0.02) stand for a mean moved by 0.1 / 0.141 sd and a variance
+    ratio of 1.152 / 1.221 (or their inverses).
+
+    Examples
+    --------
+    >>> round(moment_floor("standardized_mean_difference", 0.02), 3)
+    0.141
+    >>> round(moment_floor("variance_ratio", 0.02), 3)
+    1.221
+    """
+    if effect == "standardized_mean_difference":
+        return math.sqrt(psi_floor)
+    # r + 1/r = 2 + 2 * psi, the root above 1
+    b = 1.0 + psi_floor
+    return b + math.sqrt(b * b - 1.0)
+
+
 def _floors(effect: Effect, settings: Thresholds) -> tuple[float, float]:
     if effect == "psi":
         return settings.warn, settings.alert
-    if effect == "standardized_mean_difference":
-        return _SMD_WARN, _SMD_ALERT
-    if effect == "variance_ratio":
-        return _RATIO_WARN, _RATIO_ALERT
+    if effect in ("standardized_mean_difference", "variance_ratio"):
+        return moment_floor(effect, settings.warn), moment_floor(effect, settings.alert)
     return _RATE_WARN, _RATE_ALERT
 
 
