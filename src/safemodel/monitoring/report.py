@@ -275,9 +275,11 @@ class DriftReport:
     alpha : float
         The chance of any false alarm in the report the tests were corrected to.
     performance : dict or None
-        For a classifier observed with its probabilities: ``expected_accuracy``
-        (confidence-based, assuming calibration), ``rows_scored``, ``accuracy``
-        (realised, on labelled rows) and ``rows_labelled``; see
+        For a classifier observed with its probabilities: ``expected_accuracy`` and
+        ``expected_roc_auc`` (confidence-based, assuming calibration, stated in
+        ``assumption``), ``rows_scored``, ``accuracy`` and ``roc_auc`` (realised, on
+        labelled rows; ``roc_auc_binning_error`` bounds what binning the scores can
+        change it by) and ``rows_labelled``; see
         :mod:`~safemodel.monitoring.performance`. ``None`` otherwise.
     """
 
@@ -289,7 +291,7 @@ class DriftReport:
     alert: float
     min_rows: int
     alpha: float = ALPHA
-    performance: dict[str, float | int | None] | None = None
+    performance: dict[str, float | int | str | None] | None = None
 
     @property
     def drift_share(self) -> float | None:
