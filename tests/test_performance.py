@@ -121,7 +121,8 @@ def test_expected_roc_auc_matches_realised_on_calibrated_data(classes: int) -> N
     # Realised: binning can move the AUC by at most the reported bound, which a
     # 0.001 grid keeps small.
     bound = performance["roc_auc_binning_error"]
-    assert isinstance(bound, float) and bound < 0.002
+    assert isinstance(bound, float)
+    assert bound < 0.002
     assert abs(performance["roc_auc"] - exact) <= bound + 1e-12
     # Expected (no labels used): within 0.02 of the realised AUC on 4,000 rows whose
     # labels follow the probabilities (sampling noise of the AUC is about 0.007 here).
@@ -158,9 +159,11 @@ def test_expected_roc_auc_falls_when_the_scores_lose_confidence() -> None:
     blurred = X * 0.2
     unsure.observe(blurred, scores=bundle.predict_proba(blurred))
     a, b = sure.report().performance, unsure.report().performance
-    assert a is not None and b is not None
+    assert a is not None
+    assert b is not None
     assert b["expected_roc_auc"] < a["expected_roc_auc"] - 0.05
-    assert b["roc_auc"] is None and b["rows_labelled"] == 0
+    assert b["roc_auc"] is None
+    assert b["rows_labelled"] == 0
 
 
 @settings(max_examples=60, deadline=None)
