@@ -18,6 +18,8 @@ Methods:
 - ``evidently`` (optional): Evidently's default per-column drift tests, run by
   ``benchmarks/_peers.py`` in another Python (``--peer-python``) that has Evidently
   installed, never in the project's environment.
+- ``nannyml`` (optional): NannyML's univariate drift with its default methods, run the
+  same way (``--nannyml-python``), with ``NML_DISABLE_USAGE_LOGGING=1``.
 
 Data. ``synthetic``: a mixed frame (five normal columns, one log-normal, two
 categorical, one with a category at 8%); the reference is 100,000 fresh rows and
@@ -37,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -283,7 +286,7 @@ class Cell:
 
 def run(
     quick: bool,
-    peer: Callable[..., set[str]] | None,
+    peers: dict[str, Callable[..., set[str]]] | None,
     sizes: Sequence[int] | None = None,
     seed: int = 0,
     trials: int | None = None,
@@ -303,7 +306,7 @@ def run(
                 if needs_category and data.categorical is None:
                     continue
                 count = trials or _trials(quick, shift is None, size)
-                hits = {"safemodel": 0, "scipy": 0} | ({"evidently": 0} if peer else {})
+                hits = {"safemodel": 0, "scipy": 0} | dict.fromkeys(peers or {}, 0)
                 for _ in range(count):
                     if data.generate is not None:
                         reference, profile = fixed_reference, fixed_profile
@@ -322,8 +325,8 @@ def run(
                         "safemodel": safemodel_flags(profile, batch),
                         "scipy": scipy_flags(reference, batch, data),
                     }
-                    if peer is not None:
-                        found["evidently"] = peer(reference, batch, data)
+                    for peer_name, peer in (peers or {}).items():
+                        found[peer_name] = peer(reference, batch, data)
                     for method, flags in found.items():
                         hits[method] += bool(flags) if shift is None else target in flags
                 cells.append(Cell(data.name, name, size, count, hits))
@@ -454,11 +457,14 @@ def write(path: Path, body: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def _peer(python: str) -> Callable[..., set[str]]:
-    """Evidently in another interpreter, over a pipe: one JSON line per batch."""
+def _peer(python: str, tool: str = "evidently") -> Callable[..., set[str]]:
+    """A peer tool in another interpreter, over a pipe: one JSON line per batch."""
     script = Path(__file__).with_name("_peers.py")
+    # NannyML sends usage telemetry unless told not to; _peers.py sets this too.
+    env = os.environ | {"NML_DISABLE_USAGE_LOGGING": "1"}
     process = subprocess.Popen(
-        [python, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [python, str(script), tool], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, env=env,
     )
 
     sent: set[str] = set()
@@ -488,13 +494,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke test in seconds")
     parser.add_argument("--output", type=Path, help="Markdown file to write the tables into")
     parser.add_argument("--peer-python", help="a Python with Evidently installed")
+    parser.add_argument("--nannyml-python", help="a Python with NannyML installed")
     parser.add_argument("--sizes", help="batch sizes, comma-separated (default: all five)")
     parser.add_argument("--no-cost", action="store_true", help="skip the cost table")
     parser.add_argument("--trials", type=int, help="trials per cell (default: 100, 30 at 10,000)")
     args = parser.parse_args(argv)
-    peer = _peer(args.peer_python) if args.peer_python else None
+    peers = {}
+    if args.peer_python:
+        peers["evidently"] = _peer(args.peer_python, "evidently")
+    if args.nannyml_python:
+        peers["nannyml"] = _peer(args.nannyml_python, "nannyml")
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
-    cells = run(args.quick, peer, sizes, trials=args.trials)
+    cells = run(args.quick, peers, sizes, trials=args.trials)
     costs = [] if args.no_cost else monitor_cost(args.quick)
     body = markdown(cells, costs, args.quick)
     if args.output:
