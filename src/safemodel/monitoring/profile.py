@@ -367,7 +367,7 @@ class Profile:
                 cats = tuple(_category(c, name) for c in categorical[name])
                 features[name] = _categorical_profile(column, cats, name)
             elif _is_numeric(column.dtype):
-                features[name] = _numeric_profile(column, bins)
+                features[name] = _numeric_profile(column, bins, moments=True)
             else:
                 features[name] = TextProfile(*_text_counts(column))
         profiled: dict[str, FeatureProfile] = {}
@@ -486,7 +486,11 @@ def _is_numeric(dtype: Any) -> bool:
     )
 
 
-def _numeric_profile(column: _binning.Array, bins: int) -> NumericProfile:
+def _numeric_profile(
+    column: _binning.Array, bins: int, *, moments: bool = False
+) -> NumericProfile:
+    # Moments for input columns only: scores follow the inputs, and every moment test
+    # of a score would widen the Holm family (and cost a pass over each batch).
     values, _ = _binning.numeric_values(column)
     # Infinities (the contract allows them when training had them) are binned as
     # "invalid", the bin production infinities land in, so the edges stay finite.
@@ -499,7 +503,7 @@ def _numeric_profile(column: _binning.Array, bins: int) -> NumericProfile:
         counts=tuple(int(c) for c in counts[1 : layout.bins + 1]),
         missing=int(counts[layout.bins + 2]),
         invalid=int(counts[layout.bins + 3]),
-        moments=Moments.of(finite),
+        moments=Moments.of(finite) if moments else None,
     )
 
 
