@@ -226,13 +226,17 @@ def test_mean_and_variance_tests_agree_with_scipy() -> None:
     z, p, d = mean_test(1.0, 4.0, 10_000, 1.3, 200)
     se = math.sqrt(4.0 * (1 / 200 + 1 / 10_000))
     assert z == pytest.approx(0.3 / se)
-    assert p == pytest.approx(2 * stats.norm.sf(0.3 / se))
+    assert p == pytest.approx(2 * stats.t.sf(0.3 / se, 9_999))  # reference df
     assert d == pytest.approx(0.15)
-    stat, p, ratio = variance_test(2.0, 10_000, 6.0, 3.0, 400)
-    se = math.sqrt((6.0 - 397 / 399) / 400 + (6.0 - 9997 / 9999) / 10_000)
-    assert stat == pytest.approx(math.log(1.5) / se)
-    assert p == pytest.approx(2 * stats.norm.sf(math.log(1.5) / se))
+    # Normal data (kurtosis 3): exactly the classic F test of two variances.
+    stat, p, ratio = variance_test(2.0, 1_000, 3.0, 3.0, 50)
+    assert p == pytest.approx(2 * stats.f.sf(1.5, 49, 999))
     assert ratio == pytest.approx(1.5)
+    # Heavier tails: the F test's degrees of freedom shrink to 2 / v(n).
+    stat, p, ratio = variance_test(2.0, 10_000, 6.0, 3.0, 400)
+    vb, vr = (6.0 - 397 / 399) / 400, (6.0 - 9997 / 9999) / 10_000
+    assert stat == pytest.approx(math.log(1.5) / math.sqrt(vb + vr))
+    assert p == pytest.approx(2 * stats.f.sf(1.5, 2 / vb, 2 / vr))
     assert mean_test(1.0, 0.0, 100, 5.0, 10) == (0.0, 1.0, 0.0)  # constant reference
     assert variance_test(1.0, 100, 3.0, 0.0, 10) == (0.0, 1.0, 1.0)
 
