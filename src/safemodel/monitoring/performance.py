@@ -161,6 +161,16 @@ class PerformanceCounter:
             labelled = ~np.array([v is None or v != v for v in given], dtype=bool)
             truth = np.array([str(v) for v in given[labelled]], dtype=object)
             sums[2], sums[3] = int(labelled.sum()), int((predicted[labelled] == truth).sum())
+        bins = self._auc_bins(proba, truth, labelled)
+        return Delta((sums[0], sums[1], sums[2], sums[3]), bins)
+
+    def _auc_bins(
+        self,
+        proba: list[npt.NDArray[np.float64]],
+        truth: npt.NDArray[Any] | None,
+        labelled: npt.NDArray[np.bool_] | None,
+    ) -> IntArray:
+        """Per AUC class, per probability bin: rows, sum of p, labelled +, labelled -."""
         bins = np.zeros((len(self._auc), 4, GRID), dtype=np.int64)
         for row, k in enumerate(self._auc):
             # p in fixed point, rounded per row: the bin sums are then exact integers,
@@ -178,7 +188,7 @@ class PerformanceCounter:
                 at = index[labelled]
                 bins[row, 2] = np.bincount(at[positive], minlength=GRID)
                 bins[row, 3] = np.bincount(at[~positive], minlength=GRID)
-        return Delta((sums[0], sums[1], sums[2], sums[3]), bins)
+        return bins
 
     def add(self, delta: Delta) -> None:
         """Add what :meth:`delta` computed (under the caller's lock)."""
