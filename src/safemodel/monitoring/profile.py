@@ -34,6 +34,13 @@ JSON form (``Profile.to_dict``), version 2::
      "scores": {"proba[Adelie]": {"kind": "number", "edges": [...], "counts": [...],
                                   "missing": 0, "invalid": 0}}}
 
+Numeric input columns also carry :class:`Moments` of their present finite values
+(count, mean, variance, third and fourth central moments) for the mean and variance
+tests. They are written apart, by :meth:`Profile.moments_to_dict` (a bundle's
+``profile-moments.json``), so that ``profile.json`` keeps the version-2 form that
+readers from before moments accept; :meth:`Profile.from_dict` takes them as
+``moments=``, and a profile without them simply has ``moments=None``.
+
 Every entry accounts for every row: ``sum(counts) + missing + invalid == rows``,
 ``sum(counts) + unseen + missing == rows``, ``present + missing == rows``, which
 :meth:`Profile.from_dict` checks. Version 1 (safemodel 0.1) named the scores part
