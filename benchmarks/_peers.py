@@ -1,10 +1,17 @@
-"""Evidently as a peer of the drift benchmark, run in its own Python environment.
+"""Evidently and NannyML as peers of the drift benchmark, each in its own Python environment.
 
-``benchmarks/drift.py --peer-python PATH`` starts this script with that interpreter
-(one that has Evidently installed; never the project's environment) and sends one
-JSON line per trial: the reference and the batch (``DataFrame.to_json("split")``)
-and the categorical columns. It answers with one JSON line: the columns Evidently's
-default data-drift preset flags (its own per-column test selection and thresholds).
+``benchmarks/drift.py --peer-python PATH`` (Evidently) and ``--nannyml-python PATH``
+start this script with that interpreter (one that has the peer installed; never the
+project's environment) as ``_peers.py evidently`` or ``_peers.py nannyml``, and send
+one JSON line per trial: the reference and the batch (``DataFrame.to_json("split")``)
+and the categorical columns. It answers with one JSON line: the columns the peer flags.
+
+- Evidently: its default data-drift preset (its own per-column test selection and
+  thresholds).
+- NannyML: ``UnivariateDriftCalculator`` with its default methods (Jensen-Shannon for
+  continuous and categorical columns) and default thresholds (three standard
+  deviations of the statistic over reference chunks), one chunk = the batch. Its usage
+  telemetry is switched off (``NML_DISABLE_USAGE_LOGGING=1``) before it is imported.
 
 It imports nothing from safemodel, so it runs where safemodel is not installed.
 """
@@ -13,8 +20,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import warnings
+from typing import Any
+
+# Set before NannyML is imported, whatever the caller's environment says.
+os.environ["NML_DISABLE_USAGE_LOGGING"] = "1"
 
 import pandas as pd
 
@@ -37,7 +49,33 @@ def _evidently_flags(
     return []
 
 
+_NANNYML: dict[tuple[str, int], Any] = {}
+
+
+def _nannyml_flags(
+    reference: pd.DataFrame, batch: pd.DataFrame, categorical: list[str], key: str | None
+) -> list[str]:
+    import nannyml as nml
+
+    columns = list(reference.columns)
+    fitted = _NANNYML.get((key, len(batch))) if key is not None else None
+    if fitted is None:
+        fitted = nml.UnivariateDriftCalculator(
+            column_names=columns, treat_as_categorical=categorical, chunk_size=len(batch)
+        ).fit(reference)
+        if key is not None:
+            _NANNYML[(key, len(batch))] = fitted
+    result = fitted.calculate(batch).filter(period="analysis").to_df()
+    flagged = []
+    for column in columns:
+        alerts = [c for c in result.columns if c[0] == column and c[-1] == "alert"]
+        if any(bool(result[c].any()) for c in alerts):
+            flagged.append(column)
+    return sorted(flagged)
+
+
 def main() -> int:
+    tool = sys.argv[1] if len(sys.argv) > 1 else "evidently"
     warnings.simplefilter("ignore")
     cache: dict[str, pd.DataFrame] = {}
     for line in sys.stdin:
@@ -55,9 +93,12 @@ def main() -> int:
             reference[column] = reference[column].astype(object)
             batch[column] = batch[column].astype(object)
         try:
-            flags = _evidently_flags(reference, batch, categorical)
+            if tool == "nannyml":
+                flags = _nannyml_flags(reference, batch, categorical, key)
+            else:
+                flags = _evidently_flags(reference, batch, categorical)
         except Exception as exc:  # a failed trial counts as "not flagged", and says why
-            print(f"evidently failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"{tool} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             flags = []
         sys.stdout.write(json.dumps(flags) + "\n")
         sys.stdout.flush()

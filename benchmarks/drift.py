@@ -18,6 +18,8 @@ Methods:
 - ``evidently`` (optional): Evidently's default per-column drift tests, run by
   ``benchmarks/_peers.py`` in another Python (``--peer-python``) that has Evidently
   installed, never in the project's environment.
+- ``nannyml`` (optional): NannyML's univariate drift with its default methods, run the
+  same way (``--nannyml-python``), with ``NML_DISABLE_USAGE_LOGGING=1``.
 
 Data. ``synthetic``: a mixed frame (five normal columns, one log-normal, two
 categorical, one with a category at 8%); the reference is 100,000 fresh rows and
@@ -37,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -283,7 +286,7 @@ class Cell:
 
 def run(
     quick: bool,
-    peer: Callable[..., set[str]] | None,
+    peers: dict[str, Callable[..., set[str]]] | None,
     sizes: Sequence[int] | None = None,
     seed: int = 0,
     trials: int | None = None,
@@ -303,7 +306,7 @@ def run(
                 if needs_category and data.categorical is None:
                     continue
                 count = trials or _trials(quick, shift is None, size)
-                hits = {"safemodel": 0, "scipy": 0} | ({"evidently": 0} if peer else {})
+                hits = {"safemodel": 0, "scipy": 0} | dict.fromkeys(peers or {}, 0)
                 for _ in range(count):
                     if data.generate is not None:
                         reference, profile = fixed_reference, fixed_profile
@@ -322,8 +325,8 @@ def run(
                         "safemodel": safemodel_flags(profile, batch),
                         "scipy": scipy_flags(reference, batch, data),
                     }
-                    if peer is not None:
-                        found["evidently"] = peer(reference, batch, data)
+                    for peer_name, peer in (peers or {}).items():
+                        found[peer_name] = peer(reference, batch, data)
                     for method, flags in found.items():
                         hits[method] += bool(flags) if shift is None else target in flags
                 cells.append(Cell(data.name, name, size, count, hits))
@@ -353,51 +356,55 @@ def _split(data: Dataset, size: int, rng: np.random.Generator) -> tuple[pd.DataF
 # -- cost of monitoring ------------------------------------------------------------------
 
 
-def monitor_cost(quick: bool) -> list[tuple[str, float]]:
-    """Seconds per call at 10,000 rows: predict_proba, Monitor.observe with scores, report."""
-    from palmerpenguins import load_penguins
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OrdinalEncoder
+@dataclass
+class Cost:
+    rows: int
+    call: str
+    ms: float  # median seconds per call, in ms
+    ratio: tuple[float, float, float]  # median, q1, q3 of call / raw predict_proba
+
+
+def monitor_cost(quick: bool) -> list[Cost]:
+    """Monitoring next to scoring, with the penguins LogisticRegression pipeline.
+
+    Interleaved, paired rounds (``benchmarks/_timing.py``): per round, each call's time
+    over the raw estimator's ``predict_proba`` on the same rows; medians and quartiles.
+    """
+    from _pipelines import lr_pipeline, penguins, rows
+    from _timing import interleave
 
     import safemodel as sm
 
-    df = load_penguins()
-    X, y = df.drop(columns=["species"]), df["species"]
-    cats = ["island", "sex"]
-    pre = ColumnTransformer(
-        [("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), cats)],
-        remainder="passthrough",
-    )
-    model = make_pipeline(pre, HistGradientBoostingClassifier(max_iter=5 if quick else 50))
-    model.fit(X, y)
-    bundle = sm.ModelBundle.from_training(model, X, name="penguins-hgb")
-    batch = X.sample(1000 if quick else 10_000, replace=True, random_state=0).reset_index(drop=True)
-    monitor = sm.Monitor(bundle)
-    proba = bundle.predict_proba(batch)
-    repeat = 1 if quick else 20
-
-    def best(call: Callable[[], object]) -> float:
-        times = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    return [
-        ("bundle.predict_proba", best(lambda: bundle.predict_proba(batch))),
-        ("raw estimator predict_proba", best(lambda: model.predict_proba(batch))),
-        ("Monitor.observe(X, scores=proba)", best(lambda: monitor.observe(batch, scores=proba))),
-        ("Monitor.report()", best(monitor.report)),
-    ]
+    X, y = penguins()
+    model = lr_pipeline(X, y)
+    bundle = sm.ModelBundle.from_training(model, X, name="penguins-lr")
+    out: list[Cost] = []
+    for n in (1000,) if quick else (10_000, 100_000):
+        batch = rows(X, n)
+        proba = bundle.predict_proba(batch)
+        monitor = sm.Monitor(bundle)
+        timings = interleave(
+            {
+                "raw estimator predict_proba": lambda b=batch: model.predict_proba(b),
+                "bundle.predict_proba": lambda b=batch: bundle.predict_proba(b),
+                "Monitor.observe(X, scores=proba)":
+                    lambda b=batch, p=proba, m=monitor: m.observe(b, scores=p),
+                "Monitor.report()": lambda m=monitor: m.report(),
+            },
+            budget=2.0 if quick else 40.0, min_rounds=3 if quick else 15, max_rounds=200,
+        )  # fmt: skip
+        base = "raw estimator predict_proba"
+        out += [
+            Cost(n, name, timings.median(name) * 1e3, timings.ratio(name, base))
+            for name in timings.samples
+        ]
+    return out
 
 
 # -- output -----------------------------------------------------------------------------
 
 
-def markdown(cells: Sequence[Cell], costs: Sequence[tuple[str, float]], quick: bool) -> str:
+def markdown(cells: Sequence[Cell], costs: Sequence[Cost], quick: bool) -> str:
     methods = list(cells[0].hits) if cells else []
     lines = [
         f"Generated by `benchmarks/drift.py{' --quick' if quick else ''}` on "
@@ -430,15 +437,19 @@ def markdown(cells: Sequence[Cell], costs: Sequence[tuple[str, float]], quick: b
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     if costs:
-        rows = "1,000" if quick else "10,000"
         lines += [
-            f"**Cost at {rows} rows** (best of repeats)",
+            "**Cost of monitoring** (penguins LogisticRegression pipeline; interleaved "
+            "paired rounds; ratio to the raw estimator's `predict_proba` on the same rows: "
+            "median [quartiles])",
             "",
-            "| call | ms | share of bundle.predict_proba |",
-            "| --- | --- | --- |",
+            "| rows | call | ms (median) | share of raw predict_proba |",
+            "| --- | --- | --- | --- |",
         ]
-        base = costs[0][1]
-        lines += [f"| `{name}` | {s * 1e3:.2f} | {s / base:.1%} |" for name, s in costs]
+        lines += [
+            f"| {c.rows:,} | `{c.call}` | {c.ms:.2f} | {c.ratio[0]:.1%} "
+            f"[{c.ratio[1]:.1%}, {c.ratio[2]:.1%}] |"
+            for c in costs
+        ]
         lines.append("")
     return "\n".join(lines)
 
@@ -454,11 +465,14 @@ def write(path: Path, body: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def _peer(python: str) -> Callable[..., set[str]]:
-    """Evidently in another interpreter, over a pipe: one JSON line per batch."""
+def _peer(python: str, tool: str = "evidently") -> Callable[..., set[str]]:
+    """A peer tool in another interpreter, over a pipe: one JSON line per batch."""
     script = Path(__file__).with_name("_peers.py")
+    # NannyML sends usage telemetry unless told not to; _peers.py sets this too.
+    env = os.environ | {"NML_DISABLE_USAGE_LOGGING": "1"}
     process = subprocess.Popen(
-        [python, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [python, str(script), tool], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, env=env,
     )
 
     sent: set[str] = set()
@@ -488,13 +502,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke test in seconds")
     parser.add_argument("--output", type=Path, help="Markdown file to write the tables into")
     parser.add_argument("--peer-python", help="a Python with Evidently installed")
+    parser.add_argument("--nannyml-python", help="a Python with NannyML installed")
     parser.add_argument("--sizes", help="batch sizes, comma-separated (default: all five)")
     parser.add_argument("--no-cost", action="store_true", help="skip the cost table")
     parser.add_argument("--trials", type=int, help="trials per cell (default: 100, 30 at 10,000)")
     args = parser.parse_args(argv)
-    peer = _peer(args.peer_python) if args.peer_python else None
+    peers = {}
+    if args.peer_python:
+        peers["evidently"] = _peer(args.peer_python, "evidently")
+    if args.nannyml_python:
+        peers["nannyml"] = _peer(args.nannyml_python, "nannyml")
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
-    cells = run(args.quick, peer, sizes, trials=args.trials)
+    cells = run(args.quick, peers, sizes, trials=args.trials)
     costs = [] if args.no_cost else monitor_cost(args.quick)
     body = markdown(cells, costs, args.quick)
     if args.output:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from palmerpenguins import load_penguins
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestRegressor
@@ -95,3 +96,21 @@ def expected_counts(report: sm.PolicyReport) -> dict[str, dict[str, int]]:
         key = f"rejected:{f.check}"
         out.setdefault(f.column, {})[key] = out.get(f.column, {}).get(key, 0) + 1
     return out
+
+
+def assert_same_report(got: Any, want: Any) -> None:
+    """Two ``DriftReport.to_dict()`` forms agree: counts, names and verdicts exactly,
+    floats to 1e-9 (the mean and variance tests read floating-point sums, which
+    batching may round differently in the last bits; Holm passes that on)."""
+    if isinstance(want, float) and not isinstance(got, bool):
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-12, nan_ok=True)
+    elif isinstance(want, dict):
+        assert list(got) == list(want)
+        for key in want:
+            assert_same_report(got[key], want[key])
+    elif isinstance(want, list):
+        assert len(got) == len(want)
+        for a, b in zip(got, want, strict=True):
+            assert_same_report(a, b)
+    else:
+        assert got == want

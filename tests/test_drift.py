@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from palmerpenguins import load_penguins
 
+from helpers import assert_same_report
 from safemodel.errors import ContractViolation, InvalidArgument
 from safemodel.monitoring import binning as _binning
 from safemodel.monitoring.drift import DriftAccumulator, DriftReport, drift, js_distance, psi
@@ -417,7 +418,10 @@ def test_accumulated_batches_equal_one_shot_drift(parts: list[pd.DataFrame]) -> 
     whole = pd.concat(parts)
     one_shot = drift(profile, whole, scores={"s": whole["x"].to_numpy() * 100})
     assert accumulator.rows == len(whole)
-    assert accumulator.report().to_dict() == one_shot.to_dict()
+    # Counts, verdicts and names agree exactly. The mean and variance tests read
+    # floating-point sums, which batching may round differently in the last bits (and
+    # Holm's adjustment passes that on to the family), so floats agree to 1e-9.
+    assert_same_report(accumulator.report().to_dict(), one_shot.to_dict())
 
 
 def test_accumulator_reset(profile: Profile, penguins: pd.DataFrame) -> None:
@@ -449,7 +453,7 @@ def test_concurrent_adds_lose_nothing(profile: Profile, penguins: pd.DataFrame) 
         thread.join()
     tripled = pd.concat([penguins] * 3)
     assert accumulator.rows == 3 * len(penguins)
-    assert accumulator.report().to_dict() == _check(profile, tripled).to_dict()
+    assert_same_report(accumulator.report().to_dict(), _check(profile, tripled).to_dict())
 
 
 # -- the report -------------------------------------------------------------------------

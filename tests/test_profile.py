@@ -6,6 +6,7 @@ import copy
 import json
 import math
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,10 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from palmerpenguins import load_penguins
+from scipy import stats
 
 from safemodel.errors import BundleFormatError, InvalidArgument
+from safemodel.monitoring.drift import DriftAccumulator, drift
 from safemodel.monitoring.profile import (
     CategoricalProfile,
+    Moments,
     NumericProfile,
     Profile,
     TextProfile,
@@ -41,7 +45,10 @@ def _categories(frame: pd.DataFrame) -> dict[str, list[Any]]:
 
 
 def _roundtrip(profile: Profile) -> Profile:
-    return Profile.from_dict(json.loads(json.dumps(profile.to_dict(), allow_nan=False)))
+    """Through JSON text, as a bundle stores it: profile.json and profile-moments.json."""
+    stored, moments = (json.loads(json.dumps(d, allow_nan=False))
+                       for d in (profile.to_dict(), profile.moments_to_dict()))  # fmt: skip
+    return Profile.from_dict(stored, moments=moments)
 
 
 # -- building ---------------------------------------------------------------------------
@@ -104,7 +111,9 @@ def test_inner_edges_read_cleanly_in_json() -> None:
 def test_constant_and_always_missing_columns() -> None:
     frame = pd.DataFrame({"c": [3.0] * 5 + [np.nan], "m": [np.nan] * 6})
     profile = Profile.build(frame, categorical={})
-    assert profile.features["c"] == NumericProfile(edges=(3.0, 3.0), counts=(5,), missing=1)
+    assert profile.features["c"] == NumericProfile(
+        edges=(3.0, 3.0), counts=(5,), missing=1, moments=Moments(5, 3.0, 0.0, 0.0, 0.0)
+    )
     assert profile.features["m"] == NumericProfile(edges=(), counts=(), missing=6)
     assert profile.features["m"].min is None
     assert _roundtrip(profile) == profile
@@ -219,7 +228,9 @@ def test_infinities_in_training_are_counted_as_invalid() -> None:
     # stay finite.
     x = Profile.build(pd.DataFrame({"x": [1.0, np.inf, 2.0, -np.inf, np.nan]}), categorical={})
     entry = x.features["x"]
-    assert entry == NumericProfile(edges=(1.0, 1.5, 2.0), counts=(1, 1), missing=1, invalid=2)
+    # Moments describe the finite values only.
+    assert entry == NumericProfile(edges=(1.0, 1.5, 2.0), counts=(1, 1), missing=1, invalid=2,
+                                   moments=Moments(2, 1.5, 0.25, 0.0, 0.0625))  # fmt: skip
     assert _roundtrip(x) == x
 
 
@@ -384,3 +395,107 @@ def test_rates_of_an_empty_profile_are_zero() -> None:
     assert profile.rows == 0
     assert profile.features["x"].missing_rate == 0.0
     assert not math.isnan(profile.features["x"].missing_rate)
+
+
+# -- moments ------------------------------------------------------------------------------
+
+MAIN_V2 = Path(__file__).parent / "data" / "profile-v2-main.json"
+
+
+def test_moments_are_those_of_the_present_finite_training_values(penguins: pd.DataFrame) -> None:
+    profile = Profile.build(penguins, categorical=_categories(penguins))
+    entry = profile.features["body_mass_g"]
+    assert isinstance(entry, NumericProfile)
+    assert entry.moments is not None
+    values = penguins["body_mass_g"].dropna().to_numpy(dtype=np.float64)
+    assert entry.moments.count == len(values) == sum(entry.counts)
+    assert entry.moments.mean == pytest.approx(values.mean(), rel=1e-12)
+    assert entry.moments.variance == pytest.approx(values.var(), rel=1e-12)
+    d = values - values.mean()
+    assert entry.moments.m3 == pytest.approx((d**3).mean(), rel=1e-9)
+    assert entry.moments.m4 == pytest.approx((d**4).mean(), rel=1e-12)
+    assert entry.moments.kurtosis == pytest.approx(stats.kurtosis(values, fisher=False))
+    assert entry.moments.skewness == pytest.approx(stats.skew(values))
+    # Scores are profiled without moments: they follow the inputs.
+    scored = Profile.build(penguins[["body_mass_g"]], categorical={},
+                           scores={"s": np.arange(len(penguins), dtype=float)})  # fmt: skip
+    assert scored.scores["s"].moments is None  # type: ignore[union-attr]
+
+
+def test_moments_round_trip_in_their_own_document(profile: Profile) -> None:
+    moments = profile.moments_to_dict()
+    assert moments is not None
+    assert set(moments["features"]) == {"bill_length_mm", "bill_depth_mm", "flipper_length_mm",
+                                        "body_mass_g", "year"}  # fmt: skip
+    # profile.json keeps the form readers from before moments accept (no new field).
+    assert "moments" not in json.dumps(profile.to_dict())
+    assert _roundtrip(profile) == profile
+    without = Profile.from_dict(profile.to_dict())
+    assert all(getattr(e, "moments", None) is None for e in without.features.values())
+
+
+def test_a_profile_written_by_the_previous_release_loads_without_moments(
+    penguins: pd.DataFrame,
+) -> None:
+    # Frozen: written by safemodel main before moments (profile version 2). It loads
+    # unchanged, its numeric entries have no moments, and drift skips the moment tests.
+    old = Profile.from_dict(json.loads(MAIN_V2.read_text(encoding="utf-8")))
+    frame = penguins.drop(columns=["species"])
+    categories = _categories(penguins)
+    current = Profile.build(frame, categorical={c: categories[c] for c in ("island", "sex")})
+    assert old.to_dict() == current.to_dict()
+    assert old.moments_to_dict() is None
+    shifted = frame.assign(body_mass_g=frame["body_mass_g"] * 1.3)
+    report = drift(old, shifted)
+    names = {t.name for r in report.results for t in r.tests}
+    assert names.isdisjoint({"mean", "variance"})
+    assert "body_mass_g" in report.alerts
+    assert {t.name for t in drift(current, shifted).features["body_mass_g"].tests} >= {
+        "mean", "variance"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("features", "body_mass_g", "count"), 3, "count"),
+        (("features", "body_mass_g", "variance"), -1.0, "variance"),
+        (("features", "body_mass_g", "mean"), "heavy", "mean"),
+        (("features", "island"), dict.fromkeys(["mean", "variance", "m3", "m4"], 0.0), "island"),
+        (("features", "body_mass_g", "median"), 1.0, "median"),
+        (("version",), 2, "version"),
+    ],
+)
+def test_damaged_moments_name_the_field(
+    profile: Profile, path: tuple[str, ...], value: Any, field: str
+) -> None:
+    moments = json.loads(json.dumps(profile.moments_to_dict()))
+    target = moments
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(BundleFormatError, match=field):
+        Profile.from_dict(profile.to_dict(), moments=moments)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=80),
+    st.lists(st.integers(0, 80), max_size=4),
+)
+def test_batch_moments_merged_equal_moments_of_the_concatenation(
+    values: list[float], cuts: list[int]
+) -> None:
+    reference = Profile.build(pd.DataFrame({"x": np.linspace(-3, 3, 101)}), categorical={})
+    accumulator = DriftAccumulator(reference)
+    data = np.array(values)
+    bounds = sorted({min(c, len(data)) for c in cuts})
+    for a, b in zip([0, *bounds], [*bounds, len(data)], strict=True):
+        accumulator.add(pd.DataFrame({"x": data[a:b]}))
+    n, s1, s2 = accumulator._sums[:3]  # the monitor's running sums
+    centre = reference.features["x"].moments.mean  # type: ignore[union-attr]
+    assert n == len(data)
+    mean = centre + s1 / n
+    variance = (s2 - s1 * s1 / n) / (n - 1)
+    scale = max(1.0, float(np.abs(data).max()))
+    assert mean == pytest.approx(data.mean(), abs=1e-9 * scale)
+    assert variance == pytest.approx(data.var(ddof=1), rel=1e-7, abs=1e-9 * scale**2)

@@ -2,7 +2,8 @@
 
 A bundle's content is a fixed set of members (``docs/format.md``): ``bundle.json``,
 ``estimator.pkl``, ``contract.json``, ``policy.json``, the golden inputs, meta and
-outputs, ``metadata.json`` and, when the bundle has one, ``profile.json``. :func:`encode`
+outputs, ``metadata.json`` and, when the bundle has one, ``profile.json`` (with
+``profile-moments.json`` when the profile holds moments). :func:`encode`
 turns a :class:`ModelBundle` into those bytes; :func:`decode` and :func:`describe` turn
 bytes whose hashes were already checked back into a bundle or a JSON-ready summary.
 Every decoding failure is a :class:`BundleFormatError` naming its member.
@@ -32,6 +33,7 @@ ESTIMATOR: Final = "estimator.pkl"
 REQUIRED: Final = ("bundle.json", ESTIMATOR, "contract.json", "policy.json",
                    "golden/inputs.json", "golden/golden.json", "metadata.json")
 _OUTPUTS: Final = "golden/outputs/"
+PROFILE_MOMENTS: Final = "profile-moments.json"
 
 
 # ------------------------------------------------------------------------ write
@@ -55,6 +57,11 @@ def encode(bundle: ModelBundle) -> dict[str, bytes]:
         members[f"{_OUTPUTS}{method}{suffix}"] = data
     if bundle.profile is not None:
         members["profile.json"] = _json(bundle.profile.to_dict())
+        moments = bundle.profile.moments_to_dict()
+        if moments is not None:
+            # A member of its own: readers from before moments refuse unknown fields
+            # in profile.json, and ignore unknown members (no format bump needed).
+            members[PROFILE_MOMENTS] = _json(moments)
     return members
 
 
@@ -135,7 +142,12 @@ def decode(
         from safemodel.monitoring.profile import Profile
 
         with _reading("profile.json"):
-            profile = Profile.from_dict(_document(members, "profile.json"))
+            stored = _document(members, "profile.json")
+            profile = Profile.from_dict(stored)
+        if PROFILE_MOMENTS in members:
+            with _reading(PROFILE_MOMENTS):
+                moments = _document(members, PROFILE_MOMENTS)
+                profile = Profile.from_dict(stored, moments=moments)
     estimator_bytes = members[ESTIMATOR]
     estimator = unpickle(estimator_bytes)
     return ModelBundle(

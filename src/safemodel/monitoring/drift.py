@@ -16,8 +16,9 @@ parts that live in modules of their own:
 keeps counting across batches. Both go through the same code.
 
 Verdicts. Every column and score is tested (a chi-square and a Kolmogorov-Smirnov
-test on its binned distribution, Fisher's exact test on its rates of missing values,
-unseen categories and invalid numbers), all tests of a report are Holm-corrected so
+test on its binned distribution; for numeric columns whose profile stores moments, a
+test of the mean and one of the variance; Fisher's exact test on its rates of missing
+values, unseen categories and invalid numbers), all tests of a report are Holm-corrected so
 that the chance of any false alarm in the report is at most ``alpha``, and a change
 that is significant alerts only when its effect size reaches a floor (PSI ``alert``,
 or one percentage point for a rate): large batches flag real but moderate shifts and

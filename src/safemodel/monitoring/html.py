@@ -97,7 +97,9 @@ def fragment(report: DriftReport) -> str:
     intro = (f"<div>{report.rows} row(s) against {report.reference_rows} reference row(s): "
              f"<strong>{verdict}</strong>. A verdict needs a significant test (Holm-corrected "
              f"at alpha {report.alpha:g}) and an effect at a floor (PSI warn "
-             f"{report.warn:g}, alert {report.alert:g}); at least {report.min_rows} rows. "
+             f"{report.warn:g}, alert {report.alert:g}; for the mean and variance tests "
+             "the shift and variance ratio a normal column has at that PSI); at least "
+             f"{report.min_rows} rows. "
              "Bars: reference (grey) and current share per bin.</div>")
     table = _html.table(
         ["name", "role", "status", "rows", "deciding test", "p-value", "effect", "PSI",

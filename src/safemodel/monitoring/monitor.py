@@ -122,8 +122,8 @@ class Monitor:
             score order). When omitted, ``bundle.reference_scores(X)`` computes them.
         y : array-like, optional
             True labels, when they have arrived (None or NaN for rows without one): the
-            report's ``performance`` then gives the realised accuracy next to the
-            accuracy expected from the scores.
+            report's ``performance`` then gives the realised accuracy and ROC AUC next
+            to those expected from the scores.
 
         Raises
         ------

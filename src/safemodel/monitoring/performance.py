@@ -1,24 +1,40 @@
-"""A classifier's accuracy in production: expected from its scores, realised from labels.
+"""A classifier's performance in production: expected from its scores, realised from labels.
 
-Labels arrive late or never, so a monitor reports two numbers:
+Labels arrive late or never, so a monitor reports two of each number:
 
 - ``expected_accuracy``: the mean, over scored rows, of the probability of the class
-  the model predicts (the largest ``proba[...]``). This is the confidence-based
-  performance estimate (NannyML's CBPE) for accuracy. **Assumption:** the model is
-  calibrated on production data, i.e. a row scored 0.8 is right 80% of the time;
-  covariate shift keeps that true, a change of the relation between inputs and
-  labels (concept drift) does not, and only labels can show it.
-- ``accuracy``: on the rows whose labels were given (``Monitor.observe(X, scores=...,
-  y=...)``), the share where the predicted class is the label.
+  the model predicts (the largest ``proba[...]``); ``accuracy``: on the rows whose
+  labels were given (``Monitor.observe(X, scores=..., y=...)``), the share where the
+  predicted class is the label.
+- ``expected_roc_auc``: the ROC AUC the scores promise, confidence-based like NannyML's
+  CBPE: each scored row counts as ``p`` of a positive and ``1 - p`` of a negative,
+  where ``p`` is its probability of the positive class; ``roc_auc``: the ROC AUC on
+  the labelled rows. For two classes the positive class is the second (as in
+  scikit-learn); for more, both are one-vs-rest macro averages (the mean over the
+  classes of the AUC of ``proba[class]`` for that class against the rest, as
+  ``roc_auc_score(y, proba, multi_class="ovr")``), over the classes with positives and
+  negatives.
 
-Both are running sums: no rows are kept. Only scores named ``proba[<class>]`` (one
-per class, as a bundle profiles a classifier) take part.
+**Assumption** of the expected numbers: the model is calibrated on production data,
+i.e. a row scored 0.8 is right 80% of the time. Covariate shift keeps that true; a
+change of the relation between inputs and labels (concept drift) does not, and only
+labels can show it.
+
+Everything is a running sum; no rows are kept. For the AUCs, each class probability
+falls into one of :data:`GRID` (1,024) equal bins of ``[0, 1]``, holding the rows (and,
+expected, the sum of ``p``; realised, the labelled positives and negatives) per bin.
+Pairs in one bin count as ties (one half), so the realised AUC differs from the exact
+one by at most half the share of positive-negative pairs that share a bin
+(``roc_auc_binning_error`` bounds it). Only scores named ``proba[<class>]`` (one per
+class, as a bundle profiles a classifier) take part.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,17 +42,67 @@ import numpy.typing as npt
 
 from safemodel.errors import InvalidArgument
 
-__all__ = ["PerformanceCounter"]
+__all__ = ["GRID", "PerformanceCounter", "binned_roc_auc"]
 
 _PROBA = re.compile(r"^proba\[(.*)\]$")
 # Confidences are summed in fixed point (units of 2**-32), as integers: the total is
 # then the same whatever the order batches arrive in (threads), as the counts are.
 _UNIT = 2.0**32
+# The per-bin sums of p for the expected AUC, in units of 2**-24 (integers); the bin of
+# a probability is its fixed-point value shifted right, so GRID is a power of two.
+_AUC_UNIT = 2.0**24
+_AUC_SHIFT = 14
+GRID = 1024
+"""Bins of ``[0, 1]`` a class probability falls into for the ROC AUCs (width 1/1024)."""
+
+ASSUMPTION = (
+    "expected_accuracy and expected_roc_auc assume the probabilities are calibrated on "
+    "production data (confidence-based estimation, CBPE); covariate shift keeps that, "
+    "concept drift does not. ROC AUCs are computed on 1,024 probability bins; for more "
+    "than two classes, one-vs-rest macro averages."
+)
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass
+class Delta:
+    """What one batch adds: scored rows, sum of confidences, labelled rows, correct,
+    and per AUC class the bins: rows, sum of p, labelled positives, labelled negatives."""
+
+    sums: tuple[int, int, int, int] = (0, 0, 0, 0)
+    bins: IntArray | None = field(default=None)
+
+
+def binned_roc_auc(positives: npt.ArrayLike, negatives: npt.ArrayLike) -> float | None:
+    """ROC AUC from (weighted) positives and negatives per ordered score bin.
+
+    Pairs in one bin count one half (a tie). ``None`` without positives or negatives.
+
+    Examples
+    --------
+    >>> round(binned_roc_auc([0, 1, 3], [2, 1, 0]), 4)   # 11 pairs won, one tied, of 12
+    0.9583
+    """
+    pos = np.asarray(positives, dtype=np.float64)
+    neg = np.asarray(negatives, dtype=np.float64)
+    p, n = float(pos.sum()), float(neg.sum())
+    if p <= 0 or n <= 0:
+        return None
+    below = np.cumsum(neg) - neg  # negatives in lower bins
+    return float(np.sum(pos * (below + 0.5 * neg)) / (p * n))
+
+
+def _tie_share(positives: IntArray, negatives: IntArray) -> float | None:
+    p, n = float(positives.sum()), float(negatives.sum())
+    if p <= 0 or n <= 0:
+        return None
+    return float(np.sum(positives.astype(np.float64) * negatives) / (p * n)) / 2
 
 
 class PerformanceCounter:
-    """Running sums for expected and realised accuracy (not thread-safe on its own:
-    the accumulator adds under its lock).
+    """Running sums for expected and realised accuracy and ROC AUC (not thread-safe on
+    its own: the accumulator adds under its lock).
 
     Parameters
     ----------
@@ -48,7 +114,11 @@ class PerformanceCounter:
         matches = [(_PROBA.match(name), name) for name in score_names]
         self.names = [name for m, name in matches if m]
         self.classes = [m.group(1) for m, _ in matches if m]
+        # Binary: the second class is the positive one; otherwise one-vs-rest, each.
+        self._auc = [len(self.classes) - 1] if len(self.classes) == 2 else list(
+            range(len(self.classes)))  # fmt: skip
         self._sums: list[int] = [0, 0, 0, 0]
+        self._bins: IntArray = np.zeros((len(self._auc), 4, GRID), dtype=np.int64)
 
     @property
     def active(self) -> bool:
@@ -57,9 +127,8 @@ class PerformanceCounter:
 
     def delta(
         self, columns: Mapping[str, npt.NDArray[Any]], y: npt.ArrayLike | None, n: int
-    ) -> tuple[int, int, int, int]:
-        """What one batch adds: scored rows, sum of confidences, labelled rows, correct."""
-        out = [0, 0, 0, 0]
+    ) -> Delta:
+        """What one batch adds (see :class:`Delta`)."""
         if y is not None:
             labels = np.asarray(y, dtype=object)
             if labels.shape != (n,):
@@ -74,37 +143,89 @@ class PerformanceCounter:
                     f"with the profile's scores {self.names!r}.",
                     argument="scores", expected=f"columns {self.names!r}", found=None,
                 )  # fmt: skip
-            return (0, 0, 0, 0)
-        proba = np.column_stack([np.asarray(columns[k], dtype=np.float64) for k in self.names])
-        scored = ~np.isnan(proba).any(axis=1)
-        confidence = proba[scored].max(axis=1)
-        out[0] = int(scored.sum())
-        out[1] = int(np.round(confidence * _UNIT).astype(np.int64).sum())
+            return Delta()
+        # Column by column: reductions along a short row axis are several times slower.
+        proba = [np.asarray(columns[k], dtype=np.float64) for k in self.names]
+        unscored = functools.reduce(np.logical_or, [np.isnan(c) for c in proba])
+        if unscored.any():
+            proba = [c[~unscored] for c in proba]
+        confidence = functools.reduce(np.maximum, proba)
+        sums = [len(confidence), int(np.round(confidence * _UNIT).astype(np.int64).sum()), 0, 0]
+        truth: npt.NDArray[Any] | None = None
+        labelled: npt.NDArray[np.bool_] | None = None
         if y is not None:
-            predicted = np.asarray(self.classes, dtype=object)[proba[scored].argmax(axis=1)]
+            scored = ~unscored
+            best = np.column_stack(proba).argmax(axis=1)
+            predicted = np.asarray(self.classes, dtype=object)[best]
             given = np.asarray(y, dtype=object)[scored]
             labelled = ~np.array([v is None or v != v for v in given], dtype=bool)
             truth = np.array([str(v) for v in given[labelled]], dtype=object)
-            out[2], out[3] = int(labelled.sum()), int((predicted[labelled] == truth).sum())
-        return (out[0], out[1], out[2], out[3])
+            sums[2], sums[3] = int(labelled.sum()), int((predicted[labelled] == truth).sum())
+        bins = self._auc_bins(proba, truth, labelled)
+        return Delta((sums[0], sums[1], sums[2], sums[3]), bins)
 
-    def add(self, delta: tuple[int, int, int, int]) -> None:
+    def _auc_bins(
+        self,
+        proba: list[npt.NDArray[np.float64]],
+        truth: npt.NDArray[Any] | None,
+        labelled: npt.NDArray[np.bool_] | None,
+    ) -> IntArray:
+        """Per AUC class, per probability bin: rows, sum of p, labelled +, labelled -."""
+        bins = np.zeros((len(self._auc), 4, GRID), dtype=np.int64)
+        for row, k in enumerate(self._auc):
+            # p in fixed point, rounded per row: the bin sums are then exact integers,
+            # the same whatever the batches and threads (as the counts are).
+            fixed = np.rint(proba[k] * _AUC_UNIT).astype(np.int64)
+            index = fixed >> _AUC_SHIFT
+            if index.size and (index.min() < 0 or index.max() >= GRID):
+                # p == 1 (or a value rounding left just outside [0, 1]): the end bins.
+                index = np.clip(index, 0, GRID - 1)
+            bins[row, 0] = np.bincount(index, minlength=GRID)
+            # Integer-valued float64 sums are exact below 2**53: 2**29 rows a batch.
+            bins[row, 1] = np.bincount(index, weights=fixed, minlength=GRID).astype(np.int64)
+            if truth is not None and labelled is not None:
+                positive = truth == self.classes[k]
+                at = index[labelled]
+                bins[row, 2] = np.bincount(at[positive], minlength=GRID)
+                bins[row, 3] = np.bincount(at[~positive], minlength=GRID)
+        return bins
+
+    def add(self, delta: Delta) -> None:
         """Add what :meth:`delta` computed (under the caller's lock)."""
-        self._sums = [a + b for a, b in zip(self._sums, delta, strict=True)]
+        self._sums = [a + b for a, b in zip(self._sums, delta.sums, strict=True)]
+        if delta.bins is not None:
+            self._bins += delta.bins
 
     def reset(self) -> None:
         """Forget everything added."""
         self._sums = [0, 0, 0, 0]
+        self._bins = np.zeros((len(self._auc), 4, GRID), dtype=np.int64)
 
-    def summary(self) -> dict[str, float | int | None] | None:
-        """``expected_accuracy``, ``rows_scored``, ``accuracy``, ``rows_labelled``;
-        ``None`` when the profile has no class probabilities."""
+    def summary(self) -> dict[str, float | int | str | None] | None:
+        """``expected_accuracy``, ``accuracy``, ``expected_roc_auc``, ``roc_auc``,
+        ``roc_auc_binning_error``, ``rows_scored``, ``rows_labelled`` and the
+        ``assumption`` of the expected numbers; ``None`` when the profile has no class
+        probabilities."""
         if not self.active:
             return None
         scored, confidence, labelled, correct = self._sums
+        expected, realised, errors = [], [], []
+        for rows, psum, positives, negatives in self._bins:
+            p = psum / _AUC_UNIT
+            auc = binned_roc_auc(p, rows - p)
+            if auc is not None:
+                expected.append(auc)
+            auc = binned_roc_auc(positives, negatives)
+            if auc is not None:
+                realised.append(auc)
+                errors.append(_tie_share(positives, negatives) or 0.0)
         return {
             "expected_accuracy": confidence / _UNIT / scored if scored else None,
             "rows_scored": scored,
             "accuracy": correct / labelled if labelled else None,
             "rows_labelled": labelled,
+            "expected_roc_auc": float(np.mean(expected)) if expected else None,
+            "roc_auc": float(np.mean(realised)) if realised else None,
+            "roc_auc_binning_error": float(np.mean(errors)) if errors else None,
+            "assumption": ASSUMPTION,
         }

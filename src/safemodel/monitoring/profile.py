@@ -34,6 +34,13 @@ JSON form (``Profile.to_dict``), version 2::
      "scores": {"proba[Adelie]": {"kind": "number", "edges": [...], "counts": [...],
                                   "missing": 0, "invalid": 0}}}
 
+Numeric input columns also carry :class:`Moments` of their present finite values
+(count, mean, variance, third and fourth central moments) for the mean and variance
+tests. They are written apart, by :meth:`Profile.moments_to_dict` (a bundle's
+``profile-moments.json``), so that ``profile.json`` keeps the version-2 form that
+readers from before moments accept; :meth:`Profile.from_dict` takes them as
+``moments=``, and a profile without them simply has ``moments=None``.
+
 Every entry accounts for every row: ``sum(counts) + missing + invalid == rows``,
 ``sum(counts) + unseen + missing == rows``, ``present + missing == rows``, which
 :meth:`Profile.from_dict` checks. Version 1 (safemodel 0.1) named the scores part
@@ -60,6 +67,7 @@ from safemodel.monitoring import binning as _binning
 __all__ = [
     "CategoricalProfile",
     "FeatureProfile",
+    "Moments",
     "NumericProfile",
     "Profile",
     "ProfileKind",
@@ -77,6 +85,58 @@ _TAILS = (0.01, 0.025, 0.05)
 
 
 @dataclass(frozen=True)
+class Moments:
+    """Moments of a numeric column's present, finite values: what the mean and variance
+    tests compare a batch with.
+
+    Attributes
+    ----------
+    count : int
+        Present, finite values.
+    mean : float
+    variance : float
+        Second central moment (divided by ``count``).
+    m3, m4 : float
+        Third and fourth central moments (divided by ``count``): the skewness and
+        kurtosis that decide how many rows the tests need and the variance test's
+        standard error.
+    """
+
+    count: int
+    mean: float
+    variance: float
+    m3: float
+    m4: float
+
+    @classmethod
+    def of(cls, values: npt.ArrayLike) -> Moments | None:
+        """The moments of ``values`` (all assumed finite); ``None`` for none."""
+        x = np.asarray(values, dtype=np.float64)
+        if x.size == 0:
+            return None
+        mean = float(x.mean())
+        d = x - mean
+        d2 = d * d
+        return cls(int(x.size), mean, float(d2.mean()), float((d2 * d).mean()),
+                   float((d2 * d2).mean()))  # fmt: skip
+
+    @property
+    def skewness(self) -> float:
+        """``m3 / variance**1.5`` (0.0 for a constant column)."""
+        return self.m3 / self.variance**1.5 if self.variance > 0 else 0.0
+
+    @property
+    def kurtosis(self) -> float:
+        """``m4 / variance**2`` (3 for a normal distribution; 0.0 for a constant column)."""
+        return self.m4 / self.variance**2 if self.variance > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"count": self.count, "mean": self.mean, "variance": self.variance,
+                "m3": self.m3, "m4": self.m4}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class NumericProfile:
     """Binned distribution of a numeric column (or of a numeric score).
 
@@ -91,12 +151,16 @@ class NumericProfile:
         Rows with a missing value.
     invalid : int
         Rows holding an infinity (counted apart, as in production batches).
+    moments : Moments or None
+        Moments of the present finite values (``None`` in profiles written before
+        safemodel stored them, and for an always-missing column).
     """
 
     edges: tuple[float, ...]
     counts: tuple[int, ...]
     missing: int = 0
     invalid: int = 0
+    moments: Moments | None = None
 
     kind: ClassVar[Literal["number"]] = "number"
 
@@ -232,7 +296,7 @@ class Profile:
     >>> p = Profile.build(X, categorical={"c": ["a", "b"]}, bins=2)
     >>> p.features["c"].counts
     (3, 1)
-    >>> Profile.from_dict(p.to_dict()) == p
+    >>> Profile.from_dict(p.to_dict(), moments=p.moments_to_dict()) == p
     True
     """
 
@@ -310,7 +374,7 @@ class Profile:
                 cats = tuple(_category(c, name) for c in categorical[name])
                 features[name] = _categorical_profile(column, cats, name)
             elif _is_numeric(column.dtype):
-                features[name] = _numeric_profile(column, bins)
+                features[name] = _numeric_profile(column, bins, moments=True)
             else:
                 features[name] = TextProfile(*_text_counts(column))
         profiled: dict[str, FeatureProfile] = {}
@@ -340,9 +404,38 @@ class Profile:
             "scores": {k: v.to_dict() for k, v in self.scores.items()},
         }
 
+    def moments_to_dict(self) -> dict[str, Any] | None:
+        """JSON-ready moments of the numeric columns and scores (``None`` if none has them).
+
+        Kept apart from :meth:`to_dict` (a bundle stores them as its own member,
+        ``profile-moments.json``) because readers of ``profile.json`` from before the
+        moments refuse unknown fields: a bundle with moments stays loadable by them.
+        Form: ``{"version": 1, "features": {name: {"count", "mean", "variance", "m3",
+        "m4"}}, "scores": {...}}``.
+        """
+        parts = {
+            part: {k: v.moments.to_dict() for k, v in entries.items()
+                   if isinstance(v, NumericProfile) and v.moments is not None}
+            for part, entries in (("features", self.features), ("scores", self.scores))
+        }  # fmt: skip
+        if not any(parts.values()):
+            return None
+        return {"version": _MOMENTS_VERSION, **parts}
+
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Profile:
+    def from_dict(
+        cls, data: Mapping[str, Any], *, moments: Mapping[str, Any] | None = None
+    ) -> Profile:
         """Rebuild a profile from :meth:`to_dict` output, checking every field.
+
+        Parameters
+        ----------
+        data : mapping
+            What :meth:`to_dict` returned (``profile.json``).
+        moments : mapping, optional
+            What :meth:`moments_to_dict` returned; without it (profiles written before
+            safemodel stored moments) the numeric entries have ``moments=None`` and
+            drift reports skip the mean and variance tests.
 
         Raises
         ------
@@ -351,6 +444,11 @@ class Profile:
             message names the field (e.g. ``features.island.counts``). Also raised for
             a profile ``version`` newer than this safemodel understands.
         """
+        profile = cls._from_dict(data)
+        return profile if moments is None else _with_moments(profile, moments)
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any]) -> Profile:
         _expect(isinstance(data, Mapping), "profile", "a JSON object", data)
         version = data.get("version")
         _expect(
@@ -395,7 +493,11 @@ def _is_numeric(dtype: Any) -> bool:
     )
 
 
-def _numeric_profile(column: _binning.Array, bins: int) -> NumericProfile:
+def _numeric_profile(
+    column: _binning.Array, bins: int, *, moments: bool = False
+) -> NumericProfile:
+    # Moments for input columns only: scores follow the inputs, and every moment test
+    # of a score would widen the Holm family (and cost a pass over each batch).
     values, _ = _binning.numeric_values(column)
     # Infinities (the contract allows them when training had them) are binned as
     # "invalid", the bin production infinities land in, so the edges stay finite.
@@ -408,6 +510,7 @@ def _numeric_profile(column: _binning.Array, bins: int) -> NumericProfile:
         counts=tuple(int(c) for c in counts[1 : layout.bins + 1]),
         missing=int(counts[layout.bins + 2]),
         invalid=int(counts[layout.bins + 3]),
+        moments=Moments.of(finite) if moments else None,
     )
 
 
@@ -490,6 +593,50 @@ def _category(value: object, column: str) -> Category:
 
 
 # -- reading --------------------------------------------------------------------------
+
+_MOMENTS_VERSION = 1
+_MOMENT_FIELDS = {"count", "mean", "variance", "m3", "m4"}
+
+
+def _with_moments(profile: Profile, data: Mapping[str, Any]) -> Profile:
+    field = "moments"
+    _expect(isinstance(data, Mapping), field, "a JSON object", data)
+    version = data.get("version")
+    _expect(version == _MOMENTS_VERSION, f"{field}.version",
+            f"{_MOMENTS_VERSION} (newer moments need a newer safemodel)", version)  # fmt: skip
+    _keys(data, field + ".", {"version", "features", "scores"})
+    parts: dict[str, dict[str, FeatureProfile]] = {}
+    for part, entries in (("features", profile.features), ("scores", profile.scores)):
+        given = data[part]
+        _expect(isinstance(given, Mapping), f"{field}.{part}", "a JSON object", given)
+        parts[part] = dict(entries)
+        for name, raw in given.items():
+            where = f"{field}.{part}.{name}"
+            entry = entries.get(name)
+            _expect(isinstance(entry, NumericProfile), where,
+                    "the name of a numeric entry of the profile", name)  # fmt: skip
+            assert isinstance(entry, NumericProfile)
+            moments = _moments_from_dict(raw, where)
+            _expect(moments.count == sum(entry.counts), f"{where}.count",
+                    f"the entry's binned rows ({sum(entry.counts)})", moments.count)  # fmt: skip
+            parts[part][name] = NumericProfile(entry.edges, entry.counts, entry.missing,
+                                               entry.invalid, moments)  # fmt: skip
+    return Profile(features=parts["features"], scores=parts["scores"], rows=profile.rows)
+
+
+def _moments_from_dict(data: Any, field: str) -> Moments:
+    _expect(isinstance(data, Mapping), field, "a JSON object", data)
+    _keys(data, field + ".", _MOMENT_FIELDS)
+    count = _count(data["count"], f"{field}.count")
+    values = {}
+    for key in ("mean", "variance", "m3", "m4"):
+        value = data[key]
+        signed = key in ("mean", "m3")
+        ok = type(value) in (int, float) and math.isfinite(value) and (signed or value >= 0)
+        _expect(ok, f"{field}.{key}", "a finite number" + ("" if signed else " >= 0"), value)
+        values[key] = float(value)
+    return Moments(count, values["mean"], values["variance"], values["m3"], values["m4"])
+
 
 _FIELDS: dict[str, set[str]] = {
     "number": {"kind", "edges", "counts", "missing", "invalid"},

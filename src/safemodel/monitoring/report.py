@@ -10,15 +10,20 @@ and, for numbers, a Kolmogorov-Smirnov test; on each rate the reference can be
 compared with (missing values; unseen categories; invalid numbers) Fisher's exact
 test. All the tests of one report form one family, Holm-corrected so that the chance
 of any false alarm in the report stays at most ``alpha``. A test that rejects is then
-weighed by its effect size: PSI over the bins of present values for a distribution test (``alert``
-from ``alert``, ``warn`` from ``warn``), the change of the rate for a rate test
-(alert from one percentage point, warn from half of one). A real but smaller change
+weighed by its effect size: PSI over the bins of present values for a distribution
+test (``alert`` from ``alert``, ``warn`` from ``warn``), the change of the rate for a
+rate test (alert from one percentage point, warn from half of one), the mean's change
+in reference standard deviations for the mean test and the variance ratio for the
+variance test, each against the floor a normal column's PSI would reach at ``warn`` /
+``alert`` (:func:`moment_floor`: by default a mean moved by 0.1 / 0.141 sd, a variance
+ratio of 1.152 / 1.221 or its inverse). A real but smaller change
 is ``"ok"``, its test listed. The worst verdict of a column's tests is the column's,
 and the report names the test and effect size that decided it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +34,7 @@ import pandas as pd
 from safemodel.monitoring import html as _drift_html
 from safemodel.monitoring.profile import ProfileKind
 
-__all__ = ["DriftReport", "FeatureDrift", "Role", "Status"]
+__all__ = ["DriftReport", "FeatureDrift", "Role", "Status", "moment_floor"]
 
 Status = Literal["ok", "warn", "alert", "insufficient"]
 Role = Literal["feature", "score"]
@@ -48,6 +53,8 @@ ALPHA = 0.05
 _RATE_WARN = 0.005
 _RATE_ALERT = 0.01
 
+Effect = Literal["psi", "rate_change", "standardized_mean_difference", "variance_ratio"]
+
 
 class Thresholds(NamedTuple):
     """The settings a report's verdicts were reached with."""
@@ -64,18 +71,23 @@ class DriftTest:
 
     Attributes
     ----------
-    name : {"chi_square", "ks", "missing", "unseen", "invalid"}
-        ``chi_square`` and ``ks`` compare the distributions of present values; the
-        others compare one rate with the reference's (Fisher's exact test).
+    name : {"chi_square", "ks", "mean", "variance", "missing", "unseen", "invalid"}
+        ``chi_square`` and ``ks`` compare the distributions of present values;
+        ``mean`` and ``variance`` (numbers whose profile stores moments) compare the
+        batch's mean and variance with the reference moments; the others compare one
+        rate with the reference's (Fisher's exact test).
     statistic : float
-        Chi-square statistic, KS distance ``D``, or the change of the rate.
+        Chi-square statistic, KS distance ``D``, the mean's ``z``, the log variance
+        ratio over its standard error, or the change of the rate.
     p_value : float
         Before correction.
     effect : str
-        What ``effect_size`` measures: ``"psi"`` or ``"rate_change"``.
+        What ``effect_size`` measures: ``"psi"``, ``"rate_change"``,
+        ``"standardized_mean_difference"`` or ``"variance_ratio"``.
     effect_size : float
-        PSI over the bins of present values (a distribution test), or the rate in
-        the batch minus the reference rate (a rate test).
+        PSI over the bins of present values (a distribution test), the rate in the
+        batch minus the reference rate (a rate test), the change of the mean in
+        reference standard deviations, or the batch variance over the reference's.
     adjusted : float
         Holm-adjusted p-value within the report (1.0 until adjusted).
     verdict : {"ok", "warn", "alert"}
@@ -85,7 +97,7 @@ class DriftTest:
     name: str
     statistic: float
     p_value: float
-    effect: Literal["psi", "rate_change"]
+    effect: Effect
     effect_size: float
     adjusted: float = 1.0
     verdict: Status = "ok"
@@ -95,10 +107,9 @@ class DriftTest:
         verdict: Status = "ok"
         if adjusted <= settings.alpha:
             size = abs(self.effect_size)
-            warn, alert = (
-                (settings.warn, settings.alert) if self.effect == "psi"
-                else (_RATE_WARN, _RATE_ALERT)
-            )  # fmt: skip
+            if self.effect == "variance_ratio":
+                size = max(size, 1.0 / size) if size > 0 else math.inf
+            warn, alert = _floors(self.effect, settings)
             verdict = "alert" if size >= alert else "warn" if size >= warn else "ok"
         return DriftTest(self.name, self.statistic, self.p_value, self.effect,
                          self.effect_size, adjusted, verdict)  # fmt: skip
@@ -114,6 +125,37 @@ class DriftTest:
             "effect_size": self.effect_size,
             "verdict": self.verdict,
         }
+
+
+def moment_floor(effect: Effect, psi_floor: float) -> float:
+    """The floor of a moment test equivalent to a PSI floor, for a normal column.
+
+    PSI (a symmetrised Kullback-Leibler divergence) between two normal distributions
+    is ``d**2`` for a mean moved by ``d`` standard deviations and
+    ``(r + 1/r - 2) / 2`` for a variance ratio ``r``: so the PSI floors ``warn`` and
+    ``alert`` (0.01, 0.02) stand for a mean moved by 0.1 / 0.141 sd and a variance
+    ratio of 1.152 / 1.221 (or their inverses).
+
+    Examples
+    --------
+    >>> round(moment_floor("standardized_mean_difference", 0.02), 3)
+    0.141
+    >>> round(moment_floor("variance_ratio", 0.02), 3)
+    1.221
+    """
+    if effect == "standardized_mean_difference":
+        return math.sqrt(psi_floor)
+    # r + 1/r = 2 + 2 * psi, the root above 1
+    b = 1.0 + psi_floor
+    return b + math.sqrt(b * b - 1.0)
+
+
+def _floors(effect: Effect, settings: Thresholds) -> tuple[float, float]:
+    if effect == "psi":
+        return settings.warn, settings.alert
+    if effect in ("standardized_mean_difference", "variance_ratio"):
+        return moment_floor(effect, settings.warn), moment_floor(effect, settings.alert)
+    return _RATE_WARN, _RATE_ALERT
 
 
 @dataclass(frozen=True)
@@ -233,9 +275,11 @@ class DriftReport:
     alpha : float
         The chance of any false alarm in the report the tests were corrected to.
     performance : dict or None
-        For a classifier observed with its probabilities: ``expected_accuracy``
-        (confidence-based, assuming calibration), ``rows_scored``, ``accuracy``
-        (realised, on labelled rows) and ``rows_labelled``; see
+        For a classifier observed with its probabilities: ``expected_accuracy`` and
+        ``expected_roc_auc`` (confidence-based, assuming calibration, stated in
+        ``assumption``), ``rows_scored``, ``accuracy`` and ``roc_auc`` (realised, on
+        labelled rows; ``roc_auc_binning_error`` bounds what binning the scores can
+        change it by) and ``rows_labelled``; see
         :mod:`~safemodel.monitoring.performance`. ``None`` otherwise.
     """
 
@@ -247,7 +291,7 @@ class DriftReport:
     alert: float
     min_rows: int
     alpha: float = ALPHA
-    performance: dict[str, float | int | None] | None = None
+    performance: dict[str, float | int | str | None] | None = None
 
     @property
     def drift_share(self) -> float | None:
