@@ -135,19 +135,20 @@ def decode(
         policy = Policy.from_dict(_object(members, "policy.json"))
     golden = _golden(members)
     # The bundle keeps these bytes (already hash-checked) and decodes them on use.
-    stored = {name: data for name, data in members.items() if name.startswith("golden/")}
+    golden_members = {name: data for name, data in members.items()
+                      if name.startswith("golden/")}
     metadata = _object(members, "metadata.json")
     profile = None
     if "profile.json" in members:
         from safemodel.monitoring.profile import Profile
 
         with _reading("profile.json"):
-            stored = _document(members, "profile.json")
-            profile = Profile.from_dict(stored)
+            document = _document(members, "profile.json")
+            profile = Profile.from_dict(document)
         if PROFILE_MOMENTS in members:
             with _reading(PROFILE_MOMENTS):
                 moments = _document(members, PROFILE_MOMENTS)
-                profile = Profile.from_dict(stored, moments=moments)
+                profile = Profile.from_dict(document, moments=moments)
     estimator_bytes = members[ESTIMATOR]
     estimator = unpickle(estimator_bytes)
     return ModelBundle(
@@ -157,7 +158,7 @@ def decode(
         _estimator_bytes=estimator_bytes if estimator_source is None else None,
         _estimator_source=estimator_source,
         _fingerprint=manifest.fingerprint,
-        _golden_source=lambda: _golden(stored),
+        _golden_source=lambda: _golden(golden_members),
     )
 
 
