@@ -171,15 +171,13 @@ def spark_candidates(spark: Any, bundle: sm.ModelBundle, text: list[str],
                      ) -> dict[str, Callable[[], object]]:
     import mlflow.pyfunc
     from pyspark.sql import functions as F
-    from pyspark.sql.types import DoubleType, StructField
+    from pyspark.sql.types import DoubleType, StructField, StructType
 
     features = list(bundle.contract.names)
     classes = [f"proba_{c}" for c in bundle.estimator.classes_]
     shipped = spark.sparkContext.broadcast(bundle.estimator)
     clean = spark.read.parquet(str(sources["clean"]))
-    schema = clean.schema
-    for c in classes:
-        schema = schema.add(StructField(c, DoubleType()))
+    schema = StructType([*clean.schema.fields, *(StructField(c, DoubleType()) for c in classes)])
     udf = mlflow.pyfunc.spark_udf(spark, model_uri, env_manager="local",
                                   result_type="array<double>")
 
@@ -273,7 +271,7 @@ def load() -> str:
 
 
 def run_size(n: int, rounds: int, pipelines: Sequence[str], work: Path, spark: Any,
-             engines: Sequence[str]) -> str:
+             engines: Sequence[str], warmup: int, mlflow: bool) -> str:
     import dask.dataframe as dd
 
     X, y = penguins()
@@ -300,12 +298,14 @@ def run_size(n: int, rounds: int, pipelines: Sequence[str], work: Path, spark: A
         for engine in engines:
             if engine == "spark":
                 candidates = spark_candidates(spark, bundle, text, sources, out, model_uri)
+                if not mlflow:
+                    del candidates[UDF]
             else:
                 candidates = dask_candidates(bundle, text, sources, out)
             before = load()
             started = time.perf_counter()
             timings = interleave(candidates, budget=0.0, min_rounds=rounds, max_rounds=rounds,
-                                 warmup=1)
+                                 warmup=warmup)
             minutes = (time.perf_counter() - started) / 60
             title = "Spark `local[2]`" if engine == "spark" else "Dask, 2 worker processes"
             body = table(["candidate", "median (s)", "rows/s", "÷ plain job (median)",
@@ -333,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pipelines", default="lr,hgb",
                         help="comma-separated keys of benchmarks/_pipelines.py")
     parser.add_argument("--engines", default="spark,dask")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed runs of each candidate first (starts the workers)")
+    parser.add_argument("--no-mlflow", action="store_true",
+                        help="leave out MLflow spark_udf (saves time at 5M rows)")
     parser.add_argument("--output", type=Path, default=HERE.parent / "docs" / "scale.md")
     args = parser.parse_args(argv)
     # Each worker process scores with one thread: 2 cores, 2 Spark tasks or Dask workers
@@ -348,15 +352,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     spark = spark_session() if "spark" in engines else None
     from distributed import Client, LocalCluster
 
+    # A free port for the dashboard: 8787 may be another cluster's on a shared machine.
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+                           dashboard_address=":0")
     client = Client(cluster)
     sections = []
     try:
         for n in (int(r) for r in args.rows.split(",")):
             with tempfile.TemporaryDirectory(prefix="safemodel-scale-") as folder:
                 sections.append(run_size(n, args.rounds, args.pipelines.split(","),
-                                         Path(folder), spark, engines))
+                                         Path(folder), spark, engines, args.warmup,
+                                         not args.no_mlflow))
     finally:
         client.close()
         cluster.close()
@@ -364,9 +370,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             spark.stop()
     peers = {p: version(p) for p in ("pyspark", "dask", "distributed", "mlflow-skinny")}
     about = table(["", ""], machine(peers))
-    results = (f"{FILES} Parquet files per input; {args.rounds} interleaved rounds after "
-               "one run of each candidate; ratios per round against the plain job of the "
-               "same round.\n\n" + "\n\n".join(sections) + f"\n\n#### Machine\n\n{about}\n")
+    results = (f"{FILES} Parquet files per input; {args.rounds} interleaved round(s) after "
+               f"{args.warmup} untimed run(s) of each candidate; ratios per round against "
+               "the plain job of the same round.\n\n" + "\n\n".join(sections)
+               + f"\n\n#### Machine\n\n{about}\n")
     write(args.output, results, begin=BEGIN, end=END, preamble=None)
     print(f"wrote {args.output}")
     return 0
