@@ -1,6 +1,6 @@
 """Score Spark DataFrames with a bundle, with the same guarantees as on one machine.
 
-:func:`score` adds the bundle's outputs to a Spark DataFrame through a pandas UDF::
+:func:`score` adds the bundle's outputs to a Spark DataFrame through ``mapInArrow``::
 
     import safemodel.spark
 
@@ -112,7 +112,8 @@ def score(
 ) -> DataFrame:
     """Add a bundle's outputs to a Spark DataFrame, verified on every executor.
 
-    Only the contract's columns are sent to Python; the others pass through untouched.
+    Batches reach Python as Arrow: only the contract's columns are converted to pandas
+    and scored; the frame's columns go back as the very Arrow arrays Spark sent.
     Each executor Python process loads the broadcast bundle once and re-runs its golden
     inputs there; the contract and policy then run per Arrow batch, exactly as
     :meth:`ModelBundle.score` runs them.
