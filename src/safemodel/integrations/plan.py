@@ -377,11 +377,19 @@ def _policy_column(report: PolicyReport, index: pd.Index) -> pd.Series:
     actions = [a for a in report.actions if a.rows]
     if not actions:
         return _text_column(np.empty(0, dtype=object), np.empty(0, dtype=np.intp), index)
+    # Each row's combination as one number, bit j set when action j touched the row
+    # (a batch has a few actions; past 63 of them, rows of booleans are compared).
     hit = np.zeros((len(index), len(actions)), dtype=bool)
     for j, a in enumerate(actions):
         hit[np.asarray(a.rows, dtype=np.intp), j] = True
-    rows = np.flatnonzero(hit.any(axis=1))
-    combinations, which = np.unique(hit[rows], axis=0, return_inverse=True)
+    if len(actions) < 64:
+        code = hit @ (np.uint64(1) << np.arange(len(actions), dtype=np.uint64))
+        rows = np.flatnonzero(code)
+        _, first, which = np.unique(code[rows], return_index=True, return_inverse=True)
+        combinations = hit[rows[first]]
+    else:
+        rows = np.flatnonzero(hit.any(axis=1))
+        combinations, which = np.unique(hit[rows], axis=0, return_inverse=True)
     texts = []
     for combination in combinations:
         per_column: dict[str, list[str]] = {}
