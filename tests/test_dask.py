@@ -234,3 +234,31 @@ def test_multi_output_predictions_get_one_column_per_output(client: Any) -> None
     got = smd.score(bundle, dd.from_pandas(X, npartitions=3)).compute()
     np.testing.assert_array_equal(got[["prediction_0", "prediction_1"]].to_numpy(),
                                   model.predict(X))
+
+
+@pytest.mark.parametrize("invalid", ["raise", "drop"])
+def test_policy_column_names_every_action_of_each_row(
+    lr_bundle: sm.ModelBundle, invalid: str
+) -> None:
+    # The engines write the policy column once per combination of actions; each row's
+    # text must still be exactly what the report says happened to that row.
+    from safemodel.integrations import plan
+
+    frame = policy_frame(3_000, seed=5).drop(columns="id")
+    frame.loc[[7, 8], "island"] = "Atlantis"
+    frame.loc[[8, 9], "year"] = pd.NA
+    frame.index = pd.RangeIndex(1_000, 4_000)  # a partition's index, not 0..n
+    outputs = plan.output_columns(lr_bundle, "predict_proba", None)
+    scores = plan.score_frame(lr_bundle, frame, "predict_proba", invalid, outputs)
+    report = lr_bundle.score(frame, invalid=invalid).report
+    expected: dict[int, dict[str, list[str]]] = {}
+    for a in report.actions:
+        for row in a.rows:
+            expected.setdefault(row, {}).setdefault(a.column, []).append(a.action)
+    texts = scores[plan.POLICY_COLUMN]
+    assert texts.index.equals(frame.index)
+    got = {i: json.loads(t) for i, t in enumerate(texts) if not pd.isna(t)}
+    assert got == expected
+    assert got[8]["island"] == ["unseen_to_missing", "imputed"]
+    assert got[8]["year"] == ["imputed"]
+    assert scores.dtypes[plan.POLICY_COLUMN] == pd.StringDtype("pyarrow")

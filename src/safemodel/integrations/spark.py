@@ -1,6 +1,6 @@
 """Score Spark DataFrames with a bundle, with the same guarantees as on one machine.
 
-:func:`score` adds the bundle's outputs to a Spark DataFrame through a pandas UDF::
+:func:`score` adds the bundle's outputs to a Spark DataFrame through ``mapInArrow``::
 
     import safemodel.spark
 
@@ -27,9 +27,12 @@ never imports it. The engine-neutral part lives in
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import socket
+import threading
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -109,7 +112,8 @@ def score(
 ) -> DataFrame:
     """Add a bundle's outputs to a Spark DataFrame, verified on every executor.
 
-    Only the contract's columns are sent to Python; the others pass through untouched.
+    Batches reach Python as Arrow: only the contract's columns are converted to pandas
+    and scored; the frame's columns go back as the very Arrow arrays Spark sent.
     Each executor Python process loads the broadcast bundle once and re-runs its golden
     inputs there; the contract and policy then run per Arrow batch, exactly as
     :meth:`ModelBundle.score` runs them.
@@ -189,32 +193,32 @@ def score(
     outputs = output_columns(the_bundle, method, output_col)
     check_columns(frame.columns, the_bundle, outputs, invalid)
     fingerprint = the_bundle.fingerprint
-    session = frame.sparkSession
-    shipped = session.sparkContext.broadcast(data)
-    _verify_on_executors(session, shipped, fingerprint, sha256, allowed)
+    shipped = _shipped(frame.sparkSession, data, fingerprint, sha256, allowed)
 
     added = added_columns(outputs, invalid)
     schema = StructType(
-        [StructField(o.name, _spark_type(o.kind)) for o in outputs]
+        list(frame.schema.fields)
+        + [StructField(o.name, _spark_type(o.kind)) for o in outputs]
         + [StructField(name, StringType()) for name in added[len(outputs):]]
     )
-
+    kinds: list[Kind] = [o.kind for o in outputs] + ["string"] * (len(added) - len(outputs))
+    names = list(the_bundle.contract.names)
     level = check_level(log_level)
 
-    def score_batch(batch: pd.DataFrame) -> pd.DataFrame:
+    def score_batches(batches: Iterator[Any]) -> Iterator[Any]:
+        # Arrow in, Arrow out: the frame's columns go back as the very arrays Spark sent,
+        # never converted; only the contract's columns become a pandas frame.
         bundle = verified_bundle(fingerprint, lambda: shipped.value, sha256, allowed)
-        with batch_logging(level):
-            return score_frame(bundle, batch, method, invalid, outputs)
+        for batch in batches:
+            with batch_logging(level):
+                scores = score_frame(bundle, batch.select(names).to_pandas(), method,
+                                     invalid, outputs)
+            yield _append(batch, [_arrow(scores[n], k) for n, k in zip(added, kinds,
+                                                                        strict=True)], added)
 
-    # Nondeterministic, so that Spark never pushes a filter on the outputs below the UDF:
-    # that would score the surviving rows a second time.
-    udf = functions.pandas_udf(score_batch, schema).asNondeterministic()
-    scored = "__safemodel_scored"
-    inputs = functions.struct(*[_col(name) for name in the_bundle.contract.names])
-    result: DataFrame = frame.withColumn(scored, udf(inputs)).select(
-        *[_col(c) for c in frame.columns],
-        *[_col(scored).getField(name).alias(name) for name in added],
-    )
+    # A Python map is opaque to Spark's optimiser: no filter on the outputs is pushed
+    # below it (which would score the surviving rows a second time).
+    result: DataFrame = frame.mapInArrow(score_batches, schema)
     if limit is not None:
         result = result.persist()
         totals = result.agg(functions.count(functions.lit(1)).alias("rows"),
@@ -222,6 +226,51 @@ def score(
         check_rejections(int(totals["rows"]), int(totals["rejected"]), limit,
                          f"{the_bundle.name}=={the_bundle.version}", lambda: policy_counts(result))
     return result
+
+
+def _arrow(values: pd.Series, kind: Kind) -> Any:
+    pa = importlib.import_module("pyarrow")  # untyped; installed with pyspark's Arrow
+
+    types = {"double": pa.float64(), "long": pa.int64(), "boolean": pa.bool_(),
+             "string": pa.string()}
+    # from_pandas: a null output (a rejected row) is null, not NaN, as Spark's own
+    # pandas conversion makes it.
+    return pa.Array.from_pandas(values, type=types[kind])
+
+
+def _append(batch: Any, arrays: list[Any], names: list[str]) -> Any:
+    pa = importlib.import_module("pyarrow")
+
+    return pa.RecordBatch.from_arrays([*batch.columns, *arrays],
+                                      names=[*batch.schema.names, *names])
+
+
+# Per Spark context: the bundles already broadcast and verified on its executors, by
+# (fingerprint, SHA-256, allow-list). Scoring a bundle again then ships and checks
+# nothing more on the driver; each executor process still verifies before its first
+# batch (verified_bundle), so executors that joined since are covered.
+_MAX_SHIPPED = 8
+_shipped_by_context: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = (
+    weakref.WeakKeyDictionary())
+_shipped_lock = threading.Lock()
+
+
+def _shipped(session: SparkSession, data: bytes, fingerprint: str, sha256: str,
+             allowed: tuple[str, ...] | None) -> Any:
+    """The broadcast of ``data``, verified on the executors once per Spark context."""
+    context = session.sparkContext
+    key = (fingerprint, sha256, allowed)
+    with _shipped_lock:
+        known = _shipped_by_context.setdefault(context, {})
+        if key in known:
+            return known[key]
+    shipped = context.broadcast(data)
+    _verify_on_executors(session, shipped, fingerprint, sha256, allowed)
+    with _shipped_lock:
+        if len(known) >= _MAX_SHIPPED:
+            del known[next(iter(known))]  # Spark frees it once no DataFrame uses it
+        known[key] = shipped
+    return shipped
 
 
 def _verify_on_executors(session: SparkSession, shipped: Any, fingerprint: str, sha256: str,
