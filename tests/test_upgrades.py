@@ -11,14 +11,11 @@ reverse; and run the upgrade workflow of ``docs/upgrades.md`` as written.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import importlib.metadata
 import json
 import os
 import pickle
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -33,6 +30,7 @@ import safemodel as sm
 from safemodel.cli import main
 from safemodel.core.environment import capture_environment
 from safemodel.io.upgrade import requirement_lines
+from venvs import cached_venv
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = Path(__file__).with_name("upgrade_scenario.py")
@@ -248,11 +246,6 @@ def test_pytest_plugin_failure_carries_the_environment_diff(
 # ----------------------------------------------------- across real environments
 
 
-def _cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "safemodel-tests"
-
-
 def _old_requirements() -> list[str]:
     """An older scikit-learn with the numpy/scipy/pandas of its time; safemodel's other
     dependencies at the versions installed here."""
@@ -272,33 +265,7 @@ def old_python() -> Path:
     (``PYTHONPATH``), so the cache never holds a stale copy of it.
     """
     requirements = _old_requirements()
-    key = hashlib.sha256("\n".join([sys.version, *requirements]).encode()).hexdigest()[:16]
-    root = _cache_root()
-    root.mkdir(parents=True, exist_ok=True)
-    target = root / f"venv-{key}"
-    python = target / "bin" / "python"
-    with open(root / f"venv-{key}.lock", "w") as lock:  # xdist workers wait for one builder
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (target / "complete").exists():
-            shutil.rmtree(target, ignore_errors=True)
-            building = root / f"venv-{key}.building"
-            shutil.rmtree(building, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "venv", "--without-pip", building], check=True)
-            done = subprocess.run(
-                [sys.executable, "-m", "pip", "--python", building / "bin" / "python",
-                 "install", "-q", "--disable-pip-version-check", *requirements],
-                capture_output=True, text=True)
-            if done.returncode:
-                shutil.rmtree(building, ignore_errors=True)
-                reason = f"cannot create the old environment: {done.stderr[-2000:]}"
-                if os.environ.get("CI"):
-                    pytest.fail(reason)
-                pytest.skip(reason)  # offline machine; CI always runs it
-            (building / "complete").write_text("\n".join(requirements))
-            # venv scripts hold absolute paths, but `bin/python` is a symlink to the
-            # base interpreter and finds pyvenv.cfg beside it: the folder can move.
-            building.rename(target)
-    return python
+    return cached_venv("venv", requirements, "the old environment") / "bin" / "python"
 
 
 def _run(python: Path | str, *args: str, cwd: Path | None = None) -> str:
