@@ -142,13 +142,12 @@ def decode(
     if "profile.json" in members:
         from safemodel.monitoring.profile import Profile
 
-        with _reading("profile.json"):
-            document = _document(members, "profile.json")
-            profile = Profile.from_dict(document)
+        moments = None
         if PROFILE_MOMENTS in members:
             with _reading(PROFILE_MOMENTS):
                 moments = _document(members, PROFILE_MOMENTS)
-                profile = Profile.from_dict(document, moments=moments)
+        with _reading("profile.json"):
+            profile = Profile.from_dict(_document(members, "profile.json"), moments=moments)
     estimator_bytes = members[ESTIMATOR]
     estimator = unpickle(estimator_bytes)
     return ModelBundle(
