@@ -359,20 +359,32 @@ def test_small_and_large_batch_routes_agree(values: list[str | None], arrow: boo
     lookup = _binning.CategoryLookup(("b", "a", "", "c"))
     numbers = np.array([np.nan if v is None else len(v) * 0.7 for v in values])
     numbers[::7] = np.inf
+    numbers[5::13] = -np.inf
     invalid = np.zeros(len(values), dtype=bool)
     invalid[3::11] = True
     numbers[invalid] = np.nan  # how unparseable values arrive
     bins = _binning.NumericBins((0.0, 0.7, 1.4))
-    original = _binning._SMALL_BATCH
+    original = _binning._SMALL_BATCH, _binning._SCRATCH_FROM
     try:
         _binning._SMALL_BATCH = 10**9
         small = _binning.categorical_index(column, lookup), bins.count(numbers, invalid)
-        _binning._SMALL_BATCH = -1
+        small_counts = _binning.categorical_counts(column, lookup)
+        # The large routes, through the per-thread scratch buffers whatever the size.
+        _binning._SMALL_BATCH, _binning._SCRATCH_FROM = -1, 0
         large = _binning.categorical_index(column, lookup), bins.count(numbers, invalid)
+        large_counts = _binning.categorical_counts(column, lookup)
+        counts, filled, present = bins.count_finite(numbers, invalid, fill=0.25)
+        filled = filled.copy()  # a scratch buffer: the next batch would overwrite it
     finally:
-        _binning._SMALL_BATCH = original
+        _binning._SMALL_BATCH, _binning._SCRATCH_FROM = original
     np.testing.assert_array_equal(small[0], large[0])
     np.testing.assert_array_equal(small[1], large[1])
+    np.testing.assert_array_equal(counts, large[1])
+    finite = np.isfinite(numbers)
+    assert present == int(finite.sum())
+    np.testing.assert_array_equal(filled, np.where(finite, numbers, 0.25))
+    for counted in (small_counts, large_counts):
+        np.testing.assert_array_equal(counted, np.bincount(small[0], minlength=lookup.size))
     expected = [5 if v is None else {"b": 0, "a": 1, "": 2, "c": 3}.get(v, 4) for v in values]
     np.testing.assert_array_equal(small[0], np.array(expected, dtype=np.intp))
     assert small[1].sum() == len(values)
@@ -454,6 +466,45 @@ def test_concurrent_adds_lose_nothing(profile: Profile, penguins: pd.DataFrame) 
     tripled = pd.concat([penguins] * 3)
     assert accumulator.rows == 3 * len(penguins)
     assert_same_report(accumulator.report().to_dict(), _check(profile, tripled).to_dict())
+
+
+def test_concurrent_large_batches_agree_with_one_thread(penguins: pd.DataFrame) -> None:
+    # Batches from a few thousand rows are counted through per-thread scratch buffers:
+    # threads adding large batches at once must count what one thread counts.
+    labels = penguins["species"].to_numpy(dtype=object)
+    species = ["Adelie", "Chinstrap", "Gentoo"]
+    proba = np.where(labels[:, None] == np.array(species), 0.8, 0.1)
+    profile = Profile.build(
+        penguins.drop(columns="species"),
+        categorical={"island": ["Biscoe", "Dream", "Torgersen"], "sex": ["female", "male"]},
+        scores={f"proba[{c}]": proba[:, i] for i, c in enumerate(species)},
+    )
+    rng = np.random.default_rng(0)
+    batches = []
+    for i in range(8):
+        rows = rng.integers(0, len(penguins), 5_000 + 500 * i)
+        frame = penguins.drop(columns="species").iloc[rows].reset_index(drop=True)
+        frame.loc[frame.index[::97], "bill_length_mm"] = np.inf
+        frame["sex"] = frame["sex"].astype("str")
+        batches.append((frame, rng.dirichlet([1.0, 1.0, 1.0], len(frame)), labels[rows]))
+    alone = DriftAccumulator(profile)
+    for frame, scores, y in batches:
+        alone.add(frame, scores=scores, y=y)
+    together = DriftAccumulator(profile)
+    barrier = threading.Barrier(4)
+
+    def work(offset: int) -> None:
+        barrier.wait()
+        for frame, scores, y in batches[offset::4]:
+            together.add(frame, scores=scores, y=y)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert together.rows == alone.rows
+    assert_same_report(together.report().to_dict(), alone.report().to_dict())
 
 
 # -- the report -------------------------------------------------------------------------

@@ -31,7 +31,6 @@ class, as a bundle profiles a classifier) take part.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from safemodel.errors import InvalidArgument
+from safemodel.monitoring.binning import scratch
 
 __all__ = ["GRID", "PerformanceCounter", "binned_roc_auc"]
 
@@ -146,11 +146,19 @@ class PerformanceCounter:
             return Delta()
         # Column by column: reductions along a short row axis are several times slower.
         proba = [np.asarray(columns[k], dtype=np.float64) for k in self.names]
-        unscored = functools.reduce(np.logical_or, [np.isnan(c) for c in proba])
+        confidence = scratch("confidence", n, np.float64)
+        np.maximum(proba[0], proba[1], out=confidence)
+        for column in proba[2:]:
+            np.maximum(confidence, column, out=confidence)
+        # np.maximum propagates NaN: a row with any class unscored is unscored.
+        unscored = np.isnan(confidence, out=scratch("unscored", n, np.bool_))
         if unscored.any():
-            proba = [c[~unscored] for c in proba]
-        confidence = functools.reduce(np.maximum, proba)
-        sums = [len(confidence), int(np.round(confidence * _UNIT).astype(np.int64).sum()), 0, 0]
+            scored = ~unscored
+            proba = [c[scored] for c in proba]
+            confidence = confidence[scored]
+        fixed = np.multiply(confidence, _UNIT, out=scratch("fixed", len(confidence), np.float64))
+        total = int(np.rint(fixed, out=fixed).sum(dtype=np.int64))
+        sums = [len(confidence), total, 0, 0]
         truth: npt.NDArray[Any] | None = None
         labelled: npt.NDArray[np.bool_] | None = None
         if y is not None:
@@ -172,16 +180,19 @@ class PerformanceCounter:
     ) -> IntArray:
         """Per AUC class, per probability bin: rows, sum of p, labelled +, labelled -."""
         bins = np.zeros((len(self._auc), 4, GRID), dtype=np.int64)
+        n = len(proba[0])
         for row, k in enumerate(self._auc):
             # p in fixed point, rounded per row: the bin sums are then exact integers,
-            # the same whatever the batches and threads (as the counts are).
-            fixed = np.rint(proba[k] * _AUC_UNIT).astype(np.int64)
-            index = fixed >> _AUC_SHIFT
-            if index.size and (index.min() < 0 or index.max() >= GRID):
-                # p == 1 (or a value rounding left just outside [0, 1]): the end bins.
-                index = np.clip(index, 0, GRID - 1)
+            # the same whatever the batches and threads (as the counts are); float64
+            # holds them exactly (below 2**53), and bincount takes them as they are.
+            fixed = np.multiply(proba[k], _AUC_UNIT, out=scratch("fixed", n, np.float64))
+            np.rint(fixed, out=fixed)
+            # The bin is the fixed-point value shifted right (a power-of-two scaling,
+            # exact); p == 1, or a value just outside [0, 1], goes to the end bins.
+            index = scratch("bin", n, np.intp)
+            np.multiply(fixed, 2.0**-_AUC_SHIFT, out=index, casting="unsafe")
+            np.clip(index, 0, GRID - 1, out=index)
             bins[row, 0] = np.bincount(index, minlength=GRID)
-            # Integer-valued float64 sums are exact below 2**53: 2**29 rows a batch.
             bins[row, 1] = np.bincount(index, weights=fixed, minlength=GRID).astype(np.int64)
             if truth is not None and labelled is not None:
                 positive = truth == self.classes[k]
