@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 import safemodel as sm
 from model_signing_cli import key_files, model_signing_command, run_cli
 from safemodel.errors import IntegrityError, SigningKeyError, StoreError, UntrustedBundleError
+from safemodel.io import files
 from safemodel.io import model_signing as ms
-from safemodel.io.keys import default_signing_key
+from safemodel.io.keys import default_signing_key, trusted_keys
 from safemodel.io.signing import key_id
 
 
@@ -231,3 +233,74 @@ def test_store_without_sidecars_is_unchanged(
     assert not ms.sidecar_path(_stored(store, info.name, str(info.version))).exists()
     with pytest.raises(sm.InvalidArgument, match="sidecar"):
         sm.BundleStore(tmp_path / "s", sidecar=1)  # type: ignore[arg-type]
+
+
+# --- a save never leaves a signature of other bytes beside the bundle ---------------
+
+
+def test_overwrite_without_sidecar_removes_the_stale_sidecar(
+    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey,
+    tmp_path: Path
+) -> None:
+    path = tmp_path / "m.safemodel"
+    lr_bundle.save(path, signing_key=p256, sidecar=True)
+    hgb_bundle.save(path, signing_key=p256, overwrite=True)
+    # The old .sig signs bytes that are gone: it must not stay beside the new bundle.
+    assert not ms.sidecar_path(path).exists()
+    assert sm.load(path, trusted_keys=[p256.public_key()]).fingerprint == hgb_bundle.fingerprint
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name != "home")
+    assert names == ["m.safemodel"]
+
+
+def test_a_stray_sidecar_is_replaced_only_with_overwrite(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    path = tmp_path / "m.safemodel"
+    stray = ms.sidecar_path(path)
+    stray.write_bytes(b"a signature of some other file")
+    for sidecar in (False, True):
+        with pytest.raises(sm.SafeModelError, match=r"m\.safemodel\.sig.*overwrite=True"):
+            lr_bundle.save(path, signing_key=p256, sidecar=sidecar)
+        assert not path.exists()  # nothing written
+        assert stray.read_bytes() == b"a signature of some other file"
+    lr_bundle.save(path, signing_key=p256, overwrite=True)
+    assert not stray.exists()
+    stray.write_bytes(b"a signature of some other file")
+    lr_bundle.save(path, signing_key=p256, sidecar=True, overwrite=True)
+    assert ms.verify_sidecar(path, trusted_keys=[p256.public_key()]).key_id == key_id(p256)
+
+
+@pytest.mark.parametrize("sidecar", [False, True])
+def test_no_reader_sees_the_new_bundle_beside_the_old_sidecar(
+    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sidecar: bool
+) -> None:
+    """What a reader finds around each rename of an overwrite: never a mismatching pair."""
+    path = tmp_path / "m.safemodel"
+    lr_bundle.save(path, signing_key=p256, sidecar=True)
+    sig, trusted = ms.sidecar_path(path), trusted_keys([p256.public_key()])
+    seen: list[str] = []
+
+    def observe() -> None:
+        if not sig.exists():
+            seen.append("no signature")
+            return
+        try:
+            ms.verify_sidecar_bytes(path.read_bytes(), sig.read_bytes(), trusted)
+        except IntegrityError:
+            seen.append("a signature of other bytes")
+        else:
+            seen.append("its signature")
+
+    replace = os.replace
+
+    def spying(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        observe()
+        replace(src, dst)
+        observe()
+
+    monkeypatch.setattr(files.os, "replace", spying)
+    hgb_bundle.save(path, signing_key=p256, sidecar=sidecar, overwrite=True)
+    assert "a signature of other bytes" not in seen
+    assert seen[-1] == ("its signature" if sidecar else "no signature")
+    assert ms.sidecar_path(path).exists() is sidecar
