@@ -161,9 +161,10 @@ def test_store_keeps_and_requires_sidecars(
         fresh.promote(info.name, str(info.version), alias="staging")
     # Missing: refused too, although the bundle's own signature is trusted.
     ms.sidecar_path(path).unlink()
-    with pytest.raises(IntegrityError, match="missing"):
+    with pytest.raises(IntegrityError, match="missing") as missing:
         sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted).get(
             info.name, str(info.version))
+    assert missing.value.member == str(ms.sidecar_path(path))  # the real file, by path
     # By a key not trusted here: refused.
     stranger = ec.generate_private_key(ec.SECP256R1())
     ms.sidecar_path(path).write_bytes(ms.sign_sidecar(path.read_bytes(), path.name, stranger))
@@ -304,3 +305,26 @@ def test_no_reader_sees_the_new_bundle_beside_the_old_sidecar(
     assert "a signature of other bytes" not in seen
     assert seen[-1] == ("its signature" if sidecar else "no signature")
     assert ms.sidecar_path(path).exists() is sidecar
+
+
+def test_sidecar_errors_name_the_real_signature_file(
+    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "churn.safemodel"
+    sig = str(ms.sidecar_path(path))
+    lr_bundle.save(path, signing_key=p256, sidecar=True)
+    _elsewhere(monkeypatch, tmp_path)
+    with pytest.raises(UntrustedBundleError) as untrusted:
+        sm.load(path)  # neither signature is by a key trusted here
+    assert untrusted.value.member == sig
+    assert f"{sig!r}" in str(untrusted.value) and "'model.sig'" not in str(untrusted.value)
+    # By a stranger inside, and a trusted key's .sig of other bytes beside it.
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    lr_bundle.save(path, signing_key=stranger, overwrite=True)
+    other = tmp_path / "other.safemodel"
+    hgb_bundle.save(other, signing_key=p256)
+    ms.sidecar_path(path).write_bytes(ms.sign_sidecar(other.read_bytes(), path.name, p256))
+    with pytest.raises(IntegrityError, match="modified after signing") as modified:
+        sm.load(path, trusted_keys=[p256.public_key()])
+    assert modified.value.member == sig and f"{sig!r}" in str(modified.value)

@@ -49,6 +49,7 @@ from safemodel.io.formats import FORMAT_VERSION, migrate
 from safemodel.io.layout import ESTIMATOR, MANIFEST, REQUIRED, SIGNATURE
 from safemodel.io.manifest import BundleInfo, Manifest, MemberInfo
 from safemodel.io.model_signing import (
+    SIDECAR_SUFFIX,
     check_sidecar_key,
     decide_trust_with_sidecar,
     sidecar_beside,
@@ -514,9 +515,10 @@ def load_bytes(
         estimator's exact bytes back from it (checked against the manifest), so the
         loaded bundle need not keep them in memory.
     sidecar : bytes, optional
-        An OpenSSF model signing signature of ``data`` (``<bundle>.sig``): when the
-        in-bundle signature is absent or untrusted, a trusted ECDSA key's valid
-        sidecar establishes trust instead (:mod:`safemodel.io.model_signing`).
+        An OpenSSF model signing signature of ``data`` (``<source>.sig``, the file its
+        errors name): when the in-bundle signature is absent or untrusted, a trusted
+        ECDSA key's valid sidecar establishes trust instead
+        (:mod:`safemodel.io.model_signing`).
 
     Returns
     -------
@@ -540,7 +542,8 @@ def load_bytes(
         if sidecar is not None and trust:
             sidecar = usable_sidecar(sidecar, source)
         if sidecar is not None:
-            options.update(decide=decide_trust_with_sidecar, data=data, sidecar=sidecar)
+            options.update(decide=decide_trust_with_sidecar, data=data, sidecar=sidecar,
+                           sidecar_name=f"{source}{SIDECAR_SUFFIX}")
         decision = _decide(archive, trust=True, **options)
         if not decision.trusted and not trust:
             # Again, to raise the refusal with the pickle's references, read only now:

@@ -81,10 +81,10 @@ def verified_sidecar(path: Path, data: bytes, options: dict[str, Any]) -> bytes:
             f"The store keeps model signing signatures (sidecar=True), but {str(sig)!r} is "
             "missing. Nothing was unpickled; put the bundle again with its signature, or "
             "open the store without sidecar=True.",
-            member=sig.name, expected="a model signing signature", found="no file",
+            member=str(sig), expected="a model signing signature", found="no file",
         )
     verify_sidecar_bytes(data, content, trusted_keys(options.get("trusted_keys")),
-                         source=sig.name)
+                         source=str(sig))
     return content
 
 
@@ -95,7 +95,7 @@ def adopt(source: Any, tmp: Path, signing_key: Any, options: dict[str, Any]) -> 
     if given is not None:
         try:
             verify_sidecar_bytes(data, given, trusted_keys(options.get("trusted_keys")),
-                                 source=sidecar_path(os.fspath(source)).name)
+                                 source=str(sidecar_path(os.fspath(source))))
         except UntrustedBundleError as exc:
             raise UntrustedBundleError(
                 f"Refused to put {os.fspath(source)!r}: {exc}", signer=exc.signer,
