@@ -328,3 +328,44 @@ def test_sidecar_errors_name_the_real_signature_file(
     with pytest.raises(IntegrityError, match="modified after signing") as modified:
         sm.load(path, trusted_keys=[p256.public_key()])
     assert modified.value.member == sig and f"{sig!r}" in str(modified.value)
+
+
+def test_store_rechecks_a_cached_bundle_when_its_sidecar_changes(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    trusted = [p256.public_key()]
+    store = sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted)
+    info = store.put(lr_bundle, signing_key=p256)
+    name, version = info.name, str(info.version)
+    sig = ms.sidecar_path(_stored(store, name, version))
+    good = sig.read_bytes()
+    store.promote(name, version)
+    cached = store.get(name, version)
+    assert store.get(name, "production") is cached  # served from the cache
+    # The same store, the same bundle file, another .sig: checked again, not served.
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    sig.write_bytes(ms.sign_sidecar(_stored(store, name, version).read_bytes(), sig.name,
+                                    stranger))
+    with pytest.raises(UntrustedBundleError):
+        store.get(name, version)
+    sig.unlink()
+    with pytest.raises(IntegrityError, match="missing"):
+        store.get(name, version)
+    service = store.load_all()  # serving many models goes through the same check
+    with pytest.raises(IntegrityError, match="missing"):
+        service[name]
+    sig.write_bytes(good)
+    assert store.get(name, version).fingerprint == info.fingerprint
+
+
+def test_store_never_caches_a_bundle_under_a_signature_it_was_not_checked_with(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    store = sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=[p256.public_key()])
+    info = store.put(lr_bundle, signing_key=p256)
+    # As if the .sig changed between reading it for the cache key and the load.
+    store._signature_seen = lambda path: "0" * 64  # type: ignore[method-assign]
+    with pytest.raises(StoreError, match="changed while"):
+        store.get(info.name, str(info.version))
+    del store._signature_seen
+    assert store.get(info.name, str(info.version)).fingerprint == info.fingerprint

@@ -38,7 +38,7 @@ from safemodel.io.model_signing import (
 )
 from safemodel.io.trust import decide_trust, signing_key_for_save
 
-__all__ = ["adopt", "discard", "install", "verified_sidecar"]
+__all__ = ["adopt", "discard", "install", "read_sidecar_file", "verified_sidecar"]
 
 _SIGN_ADVICE: Final = (
     "Sign it first with a key this machine trusts (`safemodel sidecar sign FILE --key "
@@ -47,7 +47,8 @@ _SIGN_ADVICE: Final = (
 )
 
 
-def _read(path: Path) -> bytes | None:
+def read_sidecar_file(path: Path) -> bytes | None:
+    """The content of the signature file ``path`` (bounded), or ``None`` when absent."""
     try:
         with path.open("rb") as fh:
             return fh.read(_MAX_SIDECAR + 1)
@@ -75,7 +76,7 @@ def verified_sidecar(path: Path, data: bytes, options: dict[str, Any]) -> bytes:
         The sidecar's key is not trusted here.
     """
     sig = sidecar_path(path)
-    content = _read(sig)
+    content = read_sidecar_file(sig)
     if content is None:
         raise IntegrityError(
             f"The store keeps model signing signatures (sidecar=True), but {str(sig)!r} is "
@@ -91,7 +92,7 @@ def verified_sidecar(path: Path, data: bytes, options: dict[str, Any]) -> bytes:
 def adopt(source: Any, tmp: Path, signing_key: Any, options: dict[str, Any]) -> None:
     """Give the incoming copy ``tmp`` of the file ``source`` its sidecar ``tmp.sig``."""
     data = read_file(tmp, "put")
-    given = _read(sidecar_path(os.fspath(source)))
+    given = read_sidecar_file(sidecar_path(os.fspath(source)))
     if given is not None:
         try:
             verify_sidecar_bytes(data, given, trusted_keys(options.get("trusted_keys")),
