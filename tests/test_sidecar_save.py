@@ -318,7 +318,8 @@ def test_sidecar_errors_name_the_real_signature_file(
     with pytest.raises(UntrustedBundleError) as untrusted:
         sm.load(path)  # neither signature is by a key trusted here
     assert untrusted.value.member == sig
-    assert f"{sig!r}" in str(untrusted.value) and "'model.sig'" not in str(untrusted.value)
+    assert f"{sig!r}" in str(untrusted.value)
+    assert "'model.sig'" not in str(untrusted.value)
     # By a stranger inside, and a trusted key's .sig of other bytes beside it.
     stranger = ec.generate_private_key(ec.SECP256R1())
     lr_bundle.save(path, signing_key=stranger, overwrite=True)
@@ -327,7 +328,8 @@ def test_sidecar_errors_name_the_real_signature_file(
     ms.sidecar_path(path).write_bytes(ms.sign_sidecar(other.read_bytes(), path.name, p256))
     with pytest.raises(IntegrityError, match="modified after signing") as modified:
         sm.load(path, trusted_keys=[p256.public_key()])
-    assert modified.value.member == sig and f"{sig!r}" in str(modified.value)
+    assert modified.value.member == sig
+    assert f"{sig!r}" in str(modified.value)
 
 
 def test_store_rechecks_a_cached_bundle_when_its_sidecar_changes(
