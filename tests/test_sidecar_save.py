@@ -16,7 +16,7 @@ from safemodel.errors import IntegrityError, SigningKeyError, StoreError, Untrus
 from safemodel.io import files
 from safemodel.io import model_signing as ms
 from safemodel.io.keys import default_signing_key, trusted_keys
-from safemodel.io.signing import key_id
+from safemodel.io.signing import key_id, public_pem
 
 
 @pytest.fixture(autouse=True)
@@ -371,3 +371,85 @@ def test_store_never_caches_a_bundle_under_a_signature_it_was_not_checked_with(
         store.get(info.name, str(info.version))
     del store._signature_seen
     assert store.get(info.name, str(info.version)).fingerprint == info.fingerprint
+
+
+# --- the store's command line ------------------------------------------------------
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    from safemodel.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_store_cli_keeps_and_requires_sidecars_with_sidecar_flag(
+    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safemodel.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+    assert _cli(capsys, "keys", "create", "--type", "ecdsa-p256")[0] == EXIT_OK
+    root, build = tmp_path / "s", tmp_path / "build"
+    build.mkdir()
+    signed = build / "lr.safemodel"
+    lr_bundle.save(signed, sidecar=True)  # by your own P-256 key: trusted here
+    code, out, _ = _cli(capsys, "store", root, "put", signed, "--sidecar", "--json")
+    assert code == EXIT_OK
+    name, version = json.loads(out)[0]["name"], json.loads(out)[0]["version"]
+    stored = root / name / "versions" / f"{version}.safemodel"
+    assert ms.sidecar_path(stored).read_bytes() == ms.sidecar_path(signed).read_bytes()
+    # A file by a key trusted nowhere, without a .sig: the store will not vouch for it.
+    foreign = build / "hgb.safemodel"
+    hgb_bundle.save(foreign, signing_key=ec.generate_private_key(ec.SECP256R1()))
+    code, _, err = _cli(capsys, "store", root, "put", foreign, "--sidecar")
+    assert code == EXIT_USAGE
+    assert "will not vouch" in err
+    code, out, _ = _cli(capsys, "store", root, "get", name, version, "--sidecar", "--json")
+    assert code == EXIT_OK
+    assert json.loads(out)["verified"] is True
+    assert _cli(capsys, "store", root, "promote", name, version, "--sidecar")[0] == EXIT_OK
+
+    ms.sidecar_path(stored).unlink()
+    code, _, err = _cli(capsys, "store", root, "get", name, version, "--sidecar")
+    assert code == EXIT_USAGE
+    assert "missing" in err
+    assert _cli(capsys, "store", root, "get", name, version)[0] == EXIT_OK  # without: as before
+    code, _, err = _cli(capsys, "store", root, "promote", name, version, "--alias", "staging",
+                        "--sidecar")
+    assert code == EXIT_FAILED
+    assert "missing" in err
+    assert _cli(capsys, "store", root, "promote", name, version, "--alias", "staging")[0] \
+        == EXIT_OK
+    # Rollback verifies the earlier target the same way.
+    ms.sidecar_path(stored).write_bytes(ms.sidecar_path(signed).read_bytes())
+    newer = build / "lr2.safemodel"
+    sm.ModelBundle(lr_bundle.estimator, lr_bundle.contract, lr_bundle.policy, lr_bundle.golden,
+                   name=name, version="9.0.0").save(newer, sidecar=True)
+    assert _cli(capsys, "store", root, "put", newer, "--sidecar")[0] == EXIT_OK
+    assert _cli(capsys, "store", root, "promote", name, "9.0.0", "--sidecar")[0] == EXIT_OK
+    ms.sidecar_path(stored).write_bytes(b"junk")
+    code, _, err = _cli(capsys, "store", root, "rollback", name, "--sidecar")
+    assert code == EXIT_FAILED
+    assert "Refused to roll" in err
+    ms.sidecar_path(stored).write_bytes(ms.sidecar_path(signed).read_bytes())
+    assert _cli(capsys, "store", root, "rollback", name, "--sidecar")[0] == EXIT_OK
+
+
+def test_store_cli_sidecar_flag_through_python_m(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    path, public, root = tmp_path / "m.safemodel", tmp_path / "publisher.pem", tmp_path / "s"
+    lr_bundle.save(path, signing_key=p256, sidecar=True)
+    public.write_text(public_pem(p256))
+    env = {**os.environ, "SAFEMODEL_TRUSTED_KEYS": str(public),
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "safemodel", "store", str(root), "put",
+                           str(path), "--sidecar"], capture_output=True, text=True, env=env,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in root.glob("*/versions/*.sig")] == [f"{lr_bundle.version}.safemodel.sig"]
