@@ -84,7 +84,7 @@ def test_save_with_the_users_p256_key(lr_bundle: sm.ModelBundle, tmp_path: Path,
     assert ms.verify_sidecar(path).key_id == created["key_id"]
 
 
-def test_save_refusing_to_overwrite_leaves_the_old_sidecar(
+def test_overwrite_replaces_or_removes_the_old_sidecar_and_a_refusal_leaves_it(
     lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey,
     tmp_path: Path
 ) -> None:
@@ -96,6 +96,11 @@ def test_save_refusing_to_overwrite_leaves_the_old_sidecar(
     assert ms.sidecar_path(path).read_bytes() == before
     hgb_bundle.save(path, signing_key=p256, sidecar=True, overwrite=True)
     assert ms.verify_sidecar(path, trusted_keys=[p256.public_key()])  # the new bytes
+    # Without sidecar=True the old .sig signs bytes that are gone: it must not stay.
+    lr_bundle.save(path, signing_key=p256, overwrite=True)
+    assert not ms.sidecar_path(path).exists()
+    assert sm.load(path, trusted_keys=[p256.public_key()]).fingerprint == lr_bundle.fingerprint
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["m.safemodel"]
 
 
 def test_a_saved_sidecar_alone_establishes_trust_on_another_machine(
@@ -237,20 +242,6 @@ def test_store_without_sidecars_is_unchanged(
 
 
 # --- a save never leaves a signature of other bytes beside the bundle ---------------
-
-
-def test_overwrite_without_sidecar_removes_the_stale_sidecar(
-    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey,
-    tmp_path: Path
-) -> None:
-    path = tmp_path / "m.safemodel"
-    lr_bundle.save(path, signing_key=p256, sidecar=True)
-    hgb_bundle.save(path, signing_key=p256, overwrite=True)
-    # The old .sig signs bytes that are gone: it must not stay beside the new bundle.
-    assert not ms.sidecar_path(path).exists()
-    assert sm.load(path, trusted_keys=[p256.public_key()]).fingerprint == hgb_bundle.fingerprint
-    names = sorted(p.name for p in tmp_path.iterdir() if p.name != "home")
-    assert names == ["m.safemodel"]
 
 
 def test_a_stray_sidecar_is_replaced_only_with_overwrite(
