@@ -31,29 +31,20 @@ from safemodel.errors import IntegrityError, StoreError, UntrustedBundleError
 from safemodel.io.archive import read_file, signed_parts
 from safemodel.io.keys import trusted_keys
 from safemodel.io.model_signing import (
-    _MAX_SIDECAR,
+    read_sidecar_file,
     sidecar_path,
     verify_sidecar_bytes,
     write_sidecar_digest,
 )
 from safemodel.io.trust import decide_trust, signing_key_for_save
 
-__all__ = ["adopt", "discard", "install", "read_sidecar_file", "verified_sidecar"]
+__all__ = ["adopt", "discard", "install", "verified_sidecar"]
 
 _SIGN_ADVICE: Final = (
     "Sign it first with a key this machine trusts (`safemodel sidecar sign FILE --key "
     "KEY.pem`, which model signing also accepts), or trust its signer "
     "(`safemodel trust add KEY.pem`), then put it again."
 )
-
-
-def read_sidecar_file(path: Path) -> bytes | None:
-    """The content of the signature file ``path`` (bounded), or ``None`` when absent."""
-    try:
-        with path.open("rb") as fh:
-            return fh.read(_MAX_SIDECAR + 1)
-    except FileNotFoundError:
-        return None
 
 
 def verified_sidecar(path: Path, data: bytes, options: dict[str, Any]) -> bytes:

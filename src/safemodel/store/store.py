@@ -56,7 +56,7 @@ from safemodel.io.archive import (
 )
 from safemodel.io.files import fsync_dir
 from safemodel.io.manifest import BundleInfo
-from safemodel.io.model_signing import sidecar_path
+from safemodel.io.model_signing import read_sidecar_file, sidecar_path
 from safemodel.store import history as _history
 from safemodel.store import sidecars
 from safemodel.store.cache import VerifiedCache
@@ -272,7 +272,7 @@ class BundleStore:
                 f"promoted with {expected}: the file was replaced after promotion. Versions "
                 "are immutable; restore the file or put the new content as a new version.",
                 name=name, version=str(target), alias=str(version))
-        return self._cached(name, target, fingerprint)
+        return self._cached(name, target, path, fingerprint)
 
     def load_all(self, alias: str = "production", *, preload: bool = False) -> ModelService:
         """Every bundle behind ``alias``, for a service that serves many models.
@@ -508,7 +508,7 @@ class BundleStore:
         """
         if not self._sidecar:
             return None
-        content = sidecars.read_sidecar_file(sidecar_path(path))
+        content = read_sidecar_file(sidecar_path(path))
         return "none" if content is None else _digest(content)
 
     def _put_fingerprint(self, name: str, version: Version) -> str:
@@ -523,8 +523,8 @@ class BundleStore:
                 name=name, version=str(version))
         return recorded[-1]
 
-    def _cached(self, name: str, version: Version, fingerprint: str) -> ModelBundle:
-        path = self._file(name, version)
+    def _cached(self, name: str, version: Version, path: Path,
+                fingerprint: str) -> ModelBundle:
         signature = self._signature_seen(path)
 
         def load_file(verified_before: bool) -> ModelBundle:
