@@ -28,8 +28,9 @@ pytestmark = [pytest.mark.dask, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
     with (
+        # None still serves HTTP on 8787 (a warning, so an error, when taken): any free port.
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                 dashboard_address=None) as cluster,
+                                 dashboard_address="127.0.0.1:0") as cluster,
         distributed.Client(cluster) as the_client,
     ):
         yield the_client

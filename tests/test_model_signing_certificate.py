@@ -169,7 +169,9 @@ def test_load_accepts_a_chain_to_a_trusted_ca_and_refuses_otherwise(
     loaded = sm.load(path)  # the sidecar establishes trust; nothing else does here
     assert loaded.fingerprint == sm.inspect(path).fingerprint
     stranger = ec.generate_private_key(ec.SECP256R1())
+    signed = ms.sidecar_path(path).read_bytes()
     hgb_bundle.save(path, overwrite=True, signing_key=stranger)  # written over the signed file
+    ms.sidecar_path(path).write_bytes(signed)  # save removed it; put the old one back
     with pytest.raises(IntegrityError, match="modified after signing"):
         sm.load(path, trust=True)
 
@@ -265,7 +267,9 @@ def test_model_signing_cli_and_safemodel_agree_on_certificates(
     ours = _bundle(lr_bundle_path, tmp_path / "ours")
     _sign(ours, pki["leaf"], pki)
     assert upstream_verify(ours)
+    signed = ms.sidecar_path(ours).read_bytes()
     hgb_bundle.save(ours, overwrite=True, signing_key=ec.generate_private_key(ec.SECP256R1()))
+    ms.sidecar_path(ours).write_bytes(signed)  # save removed it; put the old one back
     assert not upstream_verify(ours)
     with pytest.raises(IntegrityError, match="modified after signing"):
         sm.load(ours, trust=True)

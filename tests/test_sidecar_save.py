@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,9 +13,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 import safemodel as sm
 from model_signing_cli import key_files, model_signing_command, run_cli
 from safemodel.errors import IntegrityError, SigningKeyError, StoreError, UntrustedBundleError
+from safemodel.io import files
 from safemodel.io import model_signing as ms
-from safemodel.io.keys import default_signing_key
-from safemodel.io.signing import key_id
+from safemodel.io.keys import default_signing_key, trusted_keys
+from safemodel.io.signing import key_id, public_pem
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +84,7 @@ def test_save_with_the_users_p256_key(lr_bundle: sm.ModelBundle, tmp_path: Path,
     assert ms.verify_sidecar(path).key_id == created["key_id"]
 
 
-def test_save_refusing_to_overwrite_leaves_the_old_sidecar(
+def test_overwrite_replaces_or_removes_the_old_sidecar_and_a_refusal_leaves_it(
     lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey,
     tmp_path: Path
 ) -> None:
@@ -94,6 +96,11 @@ def test_save_refusing_to_overwrite_leaves_the_old_sidecar(
     assert ms.sidecar_path(path).read_bytes() == before
     hgb_bundle.save(path, signing_key=p256, sidecar=True, overwrite=True)
     assert ms.verify_sidecar(path, trusted_keys=[p256.public_key()])  # the new bytes
+    # Without sidecar=True the old .sig signs bytes that are gone: it must not stay.
+    lr_bundle.save(path, signing_key=p256, overwrite=True)
+    assert not ms.sidecar_path(path).exists()
+    assert sm.load(path, trusted_keys=[p256.public_key()]).fingerprint == lr_bundle.fingerprint
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["m.safemodel"]
 
 
 def test_a_saved_sidecar_alone_establishes_trust_on_another_machine(
@@ -159,9 +166,10 @@ def test_store_keeps_and_requires_sidecars(
         fresh.promote(info.name, str(info.version), alias="staging")
     # Missing: refused too, although the bundle's own signature is trusted.
     ms.sidecar_path(path).unlink()
-    with pytest.raises(IntegrityError, match="missing"):
+    with pytest.raises(IntegrityError, match="missing") as missing:
         sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted).get(
             info.name, str(info.version))
+    assert missing.value.member == str(ms.sidecar_path(path))  # the real file, by path
     # By a key not trusted here: refused.
     stranger = ec.generate_private_key(ec.SECP256R1())
     ms.sidecar_path(path).write_bytes(ms.sign_sidecar(path.read_bytes(), path.name, stranger))
@@ -231,3 +239,208 @@ def test_store_without_sidecars_is_unchanged(
     assert not ms.sidecar_path(_stored(store, info.name, str(info.version))).exists()
     with pytest.raises(sm.InvalidArgument, match="sidecar"):
         sm.BundleStore(tmp_path / "s", sidecar=1)  # type: ignore[arg-type]
+
+
+# --- a save never leaves a signature of other bytes beside the bundle ---------------
+
+
+def test_a_stray_sidecar_is_replaced_only_with_overwrite(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    path = tmp_path / "m.safemodel"
+    stray = ms.sidecar_path(path)
+    stray.write_bytes(b"a signature of some other file")
+    for sidecar in (False, True):
+        with pytest.raises(sm.SafeModelError, match=r"m\.safemodel\.sig.*overwrite=True"):
+            lr_bundle.save(path, signing_key=p256, sidecar=sidecar)
+        assert not path.exists()  # nothing written
+        assert stray.read_bytes() == b"a signature of some other file"
+    lr_bundle.save(path, signing_key=p256, overwrite=True)
+    assert not stray.exists()
+    stray.write_bytes(b"a signature of some other file")
+    lr_bundle.save(path, signing_key=p256, sidecar=True, overwrite=True)
+    assert ms.verify_sidecar(path, trusted_keys=[p256.public_key()]).key_id == key_id(p256)
+
+
+@pytest.mark.parametrize("sidecar", [False, True])
+def test_no_reader_sees_the_new_bundle_beside_the_old_sidecar(
+    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sidecar: bool
+) -> None:
+    """What a reader finds around each rename of an overwrite: never a mismatching pair."""
+    path = tmp_path / "m.safemodel"
+    lr_bundle.save(path, signing_key=p256, sidecar=True)
+    sig, trusted = ms.sidecar_path(path), trusted_keys([p256.public_key()])
+    seen: list[str] = []
+
+    def observe() -> None:
+        if not sig.exists():
+            seen.append("no signature")
+            return
+        try:
+            ms.verify_sidecar_bytes(path.read_bytes(), sig.read_bytes(), trusted)
+        except IntegrityError:
+            seen.append("a signature of other bytes")
+        else:
+            seen.append("its signature")
+
+    replace = os.replace
+
+    def spying(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        observe()
+        replace(src, dst)
+        observe()
+
+    monkeypatch.setattr(files.os, "replace", spying)
+    hgb_bundle.save(path, signing_key=p256, sidecar=sidecar, overwrite=True)
+    assert "a signature of other bytes" not in seen
+    assert seen[-1] == ("its signature" if sidecar else "no signature")
+    assert ms.sidecar_path(path).exists() is sidecar
+
+
+def test_sidecar_errors_name_the_real_signature_file(
+    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "churn.safemodel"
+    sig = str(ms.sidecar_path(path))
+    lr_bundle.save(path, signing_key=p256, sidecar=True)
+    _elsewhere(monkeypatch, tmp_path)
+    with pytest.raises(UntrustedBundleError) as untrusted:
+        sm.load(path)  # neither signature is by a key trusted here
+    assert untrusted.value.member == sig
+    assert f"{sig!r}" in str(untrusted.value)
+    assert "'model.sig'" not in str(untrusted.value)
+    # By a stranger inside, and a trusted key's .sig of other bytes beside it.
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    lr_bundle.save(path, signing_key=stranger, overwrite=True)
+    other = tmp_path / "other.safemodel"
+    hgb_bundle.save(other, signing_key=p256)
+    ms.sidecar_path(path).write_bytes(ms.sign_sidecar(other.read_bytes(), path.name, p256))
+    with pytest.raises(IntegrityError, match="modified after signing") as modified:
+        sm.load(path, trusted_keys=[p256.public_key()])
+    assert modified.value.member == sig
+    assert f"{sig!r}" in str(modified.value)
+
+
+def test_store_rechecks_a_cached_bundle_when_its_sidecar_changes(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    trusted = [p256.public_key()]
+    store = sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted)
+    info = store.put(lr_bundle, signing_key=p256)
+    name, version = info.name, str(info.version)
+    sig = ms.sidecar_path(_stored(store, name, version))
+    good = sig.read_bytes()
+    store.promote(name, version)
+    cached = store.get(name, version)
+    assert store.get(name, "production") is cached  # served from the cache
+    # The same store, the same bundle file, another .sig: checked again, not served.
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    sig.write_bytes(ms.sign_sidecar(_stored(store, name, version).read_bytes(), sig.name,
+                                    stranger))
+    with pytest.raises(UntrustedBundleError):
+        store.get(name, version)
+    sig.unlink()
+    with pytest.raises(IntegrityError, match="missing"):
+        store.get(name, version)
+    service = store.load_all()  # serving many models goes through the same check
+    with pytest.raises(IntegrityError, match="missing"):
+        service[name]
+    sig.write_bytes(good)
+    assert store.get(name, version).fingerprint == info.fingerprint
+
+
+def test_store_never_caches_a_bundle_under_a_signature_it_was_not_checked_with(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    store = sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=[p256.public_key()])
+    info = store.put(lr_bundle, signing_key=p256)
+    # As if the .sig changed between reading it for the cache key and the load.
+    store._signature_seen = lambda path: "0" * 64  # type: ignore[method-assign]
+    with pytest.raises(StoreError, match="changed while"):
+        store.get(info.name, str(info.version))
+    del store._signature_seen
+    assert store.get(info.name, str(info.version)).fingerprint == info.fingerprint
+
+
+# --- the store's command line ------------------------------------------------------
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    from safemodel.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_store_cli_keeps_and_requires_sidecars_with_sidecar_flag(
+    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safemodel.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+    assert _cli(capsys, "keys", "create", "--type", "ecdsa-p256")[0] == EXIT_OK
+    root, build = tmp_path / "s", tmp_path / "build"
+    build.mkdir()
+    signed = build / "lr.safemodel"
+    lr_bundle.save(signed, sidecar=True)  # by your own P-256 key: trusted here
+    code, out, _ = _cli(capsys, "store", root, "put", signed, "--sidecar", "--json")
+    assert code == EXIT_OK
+    name, version = json.loads(out)[0]["name"], json.loads(out)[0]["version"]
+    stored = root / name / "versions" / f"{version}.safemodel"
+    assert ms.sidecar_path(stored).read_bytes() == ms.sidecar_path(signed).read_bytes()
+    # A file by a key trusted nowhere, without a .sig: the store will not vouch for it.
+    foreign = build / "hgb.safemodel"
+    hgb_bundle.save(foreign, signing_key=ec.generate_private_key(ec.SECP256R1()))
+    code, _, err = _cli(capsys, "store", root, "put", foreign, "--sidecar")
+    assert code == EXIT_USAGE
+    assert "will not vouch" in err
+    code, out, _ = _cli(capsys, "store", root, "get", name, version, "--sidecar", "--json")
+    assert code == EXIT_OK
+    assert json.loads(out)["verified"] is True
+    assert _cli(capsys, "store", root, "promote", name, version, "--sidecar")[0] == EXIT_OK
+
+    ms.sidecar_path(stored).unlink()
+    code, _, err = _cli(capsys, "store", root, "get", name, version, "--sidecar")
+    assert code == EXIT_USAGE
+    assert "missing" in err
+    assert _cli(capsys, "store", root, "get", name, version)[0] == EXIT_OK  # without: as before
+    code, _, err = _cli(capsys, "store", root, "promote", name, version, "--alias", "staging",
+                        "--sidecar")
+    assert code == EXIT_FAILED
+    assert "missing" in err
+    assert _cli(capsys, "store", root, "promote", name, version, "--alias", "staging")[0] \
+        == EXIT_OK
+    # Rollback verifies the earlier target the same way.
+    ms.sidecar_path(stored).write_bytes(ms.sidecar_path(signed).read_bytes())
+    newer = build / "lr2.safemodel"
+    sm.ModelBundle(lr_bundle.estimator, lr_bundle.contract, lr_bundle.policy, lr_bundle.golden,
+                   name=name, version="9.0.0").save(newer, sidecar=True)
+    assert _cli(capsys, "store", root, "put", newer, "--sidecar")[0] == EXIT_OK
+    assert _cli(capsys, "store", root, "promote", name, "9.0.0", "--sidecar")[0] == EXIT_OK
+    ms.sidecar_path(stored).write_bytes(b"junk")
+    code, _, err = _cli(capsys, "store", root, "rollback", name, "--sidecar")
+    assert code == EXIT_FAILED
+    assert "Refused to roll" in err
+    ms.sidecar_path(stored).write_bytes(ms.sidecar_path(signed).read_bytes())
+    assert _cli(capsys, "store", root, "rollback", name, "--sidecar")[0] == EXIT_OK
+
+
+def test_store_cli_sidecar_flag_through_python_m(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    path, public, root = tmp_path / "m.safemodel", tmp_path / "publisher.pem", tmp_path / "s"
+    lr_bundle.save(path, signing_key=p256, sidecar=True)
+    public.write_text(public_pem(p256))
+    env = {**os.environ, "SAFEMODEL_TRUSTED_KEYS": str(public),
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "safemodel", "store", str(root), "put",
+                           str(path), "--sidecar"], capture_output=True, text=True, env=env,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in root.glob("*/versions/*.sig")] == [f"{lr_bundle.version}.safemodel.sig"]

@@ -21,6 +21,7 @@ your bundles; they run ``safemodel trust add`` once (see ``docs/security.md``).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,21 @@ def register(subparsers: Subparsers) -> None:
     a.add_argument("key", metavar="KEY.pem", type=Path, help="a public key file (PEM)")
     a.add_argument("--label", help="a name for people (default: the file name)")
     a.set_defaults(run=_cmd_trust_add)
-    a = actions.add_parser("list", parents=[common], help="the trusted keys")
-    a.set_defaults(run=_cmd_trust_list)
-    a = actions.add_parser("remove", parents=[common], help="stop trusting a key")
-    a.add_argument("key_id", metavar="ID", help="the key id, or a unique prefix of it")
-    a.set_defaults(run=_cmd_trust_remove)
+    _register_list_remove(actions, common, "key", "key_id", "key id", _cmd_trust_list,
+                          _cmd_trust_remove)
     _register_ca(actions, common)
     _register_sigstore(actions, common)
+
+
+def _register_list_remove(actions: Any, common: argparse.ArgumentParser, what: str,
+                          dest: str, id_name: str, run_list: Callable[..., int],
+                          run_remove: Callable[..., int]) -> None:
+    """``list`` and ``remove ID`` of one trust store (keys, CAs, Sigstore signers)."""
+    a = actions.add_parser("list", parents=[common], help=f"the trusted {what}s")
+    a.set_defaults(run=run_list)
+    a = actions.add_parser("remove", parents=[common], help=f"stop trusting a {what}")
+    a.add_argument(dest, metavar="ID", help=f"the {id_name}, or a unique prefix of it")
+    a.set_defaults(run=run_remove)
 
 
 def _register_ca(actions: Any, common: argparse.ArgumentParser) -> None:
@@ -70,11 +79,7 @@ def _register_ca(actions: Any, common: argparse.ArgumentParser) -> None:
                    help="accept only leaves naming this (SAN or CN); repeatable")
     a.add_argument("--label", help="a name for people (default: the CA's subject)")
     a.set_defaults(run=_cmd_ca_add)
-    a = ca.add_parser("list", parents=[common], help="the trusted CAs")
-    a.set_defaults(run=_cmd_ca_list)
-    a = ca.add_parser("remove", parents=[common], help="stop trusting a CA")
-    a.add_argument("ca_id", metavar="ID", help="the CA id, or a unique prefix of it")
-    a.set_defaults(run=_cmd_ca_remove)
+    _register_list_remove(ca, common, "CA", "ca_id", "CA id", _cmd_ca_list, _cmd_ca_remove)
 
 
 def _register_sigstore(actions: Any, common: argparse.ArgumentParser) -> None:
@@ -89,11 +94,8 @@ def _register_sigstore(actions: Any, common: argparse.ArgumentParser) -> None:
     a.add_argument("--max-age-days", type=int, default=90,
                    help="refuse the root when older (default: 90); add again to refresh")
     a.set_defaults(run=_cmd_sigstore_add)
-    a = sg.add_parser("list", parents=[common], help="the trusted Sigstore signers")
-    a.set_defaults(run=_cmd_sigstore_list)
-    a = sg.add_parser("remove", parents=[common], help="stop trusting a Sigstore signer")
-    a.add_argument("entry_id", metavar="ID", help="the entry id, or a unique prefix of it")
-    a.set_defaults(run=_cmd_sigstore_remove)
+    _register_list_remove(sg, common, "Sigstore signer", "entry_id", "entry id",
+                          _cmd_sigstore_list, _cmd_sigstore_remove)
 
 
 def _cmd_keys_create(args: argparse.Namespace) -> int:
@@ -129,81 +131,83 @@ def _cmd_keys_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _answer(args: argparse.Namespace, record: dict[str, Any], text: str) -> int:
+    """What an add or remove did: ``record`` with --json, else ``text``."""
+    if args.json:
+        say_json(record)
+    else:
+        say(text)
+    return EXIT_OK
+
+
+def _listing(args: argparse.Namespace, records: list[dict[str, Any]], empty: str,
+             headers: list[str], rows: list[list[Any]]) -> int:
+    """A trust store's entries: ``records`` with --json, else a table (``empty`` if none)."""
+    if args.json:
+        say_json(records)
+    elif not records:
+        say(empty)
+    else:
+        say(table(headers, rows))
+    return EXIT_OK
+
+
 def _cmd_trust_add(args: argparse.Namespace) -> int:
     from safemodel.io.keys import trust_add
 
     entry = trust_add(args.key, label=args.label)
-    if args.json:
-        say_json({"key_id": entry.key_id, "label": entry.label})
-    else:
-        say(f"trusted {entry.short_id} ({entry.label}): bundles it signs now load here")
-    return EXIT_OK
+    return _answer(args, {"key_id": entry.key_id, "label": entry.label},
+                   f"trusted {entry.short_id} ({entry.label}): bundles it signs now load here")
 
 
 def _cmd_trust_list(args: argparse.Namespace) -> int:
     from safemodel.io.keys import trust_list
 
     entries = trust_list()
-    if args.json:
-        say_json([{"key_id": e.key_id, "label": e.label, "key_type": e.key_type}
-                  for e in entries])
-    elif not entries:
-        say("no trusted keys (your own key is always trusted); add one with "
-            "`safemodel trust add KEY.pem`")
-    else:
-        say(table(["key id", "label", "type"], [[e.key_id, e.label, e.key_type]
-                                                for e in entries]))
-    return EXIT_OK
+    return _listing(args, [{"key_id": e.key_id, "label": e.label, "key_type": e.key_type}
+                           for e in entries],
+                    "no trusted keys (your own key is always trusted); add one with "
+                    "`safemodel trust add KEY.pem`",
+                    ["key id", "label", "type"], [[e.key_id, e.label, e.key_type]
+                                                  for e in entries])
 
 
 def _cmd_trust_remove(args: argparse.Namespace) -> int:
     from safemodel.io.keys import trust_remove
 
     entry = trust_remove(args.key_id)
-    if args.json:
-        say_json({"key_id": entry.key_id, "label": entry.label, "removed": True})
-    else:
-        say(f"removed {entry.short_id} ({entry.label}) from the trust store")
-    return EXIT_OK
+    return _answer(args, {"key_id": entry.key_id, "label": entry.label, "removed": True},
+                   f"removed {entry.short_id} ({entry.label}) from the trust store")
 
 
 def _cmd_ca_add(args: argparse.Namespace) -> int:
     from safemodel.io.x509_trust import ca_add
 
     entry = ca_add(args.certificate, identities=args.identity, label=args.label)
-    if args.json:
-        say_json({"ca_id": entry.ca_id, "label": entry.label,
-                  "identities": list(entry.identities)})
-    else:
-        who = ", ".join(entry.identities) or "any certificate it issued"
-        say(f"trusted CA {entry.ca_id[:16]} ({entry.label}) for {who}")
-    return EXIT_OK
+    who = ", ".join(entry.identities) or "any certificate it issued"
+    return _answer(args, {"ca_id": entry.ca_id, "label": entry.label,
+                          "identities": list(entry.identities)},
+                   f"trusted CA {entry.ca_id[:16]} ({entry.label}) for {who}")
 
 
 def _cmd_ca_list(args: argparse.Namespace) -> int:
     from safemodel.io.x509_trust import ca_list
 
     entries = ca_list()
-    rows = [[e.ca_id[:16], e.label, ", ".join(e.identities) or "any"] for e in entries]
-    if args.json:
-        say_json([{"ca_id": e.ca_id, "label": e.label, "identities": list(e.identities)}
-                  for e in entries])
-    elif not entries:
-        say("no trusted CAs; add one with `safemodel trust ca add CA.pem`")
-    else:
-        say(table(["CA id", "label", "identities"], rows))
-    return EXIT_OK
+    return _listing(args, [{"ca_id": e.ca_id, "label": e.label,
+                            "identities": list(e.identities)} for e in entries],
+                    "no trusted CAs; add one with `safemodel trust ca add CA.pem`",
+                    ["CA id", "label", "identities"],
+                    [[e.ca_id[:16], e.label, ", ".join(e.identities) or "any"]
+                     for e in entries])
 
 
 def _cmd_ca_remove(args: argparse.Namespace) -> int:
     from safemodel.io.x509_trust import ca_remove
 
     entry = ca_remove(args.ca_id)
-    if args.json:
-        say_json({"ca_id": entry.ca_id, "removed": True})
-    else:
-        say(f"removed CA {entry.ca_id[:16]} ({entry.label})")
-    return EXIT_OK
+    return _answer(args, {"ca_id": entry.ca_id, "removed": True},
+                   f"removed CA {entry.ca_id[:16]} ({entry.label})")
 
 
 def _cmd_sigstore_add(args: argparse.Namespace) -> int:
@@ -211,38 +215,28 @@ def _cmd_sigstore_add(args: argparse.Namespace) -> int:
 
     entry = sigstore_add(args.identity, args.issuer, args.trusted_root,
                          max_age_days=args.max_age_days)
-    if args.json:
-        say_json({"entry_id": entry.entry_id, "identity": entry.identity,
-                  "issuer": entry.issuer, "max_age_days": entry.max_age_days})
-    else:
-        say(f"trusted {entry.identity} via {entry.issuer} (trust root pinned now; refused "
-            f"after {entry.max_age_days} days: add it again to refresh)")
-    return EXIT_OK
+    return _answer(args, {"entry_id": entry.entry_id, "identity": entry.identity,
+                          "issuer": entry.issuer, "max_age_days": entry.max_age_days},
+                   f"trusted {entry.identity} via {entry.issuer} (trust root pinned now; "
+                   f"refused after {entry.max_age_days} days: add it again to refresh)")
 
 
 def _cmd_sigstore_list(args: argparse.Namespace) -> int:
     from safemodel.io.sigstore_trust import sigstore_list
 
     entries = sigstore_list()
-    if args.json:
-        say_json([{"entry_id": e.entry_id, "identity": e.identity, "issuer": e.issuer,
-                   "added": e.added.isoformat(), "max_age_days": e.max_age_days}
-                  for e in entries])
-    elif not entries:
-        say("no trusted Sigstore signers; add one with `safemodel trust sigstore add`")
-    else:
-        say(table(["id", "identity", "issuer", "root pinned", "max age (days)"],
-                  [[e.entry_id[:16], e.identity, e.issuer, f"{e.added:%Y-%m-%d}",
-                    str(e.max_age_days)] for e in entries]))
-    return EXIT_OK
+    return _listing(args, [{"entry_id": e.entry_id, "identity": e.identity,
+                            "issuer": e.issuer, "added": e.added.isoformat(),
+                            "max_age_days": e.max_age_days} for e in entries],
+                    "no trusted Sigstore signers; add one with `safemodel trust sigstore add`",
+                    ["id", "identity", "issuer", "root pinned", "max age (days)"],
+                    [[e.entry_id[:16], e.identity, e.issuer, f"{e.added:%Y-%m-%d}",
+                      str(e.max_age_days)] for e in entries])
 
 
 def _cmd_sigstore_remove(args: argparse.Namespace) -> int:
     from safemodel.io.sigstore_trust import sigstore_remove
 
     entry = sigstore_remove(args.entry_id)
-    if args.json:
-        say_json({"entry_id": entry.entry_id, "removed": True})
-    else:
-        say(f"removed {entry.identity} via {entry.issuer}")
-    return EXIT_OK
+    return _answer(args, {"entry_id": entry.entry_id, "removed": True},
+                   f"removed {entry.identity} via {entry.issuer}")

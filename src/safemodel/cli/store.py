@@ -8,6 +8,7 @@ from typing import Any
 
 from safemodel.cli._common import (
     EXIT_OK,
+    Parser,
     Subparsers,
     UsageError,
     common_options,
@@ -27,9 +28,19 @@ from safemodel.errors import (
 __all__ = ["register"]
 
 
+def _sidecar_option() -> Parser:
+    """``--sidecar``, for the actions whose store keeps model signing signatures."""
+    parser = Parser(add_help=False)
+    parser.add_argument("--sidecar", action="store_true",
+                        help="the store keeps OpenSSF model signing signatures "
+                             "(<version>.safemodel.sig): put checks or adds them, loads "
+                             "require them (BundleStore(root, sidecar=True))")
+    return parser
+
+
 def register(subparsers: Subparsers) -> None:
     """Add ``store`` and its actions to the command line."""
-    common, loading = common_options(), loading_options()
+    common, loading, sidecar = common_options(), loading_options(), _sidecar_option()
     p = subparsers.add_parser("store", parents=[common],
                               help="list, add, promote and roll back bundles in a store")
     p.add_argument("root", metavar="ROOT", type=Path)
@@ -40,23 +51,24 @@ def register(subparsers: Subparsers) -> None:
     a = actions.add_parser("versions", parents=[common], help="the versions of NAME")
     a.add_argument("name", metavar="NAME")
     a.set_defaults(run=_cmd_store_versions)
-    a = actions.add_parser("get", parents=[common, loading],
+    a = actions.add_parser("get", parents=[common, loading, sidecar],
                            help="resolve and verify NAME's VERSION, SPECIFIER or ALIAS")
     a.add_argument("name", metavar="NAME")
     a.add_argument("version", metavar="VERSION", nargs="?",
                    help="a version, a specifier such as '>=1.2,<2', or an alias "
                         "(default: the highest release)")
     a.set_defaults(run=_cmd_store_get)
-    a = actions.add_parser("put", parents=[common], help="add bundle files as new versions")
+    a = actions.add_parser("put", parents=[common, sidecar],
+                           help="add bundle files as new versions")
     a.add_argument("paths", metavar="PATH", nargs="+", type=Path)
     a.set_defaults(run=_cmd_store_put)
-    a = actions.add_parser("promote", parents=[common, loading],
+    a = actions.add_parser("promote", parents=[common, loading, sidecar],
                            help="verify VERSION, then point ALIAS at it")
     a.add_argument("name", metavar="NAME")
     a.add_argument("version", metavar="VERSION")
     a.add_argument("--alias", default="production", help="default: production")
     a.set_defaults(run=_cmd_store_promote)
-    a = actions.add_parser("rollback", parents=[common, loading],
+    a = actions.add_parser("rollback", parents=[common, loading, sidecar],
                            help="verify ALIAS's previous target, then point ALIAS back at it")
     a.add_argument("name", metavar="NAME")
     a.add_argument("--alias", default="production", help="default: production")
@@ -111,7 +123,7 @@ def _cmd_store_versions(args: argparse.Namespace) -> int:
 
 
 def _cmd_store_get(args: argparse.Namespace) -> int:
-    store = open_store(args.root, **load_options(args))
+    store = open_store(args.root, sidecar=args.sidecar, **load_options(args))
     bundle = store.get(args.name, args.version)
     path = store.path(args.name, bundle.version)
     result = {"name": bundle.name, "version": str(bundle.version),
@@ -124,7 +136,7 @@ def _cmd_store_get(args: argparse.Namespace) -> int:
 
 
 def _cmd_store_put(args: argparse.Namespace) -> int:
-    store = open_store(args.root, must_exist=False)
+    store = open_store(args.root, must_exist=False, sidecar=args.sidecar)
     added = []
     for path in args.paths:
         if not path.is_file():
@@ -141,7 +153,7 @@ def _cmd_store_put(args: argparse.Namespace) -> int:
 
 
 def _cmd_store_promote(args: argparse.Namespace) -> int:
-    store = open_store(args.root, **load_options(args))
+    store = open_store(args.root, sidecar=args.sidecar, **load_options(args))
     try:
         entry = store.promote(args.name, args.version, alias=args.alias)
     except (GoldenMismatchError, IntegrityError, BundleFormatError,
@@ -164,7 +176,7 @@ def _cmd_store_promote(args: argparse.Namespace) -> int:
 
 
 def _cmd_store_rollback(args: argparse.Namespace) -> int:
-    store = open_store(args.root, **load_options(args))
+    store = open_store(args.root, sidecar=args.sidecar, **load_options(args))
     try:
         entry = store.rollback(args.name, alias=args.alias)
     except (GoldenMismatchError, IntegrityError, BundleFormatError,

@@ -648,7 +648,8 @@ class ModelBundle:
         ----------
         path : str or path-like
         overwrite : bool, default False
-            Refuse to replace an existing file unless True.
+            Refuse to replace an existing file unless True. A ``<path>.sig`` there
+            signs other bytes: refused too, or with True replaced (or removed).
         signing_key : HmacKey, Ed25519 private key, str or bytes, optional
             The key that signs the manifest (text: ``"hmac:<secret>"`` or a PEM
             private key). Defaults to ``$SAFEMODEL_SIGNING_KEY``, else your own

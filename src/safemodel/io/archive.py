@@ -44,16 +44,18 @@ from safemodel.errors import (
 )
 from safemodel.io import layout, unpickling
 from safemodel.io.audit import disallowed_references, refusal_advice, restricted_loads
-from safemodel.io.files import atomic_file, hashing
+from safemodel.io.files import atomic_file, hashing, write_atomic
 from safemodel.io.formats import FORMAT_VERSION, migrate
 from safemodel.io.layout import ESTIMATOR, MANIFEST, REQUIRED, SIGNATURE
 from safemodel.io.manifest import BundleInfo, Manifest, MemberInfo
 from safemodel.io.model_signing import (
+    SIDECAR_SUFFIX,
     check_sidecar_key,
     decide_trust_with_sidecar,
     sidecar_beside,
+    sidecar_path,
+    sign_sidecar_digest,
     usable_sidecar,
-    write_sidecar_digest,
 )
 from safemodel.io.signing import sign_manifest
 from safemodel.io.trust import TrustDecision, decide_trust, signing_key_for_save
@@ -106,12 +108,16 @@ def save(
     With ``sidecar=True`` the OpenSSF model signing signature of the written bytes goes
     to ``<path>.sig`` (atomically too, after the bundle), signed by the same key, which
     must then be an ECDSA key (:func:`safemodel.io.model_signing.check_sidecar_key`).
+    A ``<path>.sig`` already there signs other bytes: without ``overwrite`` the save is
+    refused; with it, that file is removed just before the new bundle takes its place,
+    so a reader never finds the new bundle beside the old signature.
     """
     target = _path(path, "save")
     _flag(overwrite, "save", "overwrite")
     _flag(sidecar, "save", "sidecar")
+    pair = sidecar_path(target)
     try:
-        is_dir, exists = target.is_dir(), target.exists()
+        is_dir, exists, paired = target.is_dir(), target.exists(), pair.exists()
         folder = target.parent if str(target.parent) else Path(".")
         folder_exists = folder.is_dir()
     except OSError as exc:  # a name too long, a loop of links...
@@ -125,6 +131,12 @@ def save(
     if exists and not overwrite:
         raise SafeModelError(
             f"{str(target)!r} already exists; pass overwrite=True to replace it."
+        )
+    if paired and not overwrite:
+        raise SafeModelError(
+            f"{str(pair)!r} exists beside {str(target)!r}: a signature of other bytes, "
+            "which must not stay beside the new bundle. Pass overwrite=True to replace it "
+            "(with sidecar=True) or remove it (without), or remove it yourself."
         )
     members = bundle._members()
     hashes = {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}
@@ -146,9 +158,11 @@ def save(
 
     if not folder_exists:
         raise SafeModelError(f"Folder {str(folder)!r} does not exist; create it first.")
-    digest = hashlib.sha256()
+    digest, signed = hashlib.sha256(), None
     try:
-        with atomic_file(target, overwrite=overwrite) as fh:
+        # The old <path>.sig goes before the new bundle arrives, the new one after: a
+        # reader sees a matching pair or a bundle alone, never a mismatching pair.
+        with atomic_file(target, overwrite=overwrite, stale=pair if overwrite else None) as fh:
             writer = ZipWriter(hashing(fh, digest))
             writer.add(MANIFEST, manifest_bytes)
             if signature is not None:
@@ -156,12 +170,14 @@ def save(
             for name, data in members.items():
                 writer.add(name, data)
             writer.finish()
+            if sidecar:  # signs the digest of the bytes written, never a re-read file
+                signed = sign_sidecar_digest(digest.hexdigest(), target.name, key)
     except FileExistsError:
         raise SafeModelError(
             f"{str(target)!r} already exists; pass overwrite=True to replace it."
         ) from None
-    if sidecar:  # signs the digest of the bytes written, never a re-read file
-        write_sidecar_digest(target, digest.hexdigest(), key)
+    if signed is not None:
+        write_atomic(pair, signed)
 
 
 class _Writer:
@@ -499,9 +515,10 @@ def load_bytes(
         estimator's exact bytes back from it (checked against the manifest), so the
         loaded bundle need not keep them in memory.
     sidecar : bytes, optional
-        An OpenSSF model signing signature of ``data`` (``<bundle>.sig``): when the
-        in-bundle signature is absent or untrusted, a trusted ECDSA key's valid
-        sidecar establishes trust instead (:mod:`safemodel.io.model_signing`).
+        An OpenSSF model signing signature of ``data`` (``<source>.sig``, the file its
+        errors name): when the in-bundle signature is absent or untrusted, a trusted
+        ECDSA key's valid sidecar establishes trust instead
+        (:mod:`safemodel.io.model_signing`).
 
     Returns
     -------
@@ -525,7 +542,8 @@ def load_bytes(
         if sidecar is not None and trust:
             sidecar = usable_sidecar(sidecar, source)
         if sidecar is not None:
-            options.update(decide=decide_trust_with_sidecar, data=data, sidecar=sidecar)
+            options.update(decide=decide_trust_with_sidecar, data=data, sidecar=sidecar,
+                           sidecar_name=f"{source}{SIDECAR_SUFFIX}")
         decision = _decide(archive, trust=True, **options)
         if not decision.trusted and not trust:
             # Again, to raise the refusal with the pickle's references, read only now:

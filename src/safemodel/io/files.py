@@ -38,8 +38,13 @@ def fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(target: Path, *, overwrite: bool) -> Iterator[IO[bytes]]:
+def atomic_file(target: Path, *, overwrite: bool,
+                stale: Path | None = None) -> Iterator[IO[bytes]]:
     """A temporary file that replaces ``target`` when the block ends without error.
+
+    ``stale`` names a file derived from the old ``target`` (its detached signature):
+    it is removed after the new content is on disk and just before it is published,
+    so no reader finds the new file beside it, and nothing is lost if writing fails.
 
     Raises
     ------
@@ -53,6 +58,9 @@ def atomic_file(target: Path, *, overwrite: bool) -> Iterator[IO[bytes]]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        if stale is not None:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
         _publish(tmp, target, overwrite)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

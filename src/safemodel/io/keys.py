@@ -58,6 +58,7 @@ from safemodel.io.signing import (
     public_pem,
     short_key_id,
 )
+from safemodel.io.trust_folder import TrustFolder
 
 __all__ = [
     "HOME_ENV",
@@ -284,10 +285,7 @@ def trust_list(home: str | os.PathLike[str] | None = None) -> list[TrustedKey]:
         If an entry is unreadable, of an unknown key type, or its file name is not
         the key id of the key it holds.
     """
-    folder = safemodel_home(home) / TRUST_STORE_FOLDER
-    if not folder.is_dir():
-        return []
-    entries = [_read_entry(path) for path in sorted(folder.glob("*.json"))]
+    entries = _FOLDER.entries(safemodel_home(home))
     return sorted(entries, key=lambda entry: (entry.label, entry.key_id or ""))
 
 
@@ -299,17 +297,13 @@ def trust_remove(key_or_id: str, *, home: str | os.PathLike[str] | None = None) 
     InvalidArgument
         If no entry, or more than one, matches.
     """
-    prefix = key_or_id.strip().lower()
-    matches = [entry for entry in trust_list(home) if (entry.key_id or "").startswith(prefix)]
-    if len(matches) != 1 or not prefix:
-        known = ", ".join(f"{e.short_id} ({e.label})" for e in trust_list(home)) or "none"
-        raise InvalidArgument.of(
-            "trust_remove", "key_or_id",
-            f"the id (or a unique prefix) of one trusted key; trusted: {known}", key_or_id,
-        )
-    path = safemodel_home(home) / TRUST_STORE_FOLDER / f"{matches[0].key_id}.json"
-    path.unlink()
-    return matches[0]
+    def expected(entries: list[TrustedKey]) -> str:
+        known = ", ".join(f"{e.short_id} ({e.label})"
+                          for e in sorted(entries, key=lambda e: (e.label, e.key_id or "")))
+        return f"the id (or a unique prefix) of one trusted key; trusted: {known or 'none'}"
+
+    return _FOLDER.remove(safemodel_home(home), key_or_id, function="trust_remove",
+                          argument="key_or_id", expected=expected)
 
 
 def trusted_keys(
@@ -430,6 +424,11 @@ def _read_entry(path: Path) -> TrustedKey:
         )
     return TrustedKey(public, recorded, full_id, str(entry.get("label") or full_id[:16]),
                       "trust store")
+
+
+# Entries are written by trust_add itself: owner-only, in an owner-only home folder.
+_FOLDER: Final = TrustFolder(TRUST_STORE_FOLDER, _read_entry,
+                             lambda entry: entry.key_id or "")
 
 
 def _read_bytes(path: Path) -> bytes:

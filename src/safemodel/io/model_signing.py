@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import json
 import logging
@@ -79,6 +80,7 @@ __all__ = [
     "check_sidecar_key",
     "decide_trust_with_sidecar",
     "read_sidecar",
+    "read_sidecar_file",
     "sidecar_beside",
     "sidecar_path",
     "sign_sidecar",
@@ -486,22 +488,40 @@ def verify_sidecar(
         As for :func:`verify_sidecar_bytes`; nothing is unpickled here.
     """
     signature_file = Path(sig_path) if sig_path is not None else sidecar_path(path)
-    with open(signature_file, "rb") as fh:
-        sidecar = fh.read(_MAX_SIDECAR + 1)
+    sidecar = read_sidecar_file(signature_file)
+    if sidecar is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(signature_file))
     candidates = gather_trusted_keys(trusted_keys, home=home)
     return verify_sidecar_bytes(Path(path).read_bytes(), sidecar, candidates,
                                 source=signature_file.name, home=home)
+
+
+def read_sidecar_file(path: str | os.PathLike[str]) -> bytes | None:
+    """The content of the signature file ``path``, or ``None`` when there is none.
+
+    At most one byte more than a signature may be (8 MiB), so a hostile file cannot
+    make a load read gigabytes (the verifier refuses a longer one as oversized). The
+    read is sized by the file, not by that bound: a 1.5 kB signature costs a 1.5 kB
+    buffer, which matters to a store that reads it on every lookup.
+
+    Raises
+    ------
+    OSError
+        When the file exists but cannot be read (not ``FileNotFoundError``).
+    """
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(min(os.fstat(fh.fileno()).st_size, _MAX_SIDECAR) + 1)
+    except FileNotFoundError:
+        return None
 
 
 def sidecar_beside(path: str | os.PathLike[str], *, trust: bool = False) -> bytes | None:
     """The OpenSSF model signing signature beside the file (``<path>.sig``), if any."""
     sig = Path(os.fspath(path) + SIDECAR_SUFFIX)
     try:
-        with sig.open("rb") as fh:
-            # A bound, so a hostile sidecar cannot make load read gigabytes; a longer
-            # one is refused by the verifier as oversized.
-            return fh.read(_MAX_SIDECAR + 1)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return read_sidecar_file(sig)
+    except (IsADirectoryError, NotADirectoryError):
         return None
     except OSError as exc:
         if trust:

@@ -28,12 +28,13 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 from safemodel.errors import IntegrityError, InvalidArgument, SafeModelError, UntrustedBundleError
-from safemodel.io.files import write_atomic
 from safemodel.io.keys import TrustedKey, safemodel_home
 from safemodel.io.signing import key_id, key_type
+from safemodel.io.trust_folder import TrustFolder
 
 __all__ = [
     "DEFAULT_MAX_AGE_DAYS",
@@ -175,44 +176,40 @@ def sigstore_add(
     added = (now or datetime.now(UTC)).astimezone(UTC)
     entry = TrustedIdentity(identity, issuer, text, added, max_age_days,
                             _entry_id(identity, issuer))
-    folder = safemodel_home(home) / SIGSTORE_STORE_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / f"{entry.entry_id}.json", json.dumps({
+    _FOLDER.write(safemodel_home(home), entry.entry_id, {
         "identity": identity, "issuer": issuer, "max_age_days": max_age_days,
         "added": added.isoformat(timespec="seconds"), "trusted_root": json.loads(text),
-    }, indent=1).encode())
+    })
     return entry
+
+
+def _read_entry(path: Path) -> TrustedIdentity:
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    identity, issuer = str(raw["identity"]), str(raw["issuer"])
+    if _entry_id(identity, issuer) != path.stem:
+        raise IntegrityError(
+            f"The trusted Sigstore entry {str(path)!r} names another signer than its "
+            "file name says: it was edited by hand. Remove it and add it again.",
+            member=path.name, expected=path.stem, found=_entry_id(identity, issuer))
+    return TrustedIdentity(identity, issuer, json.dumps(raw["trusted_root"]),
+                           datetime.fromisoformat(raw["added"]), int(raw["max_age_days"]),
+                           path.stem)
+
+
+_FOLDER: Final = TrustFolder(SIGSTORE_STORE_FOLDER, _read_entry, lambda entry: entry.entry_id)
 
 
 def sigstore_list(home: str | os.PathLike[str] | None = None) -> list[TrustedIdentity]:
     """The trusted Sigstore signers, sorted by identity."""
-    folder = safemodel_home(home) / SIGSTORE_STORE_FOLDER
-    if not folder.is_dir():
-        return []
-    entries = []
-    for path in sorted(folder.glob("*.json")):
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        identity, issuer = str(raw["identity"]), str(raw["issuer"])
-        if _entry_id(identity, issuer) != path.stem:
-            raise IntegrityError(
-                f"The trusted Sigstore entry {str(path)!r} names another signer than its "
-                "file name says: it was edited by hand. Remove it and add it again.",
-                member=path.name, expected=path.stem, found=_entry_id(identity, issuer))
-        entries.append(TrustedIdentity(
-            identity, issuer, json.dumps(raw["trusted_root"]),
-            datetime.fromisoformat(raw["added"]), int(raw["max_age_days"]), path.stem))
-    return sorted(entries, key=lambda e: (e.identity, e.issuer))
+    return sorted(_FOLDER.entries(safemodel_home(home)), key=lambda e: (e.identity, e.issuer))
 
 
 def sigstore_remove(entry_id: str, *, home: str | os.PathLike[str] | None = None
                     ) -> TrustedIdentity:
     """Stop trusting a Sigstore signer, by entry id or a unique prefix of it."""
-    matches = [e for e in sigstore_list(home) if e.entry_id.startswith(entry_id)]
-    if len(matches) != 1:
-        raise InvalidArgument.of("sigstore_remove", "entry_id", "the id (or a unique "
-                                 "prefix) of a trusted Sigstore signer", entry_id)
-    (safemodel_home(home) / SIGSTORE_STORE_FOLDER / f"{matches[0].entry_id}.json").unlink()
-    return matches[0]
+    return _FOLDER.remove(safemodel_home(home), entry_id, function="sigstore_remove",
+                          argument="entry_id", expected=lambda _: "the id (or a unique "
+                          "prefix) of a trusted Sigstore signer")
 
 
 def verify_keyless(

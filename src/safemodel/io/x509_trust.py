@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from safemodel.errors import IntegrityError, InvalidArgument, UntrustedBundleError
-from safemodel.io.files import write_atomic
 from safemodel.io.keys import safemodel_home
+from safemodel.io.trust_folder import TrustFolder
 
 __all__ = [
     "CA_STORE_FOLDER",
@@ -146,14 +146,27 @@ def ca_add(
     entry = TrustedCA(cert, _ca_id(cert), label or cert.subject.rfc4514_string(), names)
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    folder = safemodel_home(home) / CA_STORE_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / f"{entry.ca_id}.json", json.dumps({
+    _FOLDER.write(safemodel_home(home), entry.ca_id, {
         "certificate": cert.public_bytes(Encoding.PEM).decode("ascii"),
         "label": entry.label, "identities": list(names),
         "added": datetime.now(UTC).isoformat(timespec="seconds"),
-    }, indent=1).encode())
+    })
     return entry
+
+
+def _read_entry(path: Path) -> TrustedCA:
+    raw = json.loads(path.read_text())
+    cert = _load_certificate(raw["certificate"].encode(), "ca_list")
+    if _ca_id(cert) != path.stem:
+        raise IntegrityError(
+            f"The trusted CA entry {str(path)!r} holds another certificate than its "
+            "name says: it was edited by hand. Remove it and add the CA again.",
+            member=path.name, expected=path.stem, found=_ca_id(cert))
+    return TrustedCA(cert, path.stem, str(raw.get("label", path.stem)),
+                     tuple(str(i) for i in raw.get("identities", ())))
+
+
+_FOLDER: Final = TrustFolder(CA_STORE_FOLDER, _read_entry, lambda entry: entry.ca_id)
 
 
 def ca_list(home: str | os.PathLike[str] | None = None) -> list[TrustedCA]:
@@ -164,31 +177,14 @@ def ca_list(home: str | os.PathLike[str] | None = None) -> list[TrustedCA]:
     IntegrityError
         An entry whose file name is not the SHA-256 of its certificate (edited by hand).
     """
-    folder = safemodel_home(home) / CA_STORE_FOLDER
-    if not folder.is_dir():
-        return []
-    entries = []
-    for path in sorted(folder.glob("*.json")):
-        raw = json.loads(path.read_text())
-        cert = _load_certificate(raw["certificate"].encode(), "ca_list")
-        if _ca_id(cert) != path.stem:
-            raise IntegrityError(
-                f"The trusted CA entry {str(path)!r} holds another certificate than its "
-                "name says: it was edited by hand. Remove it and add the CA again.",
-                member=path.name, expected=path.stem, found=_ca_id(cert))
-        entries.append(TrustedCA(cert, path.stem, str(raw.get("label", path.stem)),
-                                 tuple(str(i) for i in raw.get("identities", ()))))
-    return sorted(entries, key=lambda e: e.label)
+    return sorted(_FOLDER.entries(safemodel_home(home)), key=lambda e: e.label)
 
 
 def ca_remove(ca_id: str, *, home: str | os.PathLike[str] | None = None) -> TrustedCA:
     """Stop trusting a CA, by its id or a unique prefix of it."""
-    matches = [e for e in ca_list(home) if e.ca_id.startswith(ca_id)]
-    if len(matches) != 1:
-        raise InvalidArgument.of("ca_remove", "ca_id", "the id (or a unique prefix) of a "
-                                 "trusted CA: `safemodel trust ca list`", ca_id)
-    (safemodel_home(home) / CA_STORE_FOLDER / f"{matches[0].ca_id}.json").unlink()
-    return matches[0]
+    return _FOLDER.remove(safemodel_home(home), ca_id, function="ca_remove", argument="ca_id",
+                          expected=lambda _: "the id (or a unique prefix) of a trusted CA: "
+                                             "`safemodel trust ca list`")
 
 
 def _leaf_identities(leaf: Any) -> list[str]:

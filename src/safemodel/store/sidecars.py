@@ -31,7 +31,7 @@ from safemodel.errors import IntegrityError, StoreError, UntrustedBundleError
 from safemodel.io.archive import read_file, signed_parts
 from safemodel.io.keys import trusted_keys
 from safemodel.io.model_signing import (
-    _MAX_SIDECAR,
+    read_sidecar_file,
     sidecar_path,
     verify_sidecar_bytes,
     write_sidecar_digest,
@@ -45,14 +45,6 @@ _SIGN_ADVICE: Final = (
     "KEY.pem`, which model signing also accepts), or trust its signer "
     "(`safemodel trust add KEY.pem`), then put it again."
 )
-
-
-def _read(path: Path) -> bytes | None:
-    try:
-        with path.open("rb") as fh:
-            return fh.read(_MAX_SIDECAR + 1)
-    except FileNotFoundError:
-        return None
 
 
 def verified_sidecar(path: Path, data: bytes, options: dict[str, Any]) -> bytes:
@@ -75,27 +67,27 @@ def verified_sidecar(path: Path, data: bytes, options: dict[str, Any]) -> bytes:
         The sidecar's key is not trusted here.
     """
     sig = sidecar_path(path)
-    content = _read(sig)
+    content = read_sidecar_file(sig)
     if content is None:
         raise IntegrityError(
             f"The store keeps model signing signatures (sidecar=True), but {str(sig)!r} is "
             "missing. Nothing was unpickled; put the bundle again with its signature, or "
             "open the store without sidecar=True.",
-            member=sig.name, expected="a model signing signature", found="no file",
+            member=str(sig), expected="a model signing signature", found="no file",
         )
     verify_sidecar_bytes(data, content, trusted_keys(options.get("trusted_keys")),
-                         source=sig.name)
+                         source=str(sig))
     return content
 
 
 def adopt(source: Any, tmp: Path, signing_key: Any, options: dict[str, Any]) -> None:
     """Give the incoming copy ``tmp`` of the file ``source`` its sidecar ``tmp.sig``."""
     data = read_file(tmp, "put")
-    given = _read(sidecar_path(os.fspath(source)))
+    given = read_sidecar_file(sidecar_path(os.fspath(source)))
     if given is not None:
         try:
             verify_sidecar_bytes(data, given, trusted_keys(options.get("trusted_keys")),
-                                 source=sidecar_path(os.fspath(source)).name)
+                                 source=str(sidecar_path(os.fspath(source))))
         except UntrustedBundleError as exc:
             raise UntrustedBundleError(
                 f"Refused to put {os.fspath(source)!r}: {exc}", signer=exc.signer,

@@ -20,6 +20,7 @@ first use, each fingerprint's golden outputs are verified once per process, at m
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -55,7 +56,7 @@ from safemodel.io.archive import (
 )
 from safemodel.io.files import fsync_dir
 from safemodel.io.manifest import BundleInfo
-from safemodel.io.model_signing import sidecar_path
+from safemodel.io.model_signing import read_sidecar_file, sidecar_path
 from safemodel.store import history as _history
 from safemodel.store import sidecars
 from safemodel.store.cache import VerifiedCache
@@ -271,7 +272,7 @@ class BundleStore:
                 f"promoted with {expected}: the file was replaced after promotion. Versions "
                 "are immutable; restore the file or put the new content as a new version.",
                 name=name, version=str(target), alias=str(version))
-        return self._cached(name, target, fingerprint)
+        return self._cached(name, target, path, fingerprint)
 
     def load_all(self, alias: str = "production", *, preload: bool = False) -> ModelService:
         """Every bundle behind ``alias``, for a service that serves many models.
@@ -476,18 +477,39 @@ class BundleStore:
             self._fingerprints[path] = (state, fingerprint)
         return fingerprint
 
-    def _load(self, name: str, version: Version, *, verify: bool) -> Loaded:
-        """Read the file once; check path, history, hashes and signer; then unpickle."""
+    def _load(self, name: str, version: Version, *, verify: bool,
+              signature: str | None = None) -> Loaded:
+        """Read the file once; check path, history, hashes and signer; then unpickle.
+
+        ``signature``: the :meth:`_signature_seen` the caller keys the result by; a
+        ``.sig`` that changed since is refused (the caller tries again), so a bundle is
+        never cached under a signature other than the one it was checked with.
+        """
         path = self._file(name, version)
         expected = Expected(name=name, version=str(version),
                             fingerprint=self._put_fingerprint(name, version))
         data = read_file(path)
-        sidecar = (sidecars.verified_sidecar(path, data, self._load_options)
-                   if self._sidecar else None)
+        sidecar = None
+        if self._sidecar:
+            sidecar = sidecars.verified_sidecar(path, data, self._load_options)
+            if signature is not None and _digest(sidecar) != signature:
+                raise StoreError(f"{str(sidecar_path(path))!r} changed while {str(path)!r} "
+                                 "was being loaded; try again.", name=name,
+                                 version=str(version))
         # path=: the bundle re-reads its pickle from the file when saved, keeping no copy.
         return load_bytes(data, source=str(path), verify=verify, quiet=not verify,
                           expected=expected, sidecar=sidecar, path=path,
                           **self._load_options)
+
+    def _signature_seen(self, path: Path) -> str | None:
+        """The SHA-256 of ``path``'s ``.sig`` now (``"none"`` when absent), in a store
+        that keeps sidecars; else ``None``. Part of the cache key, so a bundle whose
+        ``.sig`` changed (replaced, removed) is checked again, never served from the cache.
+        """
+        if not self._sidecar:
+            return None
+        content = read_sidecar_file(sidecar_path(path))
+        return "none" if content is None else _digest(content)
 
     def _put_fingerprint(self, name: str, version: Version) -> str:
         """The fingerprint the history recorded when ``name==version`` was put."""
@@ -501,11 +523,13 @@ class BundleStore:
                 name=name, version=str(version))
         return recorded[-1]
 
-    def _cached(self, name: str, version: Version, fingerprint: str) -> ModelBundle:
-        path = self._file(name, version)
+    def _cached(self, name: str, version: Version, path: Path,
+                fingerprint: str) -> ModelBundle:
+        signature = self._signature_seen(path)
 
         def load_file(verified_before: bool) -> ModelBundle:
-            bundle = self._load(name, version, verify=not verified_before).bundle
+            bundle = self._load(name, version, verify=not verified_before,
+                                signature=signature).bundle
             if verified_before:
                 logger.debug("%s reloaded; golden outputs were verified earlier for "
                              "fingerprint %s", path, fingerprint)
@@ -514,15 +538,16 @@ class BundleStore:
                                  f"(expected fingerprint {fingerprint}); try again.")
             return bundle
 
-        return self._cache.get(fingerprint, load_file)
+        return self._cache.get(_cache_key(fingerprint, signature), load_file)
 
     def _verify_for(self, name: str, target: Version, alias: str, what: str) -> str:
         """Load and verify ``target`` now, whatever the cache says; its fingerprint."""
         current = self.aliases(name).get(alias)
         state = (f"{alias!r} still points at {current}" if current is not None
                  else f"{alias!r} stays unset")
+        signature = self._signature_seen(self._file(name, target))
         try:
-            loaded = self._load(name, target, verify=True)
+            loaded = self._load(name, target, verify=True, signature=signature)
         except (GoldenMismatchError, IntegrityError, BundleFormatError) as exc:
             raise _refused(exc, what, state) from exc
         if not loaded.trust.trusted:
@@ -532,7 +557,7 @@ class BundleStore:
                 "put a bundle you signed.", signer=loaded.trust.signer,
                 member="signature.json", expected="a signature by a trusted key",
                 found=loaded.trust.signer)
-        self._cache.put(loaded.bundle.fingerprint, loaded.bundle)
+        self._cache.put(_cache_key(loaded.bundle.fingerprint, signature), loaded.bundle)
         return loaded.bundle.fingerprint
 
     def _check_unchanged(self, name: str, version: Version, fingerprint: str) -> None:
@@ -586,6 +611,15 @@ class BundleStore:
             _history.record(folder, new_entry("put", None, None, version, info.fingerprint))
         logger.info("%s==%s added (%s)", name, version, info.fingerprint[:12])
         return inspect(final)
+
+
+def _digest(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _cache_key(fingerprint: str, signature: str | None) -> str:
+    """A bundle's key in the cache: its fingerprint, with the ``.sig`` it was checked with."""
+    return fingerprint if signature is None else f"{fingerprint} sig:{signature}"
 
 
 def _refused(exc: SafeModelError, what: str, state: str) -> SafeModelError:
