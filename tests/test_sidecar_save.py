@@ -404,7 +404,7 @@ def test_store_cli_keeps_and_requires_sidecars_with_sidecar_flag(
 
     ms.sidecar_path(stored).unlink()
     code, _, err = _cli(capsys, "store", root, "get", name, version, "--sidecar")
-    assert code == EXIT_USAGE
+    assert code == EXIT_FAILED  # an integrity check failed: exit 1, as verify and promote
     assert "missing" in err
     assert _cli(capsys, "store", root, "get", name, version)[0] == EXIT_OK  # without: as before
     code, _, err = _cli(capsys, "store", root, "promote", name, version, "--alias", "staging",

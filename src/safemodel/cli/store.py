@@ -124,7 +124,11 @@ def _cmd_store_versions(args: argparse.Namespace) -> int:
 
 def _cmd_store_get(args: argparse.Namespace) -> int:
     store = open_store(args.root, sidecar=args.sidecar, **load_options(args))
-    bundle = store.get(args.name, args.version)
+    try:
+        bundle = store.get(args.name, args.version)
+    except (GoldenMismatchError, IntegrityError, BundleFormatError,
+            IncompatibleEnvironmentError) as exc:  # a failed check: exit 1, as verify
+        raise failed(exc, args, "verification failed: ", name=args.name) from exc
     path = store.path(args.name, bundle.version)
     result = {"name": bundle.name, "version": str(bundle.version),
               "fingerprint": bundle.fingerprint, "path": str(path), "verified": True}
