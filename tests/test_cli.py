@@ -207,6 +207,14 @@ def test_verify_fails_on_a_tampered_file(capsys: pytest.CaptureFixture[str],
     code, _, err = run(capsys, "verify", tampered)
     assert code == EXIT_FAILED
     assert "policy.json" in one_line_error(err)
+    # A failed integrity check is exit 1 whichever command meets it (diff and drift
+    # exited 2, as for a usage error).
+    data = tmp_path / "rows.csv"
+    data.write_text("island\nDream\n")
+    for argv in (["diff", lr_bundle_path, tampered], ["drift", tampered, data]):
+        code, _, err = run(capsys, *argv)
+        assert code == EXIT_FAILED, argv
+        assert "policy.json" in one_line_error(err)
 
 
 def test_verify_allowed_modules_and_signing_key(

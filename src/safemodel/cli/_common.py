@@ -146,8 +146,8 @@ def loading_options() -> Parser:
                         help="load bundles no trusted key signed, on purpose (their pickle "
                              "runs code)")
     parser.add_argument("--signing-key", metavar="KEY",
-                        help="require a signature by KEY (an HMAC secret, PEM text, or "
-                             f"@FILE to read it from FILE); default ${SIGNING_KEY_ENV}")
+                        help="require a signature by KEY (hmac:SECRET, a PEM public or private "
+                             f"key, or @FILE to read it from FILE); default ${SIGNING_KEY_ENV}")
     parser.add_argument("--allowed-modules", metavar="M1,M2", type=_module_list,
                         help="refuse, before unpickling, estimators whose pickle "
                              "references anything else (comma-separated entries; 'default' "

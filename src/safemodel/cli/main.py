@@ -74,6 +74,7 @@ from safemodel.errors import (
     ContractViolation,
     GoldenMismatchError,
     IncompatibleEnvironmentError,
+    IntegrityError,
     SafeModelError,
 )
 
@@ -201,8 +202,8 @@ def _handle(exc: BaseException, args: argparse.Namespace) -> int:
     """Turn an exception into one line on stderr (and JSON on stdout with --json)."""
     if args.debug:
         traceback.print_exception(exc, file=sys.stderr)
-    if isinstance(exc, GoldenMismatchError | IncompatibleEnvironmentError):
-        exc = failed(exc, args)
+    if isinstance(exc, GoldenMismatchError | IncompatibleEnvironmentError | IntegrityError):
+        exc = failed(exc, args)  # a check failed (exit 1), whichever command ran it
     if isinstance(exc, Failed):
         code, kind, message = EXIT_FAILED, exc.kind, str(exc)
     elif isinstance(exc, UsageError):
