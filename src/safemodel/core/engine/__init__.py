@@ -227,10 +227,12 @@ def _prepare_column(spec: ColumnSpec, policy: Policy, original: pd.Series, run: 
         run.actions.append(ColumnAction(spec.name, f"coerced from {original.dtype}",
                                         count=run.n))
     unseen_action, missing_action = policy.for_column(spec.name)
+    fills: list[tuple[np.ndarray, Any]] = []
     if spec.allowed is not None:
-        s, miss = _handle_unseen(spec, unseen_action, s, miss, miss | skip, run)
+        miss = _handle_unseen(spec, unseen_action, s, miss, miss | skip, run, fills)
     if not spec.nullable and miss.any():
-        s, miss = _handle_missing(spec, missing_action, s, miss, run)
+        miss = _handle_missing(spec, missing_action, miss, run, fills)
+    s = _filled(s, fills)
     if s is not original:
         run.working[spec.name] = (s, miss)
         run.replaced[spec.name] = finish(s, spec, miss | run.bad_rows)
@@ -271,32 +273,36 @@ def _check_finite(spec: ColumnSpec, s: pd.Series, run: _Run) -> None:
 
 def _handle_unseen(
     spec: ColumnSpec, action: UnseenAction, s: pd.Series, miss: np.ndarray,
-    skip: np.ndarray, run: _Run,
-) -> tuple[pd.Series, np.ndarray]:
-    """Apply the unseen-category rule; return the column and its missing mask."""
+    skip: np.ndarray, run: _Run, fills: list[tuple[np.ndarray, Any]],
+) -> np.ndarray:
+    """Apply the unseen-category rule: record its fills; return the missing mask."""
     unseen = _unseen_mask(s, spec, skip)
     if unseen is None:
-        return s, miss
+        return miss
     if action == "error":
         run.fail(spec.name, "unseen_category", unseen, s.to_numpy(dtype=object))
     elif action == "missing":
         run.act(spec.name, "unseen_to_missing", unseen)
-        return _fill(s, unseen, None), miss | unseen
+        fills.append((unseen, None))
+        missing: np.ndarray = miss | unseen
+        return missing
     elif action == "most_frequent":
         if spec.impute is None:
             run.fail(spec.name, "no_impute_value", unseen)
         else:
             run.act(spec.name, "unseen_to_most_frequent", unseen)
-            return _fill(s, unseen, spec.impute), miss
+            fills.append((unseen, spec.impute))
     else:
         run.act(spec.name, "unseen_passthrough", unseen)
-    return s, miss
+    return miss
 
 
 def _handle_missing(
-    spec: ColumnSpec, action: MissingAction, s: pd.Series, miss: np.ndarray, run: _Run
-) -> tuple[pd.Series, np.ndarray]:
-    """Apply the missing-value rule to a column that had none in training."""
+    spec: ColumnSpec, action: MissingAction, miss: np.ndarray, run: _Run,
+    fills: list[tuple[np.ndarray, Any]],
+) -> np.ndarray:
+    """Apply the missing-value rule to a column that had none in training: record its
+    fills; return the rows still missing."""
     if action == "error":
         run.fail(spec.name, "unexpected_missing", miss)
     elif action == "impute":
@@ -304,28 +310,68 @@ def _handle_missing(
             run.fail(spec.name, "no_impute_value", miss)
         else:
             run.act(spec.name, "imputed", miss)
-            return _fill(s, miss, spec.impute), np.zeros(run.n, dtype=bool)
+            fills.append((miss, spec.impute))
+            return np.zeros(run.n, dtype=bool)
     else:
         run.act(spec.name, "missing_passthrough", miss)
-    return s, miss
+    return miss
 
 
 def _unseen_mask(s: pd.Series, spec: ColumnSpec, skip: np.ndarray) -> np.ndarray | None:
     """Rows holding a value outside the allowed set (``None`` when there are none).
 
     Checks the distinct values first: a hash pass in C, then a few set lookups. The
-    row mask is only built when something unseen is present (the slow path).
+    row mask is only built when something unseen is present (the slow path). Arrow
+    strings take one pass of pyarrow's ``is_in`` against the allowed set instead, which
+    answers both questions (about 1.5 ms per 125,000 rows a pass).
     """
     allowed = spec.allowed
     assert allowed is not None
     if isinstance(s.dtype, pd.CategoricalDtype) and s.dtype == spec.pandas_dtype:
         return None  # codes cannot hold anything else
-    uniques = pd.unique(s.array)
+    array = s.array
+    if isinstance(array, pd.arrays.ArrowStringArray):
+        return _unseen_arrow_strings(array, allowed, skip)
+    uniques = pd.unique(array)
     unseen = [u for u in uniques if u not in allowed and not is_na(u)]
     if not unseen:
         return None
     mask = np.asarray(s.isin(unseen).to_numpy(), dtype=bool) & ~skip
     return mask if mask.any() else None
+
+
+def _unseen_arrow_strings(array: Any, allowed: Any, skip: np.ndarray) -> np.ndarray | None:
+    # An Arrow-backed array implies pyarrow is installed; it ships no type stubs.
+    pa: Any = importlib.import_module("pyarrow")
+    pc: Any = importlib.import_module("pyarrow.compute")
+    arrow = array.__arrow_array__()
+    # Only text can equal a text value (as `value in allowed` decides it in Python);
+    # the null in the set makes a missing value known too (it is no unseen category).
+    known_values = pa.array([*(v for v in allowed if isinstance(v, str)), None], arrow.type)
+    known = pc.is_in(arrow, value_set=known_values, skip_nulls=False)
+    if pc.all(known).as_py():
+        return None
+    mask = ~np.asarray(known.to_numpy(zero_copy_only=False), dtype=bool) & ~skip
+    return mask if mask.any() else None
+
+
+def _filled(s: pd.Series, fills: list[tuple[np.ndarray, Any]]) -> pd.Series:
+    """``s`` after each ``(mask, value)`` fill in turn, as successive ``out[mask] = value``
+    make it, writing each row once: a row a later fill covers is left to that fill (an
+    unseen category made missing, then imputed, is filled with the imputed value only).
+    """
+    if len(fills) == 1:
+        return _fill(s, *fills[0])
+    covered = np.zeros(len(s), dtype=bool)
+    last: list[tuple[np.ndarray, Any]] = []
+    for mask, value in reversed(fills):
+        own = mask & ~covered
+        if own.any():
+            last.append((own, value))
+        covered |= mask
+    for mask, value in reversed(last):
+        s = _fill(s, mask, value)
+    return s
 
 
 def _fill(s: pd.Series, mask: np.ndarray, value: Any) -> pd.Series:
@@ -458,7 +504,7 @@ def _narrowed(contract: Contract, run: _Run, out: pd.DataFrame, kept: np.ndarray
 
 
 def _positions(mask: np.ndarray) -> tuple[int, ...]:
-    return tuple(int(i) for i in np.flatnonzero(mask))
+    return tuple(np.flatnonzero(mask).tolist())  # Python ints, in C
 
 
 def _had_infinity(spec: ColumnSpec) -> bool:
