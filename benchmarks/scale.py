@@ -36,9 +36,9 @@ run once first, which starts the workers and, for safemodel, loads and verifies 
 bundle there), and each round's times are divided by the plain job's time of the same
 round; the tables give the median of those ratios and their spread, for wall time and
 for CPU time. CPU time is that of this process and every process under it (the Spark
-JVM and its Python workers, the Dask nannies and workers, and the ones they reaped),
-read with ``psutil`` around each call: on a machine shared with other jobs, wall time
-measures the other jobs as much as the candidates, CPU time mostly the candidates. Afterwards the
+JVM and its Python workers, the Dask nannies and workers), read with ``psutil``
+around each call: on a machine shared with other jobs, wall time measures the other
+jobs as much as the candidates, CPU time mostly the candidates. Afterwards the
 written outputs of safemodel on the policy input are compared, exactly, with
 single-process ``bundle.predict_proba``, and their ``policy_counts`` with the
 single-process report. Nothing here asserts a time.
@@ -274,36 +274,41 @@ def checks(title: str, names: Sequence[str], out: Callable[[str], Path], classes
     return "\n".join(lines)
 
 
-def cpu_seconds() -> float:
-    """CPU seconds used so far by this process and every process under it.
-
-    A process's own time plus that of its children it has reaped, summed over the
-    living tree: a Spark Python worker or Dask worker that exits between two readings
-    moves from its own count into its parent's, so differences stay exact.
-    """
+def cpu_times() -> dict[tuple[int, float], float]:
+    """CPU seconds of this process and each process under it, by (pid, start time)."""
     import psutil
 
-    total = 0.0
+    out = {}
     me = psutil.Process()
     for process in [me, *me.children(recursive=True)]:
         try:
-            t = process.cpu_times()
+            with process.oneshot():
+                t = process.cpu_times()
+                out[(process.pid, process.create_time())] = t.user + t.system
         except psutil.NoSuchProcess:
             continue
-        total += t.user + t.system + t.children_user + t.children_system
-    return total
+    return out
+
+
+def cpu_used(before: dict[tuple[int, float], float]) -> float:
+    """CPU seconds the process tree used since ``before``: each process's own time,
+    from its start if it started since. A process that ended in between is left out
+    (the tree's long-lived JVM, Python workers and Dask workers do the work); its
+    parent's count of reaped children is not read, as it would add the child's whole
+    lifetime."""
+    return sum(t - before.get(key, 0.0) for key, t in cpu_times().items())
 
 
 def cpu_timed(candidates: dict[str, Callable[[], object]]
               ) -> tuple[dict[str, Callable[[], object]], dict[str, list[float]]]:
-    """The candidates, each recording its CPU seconds (``cpu_seconds``) per call."""
+    """The candidates, each recording the CPU seconds of the process tree per call."""
     samples: dict[str, list[float]] = {name: [] for name in candidates}
 
     def timed(name: str, call: Callable[[], object]) -> Callable[[], object]:
         def run() -> object:
-            started = cpu_seconds()
+            before = cpu_times()
             out = call()
-            samples[name].append(cpu_seconds() - started)
+            samples[name].append(cpu_used(before))
             return out
         return run
 
