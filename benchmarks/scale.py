@@ -34,7 +34,11 @@ Dask, a local cluster of 2 single-threaded worker processes:
 The candidates of an engine run in turn, interleaved (``_timing.interleave``: each is
 run once first, which starts the workers and, for safemodel, loads and verifies the
 bundle there), and each round's times are divided by the plain job's time of the same
-round; the tables give the median of those ratios and their spread. Afterwards the
+round; the tables give the median of those ratios and their spread, for wall time and
+for CPU time. CPU time is that of this process and every process under it (the Spark
+JVM and its Python workers, the Dask nannies and workers), read with ``psutil``
+around each call: on a machine shared with other jobs, wall time measures the other
+jobs as much as the candidates, CPU time mostly the candidates. Afterwards the
 written outputs of safemodel on the policy input are compared, exactly, with
 single-process ``bundle.predict_proba``, and their ``policy_counts`` with the
 single-process report. Nothing here asserts a time.
@@ -228,13 +232,17 @@ def dask_candidates(bundle: sm.ModelBundle, text: list[str], sources: dict[str, 
     return {PLAIN: plain, CLEAN: safemodel("clean", CLEAN), POLICY: safemodel("policy", POLICY)}
 
 
-def ratio_rows(timings: Timings, n: int) -> list[tuple[str, ...]]:
+def ratio_rows(timings: Timings, cpu: Timings, n: int) -> list[tuple[str, ...]]:
     out = []
     for name in timings.samples:
         mid, q1, q3 = timings.ratio(name, PLAIN)
+        cpu_mid, cpu_q1, cpu_q3 = cpu.ratio(name, PLAIN)
         seconds = timings.median(name)
+        plain = name == PLAIN
         out.append((name, f"{seconds:.2f}", f"{n / seconds:,.0f}",
-                    f"**{mid:.3f}**" if name != PLAIN else "1", f"{q1:.3f}-{q3:.3f}"))
+                    "1" if plain else f"{mid:.3f}", "" if plain else f"{q1:.3f}-{q3:.3f}",
+                    f"{cpu.median(name):.2f}", "1" if plain else f"**{cpu_mid:.3f}**",
+                    "" if plain else f"{cpu_q1:.3f}-{cpu_q3:.3f}"))
     return out
 
 
@@ -264,6 +272,47 @@ def checks(title: str, names: Sequence[str], out: Callable[[str], Path], classes
                      "the single-process report")
         lines.append(line + ".")
     return "\n".join(lines)
+
+
+def cpu_times() -> dict[tuple[int, float], float]:
+    """CPU seconds of this process and each process under it, by (pid, start time)."""
+    import psutil
+
+    out = {}
+    me = psutil.Process()
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            with process.oneshot():
+                t = process.cpu_times()
+                out[(process.pid, process.create_time())] = t.user + t.system
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+def cpu_used(before: dict[tuple[int, float], float]) -> float:
+    """CPU seconds the process tree used since ``before``: each process's own time,
+    from its start if it started since. A process that ended in between is left out
+    (the tree's long-lived JVM, Python workers and Dask workers do the work); its
+    parent's count of reaped children is not read, as it would add the child's whole
+    lifetime."""
+    return sum(t - before.get(key, 0.0) for key, t in cpu_times().items())
+
+
+def cpu_timed(candidates: dict[str, Callable[[], object]]
+              ) -> tuple[dict[str, Callable[[], object]], dict[str, list[float]]]:
+    """The candidates, each recording the CPU seconds of the process tree per call."""
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+
+    def timed(name: str, call: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            before = cpu_times()
+            out = call()
+            samples[name].append(cpu_used(before))
+            return out
+        return run
+
+    return {name: timed(name, call) for name, call in candidates.items()}, samples
 
 
 def load() -> str:
@@ -304,12 +353,16 @@ def run_size(n: int, rounds: int, pipelines: Sequence[str], work: Path, spark: A
                 candidates = dask_candidates(bundle, text, sources, out)
             before = load()
             started = time.perf_counter()
-            timings = interleave(candidates, budget=0.0, min_rounds=rounds, max_rounds=rounds,
+            timed, cpu_samples = cpu_timed(candidates)
+            timings = interleave(timed, budget=0.0, min_rounds=rounds, max_rounds=rounds,
                                  warmup=warmup)
+            # The rounds' CPU readings: the last ones (the first were the warm-up runs).
+            cpu = Timings({name: v[len(v) - timings.rounds:] for name, v in cpu_samples.items()})
             minutes = (time.perf_counter() - started) / 60
             title = "Spark `local[2]`" if engine == "spark" else "Dask, 2 worker processes"
-            body = table(["candidate", "median (s)", "rows/s", "÷ plain job (median)",
-                          "quartiles"], ratio_rows(timings, n))
+            body = table(["candidate", "wall (s)", "rows/s", "÷ plain, wall", "quartiles",
+                          "CPU (s)", "÷ plain, CPU", "quartiles"],
+                         ratio_rows(timings, cpu, n))
             if engine == "spark":
                 counts = sms.policy_counts(spark.read.parquet(str(out(POLICY))))
             else:

@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 import threading
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -553,3 +554,53 @@ def test_fill_on_arrays_matches_pandas_assignment(series: pd.Series, values: lis
         pd.testing.assert_series_equal(got, expected, check_exact=True)
         assert type(got.array) is type(expected.array)
         pd.testing.assert_series_equal(series, before)  # the input is never mutated
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "string[python]", object, "Int64",
+                                   "float64"])
+def test_fills_in_turn_match_successive_pandas_assignments(dtype: object) -> None:
+    # The engine writes each row once (a row a later fill covers is left to it); the
+    # result must be what assigning each fill in turn makes, overlaps included.
+    from safemodel.core.engine import _filled
+
+    numbers = dtype in ("Int64", "float64")
+    base = [1, None, 3, 4] if numbers else ["a", None, "b", "c"]
+    series = pd.Series(base * 10, dtype=dtype)
+    rng = np.random.default_rng(3)
+    masks = [rng.random(len(series)) < p for p in (0.3, 0.5, 0.2)]
+    values = [None, 7, 9] if numbers else [None, "Z", "Y"]
+    for k in range(1, 4):
+        fills = list(zip(masks[:k], values[:k], strict=True))
+        expected = series.copy()
+        for mask, value in fills:
+            expected[mask] = value
+        got = _filled(series, fills)
+        pd.testing.assert_series_equal(got, expected, check_exact=True)
+    assert _filled(series, []) is series
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.lists(st.sampled_from(["Biscoe", "Dream", "Atlantis", "", "dream", None]),
+                       min_size=1, max_size=40),
+       skipped=st.lists(st.booleans(), min_size=40, max_size=40),
+       dtype=st.sampled_from(["str", "string[pyarrow]", "string[python]", "object"]))
+def test_unseen_mask_on_arrow_strings_agrees_with_the_set_lookup(
+    values: list, skipped: list, dtype: str
+) -> None:
+    # Arrow strings take pyarrow's is_in; every other array the distinct values and
+    # Python's `in`. Both must flag the same rows (missing values are never unseen;
+    # skipped rows never flagged; a non-text allowed value matches no text).
+    from types import SimpleNamespace
+
+    from safemodel.core.engine import _unseen_mask
+
+    allowed = frozenset({"Biscoe", "Dream", 1})
+    spec: Any = SimpleNamespace(allowed=allowed, pandas_dtype=np.dtype(object))
+    skip = np.array(skipped[: len(values)])
+    got = _unseen_mask(pd.Series(values, dtype=dtype), spec, skip)
+    expected = np.array([v is not None and v not in allowed for v in values]) & ~skip
+    if expected.any():
+        assert got is not None
+        assert got.tolist() == expected.tolist()
+    else:
+        assert got is None

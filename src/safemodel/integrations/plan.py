@@ -351,18 +351,28 @@ def _column(
     return pd.Series(array, index=index, copy=False)
 
 
-def _text_column(values: np.ndarray, rows: np.ndarray, index: pd.Index) -> pd.Series:
-    """Text of ``rows``, null elsewhere, Arrow-backed like Dask's own strings (Parquet
-    needs a real string type). Built in Arrow: pandas' ``StringDtype`` constructor
-    checks each of the (mostly null) objects in Python, about 0.2 ms per 1,000 rows."""
+def _text_column(values: np.ndarray, rows: np.ndarray, index: pd.Index,
+                 codes: np.ndarray | None = None) -> pd.Series:
+    """Text at ``rows``, null elsewhere: ``values[i]`` at ``rows[i]``, or with ``codes``
+    ``values[codes[i]]`` (a few distinct texts placed on many rows).
+
+    Arrow-backed like Dask's own strings (Parquet needs a real string type), and built
+    in Arrow by taking from ``values``: pandas' ``StringDtype`` constructor checks each
+    of the (mostly null) objects in Python (about 0.2 ms per 1,000 rows), and even
+    ``pyarrow.array`` over a row-long object array costs twice the take.
+    """
     pa = importlib.import_module("pyarrow")
+    pc = importlib.import_module("pyarrow.compute")
     n = len(index)
     if len(rows) == 0:
         array = pa.nulls(n, pa.large_string())
     else:
-        text = np.full(n, None, dtype=object)
-        text[rows] = values
-        array = pa.array(text, type=pa.large_string())
+        at = np.zeros(n, dtype=np.int64)
+        at[rows] = np.arange(len(rows)) if codes is None else codes
+        absent = np.ones(n, dtype=bool)
+        absent[rows] = False
+        texts = pa.array(np.asarray(values, dtype=object), type=pa.large_string())
+        array = pc.take(texts, pa.array(at, mask=absent))
     return pd.Series(pd.arrays.ArrowStringArray(array), index=index, copy=False)
 
 
@@ -377,26 +387,29 @@ def _policy_column(report: PolicyReport, index: pd.Index) -> pd.Series:
     actions = [a for a in report.actions if a.rows]
     if not actions:
         return _text_column(np.empty(0, dtype=object), np.empty(0, dtype=np.intp), index)
-    # Each row's combination as one number, bit j set when action j touched the row
-    # (a batch has a few actions; past 63 of them, rows of booleans are compared).
-    hit = np.zeros((len(index), len(actions)), dtype=bool)
-    for j, a in enumerate(actions):
-        hit[np.asarray(a.rows, dtype=np.intp), j] = True
     if len(actions) < 64:
-        code = hit @ (np.uint64(1) << np.arange(len(actions), dtype=np.uint64))
+        # Each row's combination as one number, bit j set when action j touched the row.
+        code = np.zeros(len(index), dtype=np.uint64)
+        for j, a in enumerate(actions):
+            code[np.asarray(a.rows, dtype=np.intp)] |= np.uint64(1 << j)
         rows = np.flatnonzero(code)
-        _, first, which = np.unique(code[rows], return_index=True, return_inverse=True)
-        combinations = hit[rows[first]]
-    else:
+        bits, which = np.unique(code[rows], return_inverse=True)
+        combinations = [[j for j in range(len(actions)) if int(b) >> j & 1]
+                        for b in bits.tolist()]
+    else:  # past 63 actions in one batch: rows of booleans, compared
+        hit = np.zeros((len(index), len(actions)), dtype=bool)
+        for j, a in enumerate(actions):
+            hit[np.asarray(a.rows, dtype=np.intp), j] = True
         rows = np.flatnonzero(hit.any(axis=1))
-        combinations, which = np.unique(hit[rows], axis=0, return_inverse=True)
+        unique, which = np.unique(hit[rows], axis=0, return_inverse=True)
+        combinations = [np.flatnonzero(c).tolist() for c in unique]
     texts = []
     for combination in combinations:
         per_column: dict[str, list[str]] = {}
-        for a in (actions[j] for j in np.flatnonzero(combination).tolist()):
+        for a in (actions[j] for j in combination):
             per_column.setdefault(a.column, []).append(a.action)
         texts.append(json.dumps(per_column, separators=(",", ":")))
-    return _text_column(np.asarray(texts, dtype=object)[which.ravel()], rows, index)
+    return _text_column(np.asarray(texts, dtype=object), rows, index, codes=which.ravel())
 
 
 def _rejected_column(report: PolicyReport, index: pd.Index) -> pd.Series:

@@ -75,9 +75,11 @@ def apply(
         return Prepared(frame, PolicyReport(len(frame)))
     run = _Run(len(frame), absent, parse_text=policy.numeric_text == "parse")
     extras = _check_columns(contract, policy, frame, run)
+    # Each column looked up once: a lookup by name costs ~40 us in pandas 3.
+    originals = {name: frame[name] for name in contract.names}
     for spec in contract.columns:
-        _prepare_column(spec, policy, frame[spec.name], run)
-    return _result(contract, frame, run, extras, invalid)
+        _prepare_column(spec, policy, originals[spec.name], run)
+    return _result(contract, frame, originals, run, extras, invalid)
 
 
 @dataclass
@@ -198,14 +200,18 @@ def _check_columns(
     """Refuse duplicate, missing and (under ``extra_columns="error"``) extra columns;
     return the extra columns the policy drops."""
     columns = frame.columns
-    if not columns.is_unique:
+    names = columns.tolist()
+    # Distinct as a set is distinct to pandas too, but for missing-value names (pandas
+    # counts two NaN names as one); only then ask the index, which builds a hash table.
+    maybe_repeated = len(set(names)) != len(names) or any(is_na(c) for c in names)
+    if maybe_repeated and not columns.is_unique:
         dupes = sorted({str(c) for c in columns[columns.duplicated()]})
         raise ContractViolation([Failure(c, "duplicate_column") for c in dupes])
-    present = set(columns)
+    present = set(names)
     failures = [Failure(name, "missing_column") for name in contract.names
                 if name not in present]
     known = contract.name_set
-    extras = [c for c in columns if c not in known]
+    extras = [c for c in names if c not in known]
     if extras and policy.extra_columns == "error":
         failures.extend(Failure(str(c), "unexpected_column") for c in extras)
     if failures:
@@ -227,10 +233,12 @@ def _prepare_column(spec: ColumnSpec, policy: Policy, original: pd.Series, run: 
         run.actions.append(ColumnAction(spec.name, f"coerced from {original.dtype}",
                                         count=run.n))
     unseen_action, missing_action = policy.for_column(spec.name)
+    fills: list[tuple[np.ndarray, Any]] = []
     if spec.allowed is not None:
-        s, miss = _handle_unseen(spec, unseen_action, s, miss, miss | skip, run)
+        miss = _handle_unseen(spec, unseen_action, s, miss, miss | skip, run, fills)
     if not spec.nullable and miss.any():
-        s, miss = _handle_missing(spec, missing_action, s, miss, run)
+        miss = _handle_missing(spec, missing_action, miss, run, fills)
+    s = _filled(s, fills)
     if s is not original:
         run.working[spec.name] = (s, miss)
         run.replaced[spec.name] = finish(s, spec, miss | run.bad_rows)
@@ -271,32 +279,36 @@ def _check_finite(spec: ColumnSpec, s: pd.Series, run: _Run) -> None:
 
 def _handle_unseen(
     spec: ColumnSpec, action: UnseenAction, s: pd.Series, miss: np.ndarray,
-    skip: np.ndarray, run: _Run,
-) -> tuple[pd.Series, np.ndarray]:
-    """Apply the unseen-category rule; return the column and its missing mask."""
+    skip: np.ndarray, run: _Run, fills: list[tuple[np.ndarray, Any]],
+) -> np.ndarray:
+    """Apply the unseen-category rule: record its fills; return the missing mask."""
     unseen = _unseen_mask(s, spec, skip)
     if unseen is None:
-        return s, miss
+        return miss
     if action == "error":
         run.fail(spec.name, "unseen_category", unseen, s.to_numpy(dtype=object))
     elif action == "missing":
         run.act(spec.name, "unseen_to_missing", unseen)
-        return _fill(s, unseen, None), miss | unseen
+        fills.append((unseen, None))
+        missing: np.ndarray = miss | unseen
+        return missing
     elif action == "most_frequent":
         if spec.impute is None:
             run.fail(spec.name, "no_impute_value", unseen)
         else:
             run.act(spec.name, "unseen_to_most_frequent", unseen)
-            return _fill(s, unseen, spec.impute), miss
+            fills.append((unseen, spec.impute))
     else:
         run.act(spec.name, "unseen_passthrough", unseen)
-    return s, miss
+    return miss
 
 
 def _handle_missing(
-    spec: ColumnSpec, action: MissingAction, s: pd.Series, miss: np.ndarray, run: _Run
-) -> tuple[pd.Series, np.ndarray]:
-    """Apply the missing-value rule to a column that had none in training."""
+    spec: ColumnSpec, action: MissingAction, miss: np.ndarray, run: _Run,
+    fills: list[tuple[np.ndarray, Any]],
+) -> np.ndarray:
+    """Apply the missing-value rule to a column that had none in training: record its
+    fills; return the rows still missing."""
     if action == "error":
         run.fail(spec.name, "unexpected_missing", miss)
     elif action == "impute":
@@ -304,28 +316,68 @@ def _handle_missing(
             run.fail(spec.name, "no_impute_value", miss)
         else:
             run.act(spec.name, "imputed", miss)
-            return _fill(s, miss, spec.impute), np.zeros(run.n, dtype=bool)
+            fills.append((miss, spec.impute))
+            return np.zeros(run.n, dtype=bool)
     else:
         run.act(spec.name, "missing_passthrough", miss)
-    return s, miss
+    return miss
 
 
 def _unseen_mask(s: pd.Series, spec: ColumnSpec, skip: np.ndarray) -> np.ndarray | None:
     """Rows holding a value outside the allowed set (``None`` when there are none).
 
     Checks the distinct values first: a hash pass in C, then a few set lookups. The
-    row mask is only built when something unseen is present (the slow path).
+    row mask is only built when something unseen is present (the slow path). Arrow
+    strings take one pass of pyarrow's ``is_in`` against the allowed set instead, which
+    answers both questions (about 1.5 ms per 125,000 rows a pass).
     """
     allowed = spec.allowed
     assert allowed is not None
     if isinstance(s.dtype, pd.CategoricalDtype) and s.dtype == spec.pandas_dtype:
         return None  # codes cannot hold anything else
-    uniques = pd.unique(s.array)
+    array = s.array
+    if isinstance(array, pd.arrays.ArrowStringArray):
+        return _unseen_arrow_strings(array, allowed, skip)
+    uniques = pd.unique(array)
     unseen = [u for u in uniques if u not in allowed and not is_na(u)]
     if not unseen:
         return None
     mask = np.asarray(s.isin(unseen).to_numpy(), dtype=bool) & ~skip
     return mask if mask.any() else None
+
+
+def _unseen_arrow_strings(array: Any, allowed: Any, skip: np.ndarray) -> np.ndarray | None:
+    # An Arrow-backed array implies pyarrow is installed; it ships no type stubs.
+    pa: Any = importlib.import_module("pyarrow")
+    pc: Any = importlib.import_module("pyarrow.compute")
+    arrow = array.__arrow_array__()
+    # Only text can equal a text value (as `value in allowed` decides it in Python);
+    # the null in the set makes a missing value known too (it is no unseen category).
+    known_values = pa.array([*(v for v in allowed if isinstance(v, str)), None], arrow.type)
+    known = pc.is_in(arrow, value_set=known_values, skip_nulls=False)
+    if pc.all(known).as_py():
+        return None
+    mask = ~np.asarray(known.to_numpy(zero_copy_only=False), dtype=bool) & ~skip
+    return mask if mask.any() else None
+
+
+def _filled(s: pd.Series, fills: list[tuple[np.ndarray, Any]]) -> pd.Series:
+    """``s`` after each ``(mask, value)`` fill in turn, as successive ``out[mask] = value``
+    make it, writing each row once: a row a later fill covers is left to that fill (an
+    unseen category made missing, then imputed, is filled with the imputed value only).
+    """
+    if len(fills) == 1:
+        return _fill(s, *fills[0])
+    covered = np.zeros(len(s), dtype=bool)
+    last: list[tuple[np.ndarray, Any]] = []
+    for mask, value in reversed(fills):
+        own = mask & ~covered
+        if own.any():
+            last.append((own, value))
+        covered |= mask
+    for mask, value in reversed(last):
+        s = _fill(s, mask, value)
+    return s
 
 
 def _fill(s: pd.Series, mask: np.ndarray, value: Any) -> pd.Series:
@@ -415,7 +467,8 @@ def _extra_check_failures(spec: ColumnSpec, s: pd.Series, skip: np.ndarray) -> l
 
 
 def _result(
-    contract: Contract, frame: pd.DataFrame, run: _Run, extras: list[Any], invalid: Invalid
+    contract: Contract, frame: pd.DataFrame, originals: dict[str, pd.Series], run: _Run,
+    extras: list[Any], invalid: Invalid,
 ) -> Prepared:
     """Raise the failures, or build the frame the estimator sees and its report."""
     rejected: tuple[Failure, ...] = ()
@@ -427,7 +480,7 @@ def _result(
     if (not run.replaced and not extras and not rejected
             and list(frame.columns) == list(contract.names)):
         return Prepared(frame, report)  # nothing to change: no copy at all
-    data = {name: run.replaced.get(name, frame[name]) for name in contract.names}
+    data = {name: run.replaced.get(name, originals[name]) for name in contract.names}
     out = pd.DataFrame(data, index=frame.index, copy=False)
     if rejected:
         kept = np.flatnonzero(~run.bad_rows)
@@ -458,7 +511,7 @@ def _narrowed(contract: Contract, run: _Run, out: pd.DataFrame, kept: np.ndarray
 
 
 def _positions(mask: np.ndarray) -> tuple[int, ...]:
-    return tuple(int(i) for i in np.flatnonzero(mask))
+    return tuple(np.flatnonzero(mask).tolist())  # Python ints, in C
 
 
 def _had_infinity(spec: ColumnSpec) -> bool:

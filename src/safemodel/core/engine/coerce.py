@@ -172,7 +172,8 @@ def _integer_info(target: Any) -> np.iinfo[Any]:
 
 def _integer_series(s: pd.Series, target: Any, values: np.ndarray, absent: np.ndarray
                     ) -> pd.Series:
-    """Integers (exact, never through float) as the nullable twin of ``target``."""
+    """``values`` (integers, or whole floats in range) as the nullable twin of ``target``,
+    missing where ``absent``."""
     numpy_dtype = _integer_info(target).dtype
     data = np.where(absent, 0, values).astype(numpy_dtype)
     return pd.Series(pd.arrays.IntegerArray(data, absent.copy()), index=s.index, name=s.name)
@@ -248,8 +249,10 @@ def _floats_to_integer(s: pd.Series, target: Any, x: np.ndarray, bad: np.ndarray
         bad |= ~np.isnan(x) & (
             ~np.isfinite(x) | (x != np.floor(x)) | (x < low) | (x >= high)
         )
-    x = np.where(bad, np.nan, x)
-    return pd.Series(x, index=s.index, name=s.name).astype(_nullable_twin(target)), bad
+    absent = bad | np.isnan(x)
+    # Every value left is whole and in range, so the cast is exact (and builds the
+    # nullable array directly: pandas' float-to-Int64 astype checks it all again).
+    return _integer_series(s, target, x, absent), bad
 
 
 def _to_float(s: pd.Series, target: Any, x: np.ndarray, bad: np.ndarray) -> Coerced:
