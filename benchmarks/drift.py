@@ -147,7 +147,16 @@ def _share(batch: pd.DataFrame, data: Dataset, rng: np.random.Generator) -> pd.D
     return batch.assign(**{col: values})
 
 
+_RAREST_CACHE: dict[str, tuple[str, float]] = {}
+
+
 def _rarest(data: Dataset) -> tuple[str, float]:
+    if data.name not in _RAREST_CACHE:
+        _RAREST_CACHE[data.name] = _find_rarest(data)
+    return _RAREST_CACHE[data.name]
+
+
+def _find_rarest(data: Dataset) -> tuple[str, float]:
     assert data.categorical is not None
     if data.frame is not None:
         column = data.frame[data.categorical]

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -431,23 +432,55 @@ def _log_choose(gammaln: Any, n: float, k: Any) -> Any:
     return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
 
 
-def holm(p_values: Sequence[float]) -> list[float]:
+def holm(p_values: Sequence[float], weights: Sequence[float] | None = None) -> list[float]:
     """Holm-adjusted p-values: reject every test whose adjusted value is at most alpha.
 
     Controls the family-wise error rate (the chance of any false rejection) at
     ``alpha`` under any dependence between the tests, and rejects at least what
-    Bonferroni rejects.
+    Bonferroni rejects. With ``weights``, Holm's weighted procedure (Holm 1979): the
+    tests are ordered by ``p / w`` and each step divides ``alpha`` in proportion to the
+    weights of the tests not yet rejected, so a test of weight ``w`` in a family of
+    total weight ``W`` first faces ``alpha * w / W``; weights fixed before the data are
+    seen keep the guarantee. Equal weights give Holm's procedure; a test of weight 0
+    never rejects.
+
+    Parameters
+    ----------
+    p_values : sequence of float
+    weights : sequence of float, optional
+        Non-negative, one per p-value; default all 1.
+
+    Raises
+    ------
+    InvalidArgument
+        ``weights`` of another length than ``p_values``, or negative.
 
     Examples
     --------
     >>> holm([0.01, 0.04, 0.03])
     [0.03, 0.06, 0.06]
+    >>> holm([0.01, 0.04, 0.03], weights=[2, 1, 1])
+    [0.02, 0.06, 0.06]
     """
     m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
+    w = [1.0] * m if weights is None else [float(x) for x in weights]
+    if len(w) != m or any(not x >= 0 for x in w):
+        raise InvalidArgument(
+            f"holm needs one non-negative weight per p-value; got {len(w)} weights for "
+            f"{m} p-values: {list(weights or [])!r}.",
+            argument="weights",
+            expected=f"{m} non-negative numbers",
+            found=list(weights or []),
+        )
+    order = sorted(
+        (i for i in range(m) if w[i] > 0), key=lambda i: (p_values[i] / w[i], -w[i])
+    )
+    # Weight of the tests not yet rejected at each step, summed from the far end so
+    # the last step's is exactly its own weight.
+    remaining = list(accumulate(w[i] for i in reversed(order)))[::-1]
     adjusted = [1.0] * m
     running = 0.0
     for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        running = max(running, min(1.0, p_values[i] * remaining[rank] / w[i]))
         adjusted[i] = running
     return adjusted
