@@ -640,6 +640,24 @@ def _peer(python: str, tool: str = "evidently") -> Callable[..., Found]:
 METHODS_SEEN: dict[tuple[str, str], set[str]] = {}
 
 
+def combine(cells: Sequence[Cell]) -> list[Cell]:
+    """Cells of the same data set, shift, size and trial count merged, later methods winning.
+
+    Runs with the same ``--seed`` draw the same batches whatever methods they run (no
+    method draws random numbers), so a rerun of safemodel alone can be set beside the
+    peers of an earlier run.
+    """
+    merged: dict[tuple[str, str, int, int], Cell] = {}
+    for cell in cells:
+        key = (cell.dataset, cell.shift, cell.size, cell.trials)
+        if key in merged:
+            merged[key].hits.update(cell.hits)
+            merged[key].scores.update(cell.scores)
+        else:
+            merged[key] = Cell(*key, dict(cell.hits), dict(cell.scores))
+    return list(merged.values())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke test in seconds")
@@ -656,12 +674,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "threshold to a 5%% false-alarm rate (the matched comparison; "
                         "its tables go to their own region of --output)")  # fmt: skip
     parser.add_argument("--datasets", help="data sets, comma-separated (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every draw (default 0)")
     parser.add_argument("--save", type=Path, help="also write the raw cells to this JSON file")
     parser.add_argument("--combine", type=Path, nargs="+",
                         help="no trials: tables from cells saved by earlier runs")  # fmt: skip
     args = parser.parse_args(argv)
     if args.combine:
-        cells = [Cell(**c) for path in args.combine for c in json.loads(path.read_text())]
+        cells = combine([Cell(**c) for path in args.combine for c in json.loads(path.read_text())])
         body = markdown(cells, [], args.quick)
         calibrated = any(c.shift == CALIBRATION for c in cells)
         if args.output:
@@ -675,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.nannyml_python:
         peers["nannyml"] = _peer(args.nannyml_python, "nannyml")
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
-    cells = run(args.quick, peers, sizes, trials=args.trials,
+    cells = run(args.quick, peers, sizes, seed=args.seed, trials=args.trials,
                 no_shift_trials=args.no_shift_trials,
                 calibration_trials=args.calibration_trials,
                 names=args.datasets.split(",") if args.datasets else None)  # fmt: skip
