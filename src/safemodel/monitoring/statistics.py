@@ -17,8 +17,10 @@ everything a monitor has observed.
 Two-sample tests (each returns a p-value under "both samples come from one
 distribution"):
 
-- :func:`chi_square_test`: Pearson's chi-square on the 2 x G table of counts, after
-  merging neighbouring bins until every group expects at least 5 rows on each side
+- :func:`chi_square_test`: a chi-square test (Cressie-Read's power divergence,
+  lambda 2/3, whose far tail stays chi-square's on small counts, where Pearson's
+  grows heavy) on the 2 x G table of counts, after merging neighbouring bins until
+  every group expects at least 5 rows on each side
   (so the chi-square approximation holds on 15 rows as on 100,000; categories, which
   are few, use 2, so that an 8% category stays apart on 50 rows). The groups are
   chosen from the reference alone, never from the batch under test.
@@ -75,6 +77,9 @@ _SMOOTHING = 0.5
 # dozen groups expecting 2 rows each, the statistic's far tail (where a Holm-corrected
 # test decides) is about a third heavier than chi-square's: measured, not assumed.
 _MIN_EXPECTED = 5.0
+# Cressie and Read's power-divergence exponent: 1 is Pearson's chi-square, 0 the
+# G-test; 2/3 is the one whose small-sample null distribution is closest to chi-square.
+_LAMBDA = 2.0 / 3.0
 # Standard normal quantile of the chance level chance_psi works at (99.9%).
 _Z = 3.090232306167813
 
@@ -203,11 +208,17 @@ def _special() -> Any:
 def chi_square_test(
     reference: npt.ArrayLike, current: npt.ArrayLike, *, min_expected: float = _MIN_EXPECTED
 ) -> tuple[float, float]:
-    """Pearson's chi-square test of homogeneity on two count vectors over ordered bins.
+    """Chi-square test of homogeneity on two count vectors over ordered bins.
 
     Neighbouring bins are merged, in order, until every group holds at least
     ``min_expected`` expected rows in the smaller sample (judged from the reference
-    shares alone).
+    shares alone). The statistic is Cressie and Read's power divergence with
+    ``lambda = 2/3`` (``scipy.stats.chi2_contingency(..., lambda_="cressie-read")``),
+    which follows the chi-square distribution in its far tail on small expected counts
+    better than Pearson's: with groups expecting 5 to 10 rows, Pearson's statistic
+    exceeded its 0.2% quantile 1.25 times as often as chi-square says, and its 0.05%
+    quantile 1.7 times (400,000 multinomial draws), where a Holm-corrected test
+    decides; Cressie-Read's 1.02 and 1.14 times. Both agree for large counts.
 
     Parameters
     ----------
@@ -226,7 +237,7 @@ def chi_square_test(
     --------
     >>> stat, p = chi_square_test([50, 50], [90, 10])
     >>> round(stat, 2), p < 1e-6
-    (38.1, True)
+    (38.63, True)
     """
     r = np.asarray(reference, dtype=np.float64)
     c = np.asarray(current, dtype=np.float64)
@@ -245,11 +256,14 @@ def chi_square_test(
     if len(total) < 2:
         return 0.0, 1.0
     share = total / (n_ref + n_cur)
-    stat = float(
-        np.sum((rg - n_ref * share) ** 2 / (n_ref * share))
-        + np.sum((cg - n_cur * share) ** 2 / (n_cur * share))
-    )
+    stat = _power_divergence(rg, n_ref * share) + _power_divergence(cg, n_cur * share)
     return stat, float(_special().chdtrc(len(total) - 1, stat))
+
+
+def _power_divergence(observed: FloatArray, expected: FloatArray) -> float:
+    """Cressie-Read's statistic (lambda 2/3) of one side; an empty group adds nothing."""
+    terms = observed * ((observed / expected) ** _LAMBDA - 1.0)
+    return float(2.0 / (_LAMBDA * (_LAMBDA + 1.0)) * np.sum(terms))
 
 
 def _groups(shares: FloatArray, need: float) -> npt.NDArray[np.intp]:
