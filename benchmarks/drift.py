@@ -346,6 +346,7 @@ def run(
     no_shift_trials: int | None = None,
     calibration_trials: int = 0,
     names: Sequence[str] | None = None,
+    shifts: Sequence[str] | None = None,
 ) -> list[Cell]:
     rng = np.random.default_rng(seed)
     cells: list[Cell] = []
@@ -360,9 +361,12 @@ def run(
                 continue
             # Calibration trials are no-shift trials of their own, apart from the ones
             # that report the matched false-alarm rate.
-            plan = [(CALIBRATION, None, calibration_trials)] if calibration_trials else []
+            calibrate_here = calibration_trials and (shifts is None or CALIBRATION in shifts)
+            plan = [(CALIBRATION, None, calibration_trials)] if calibrate_here else []
             for name, (shift, needs_category) in SHIFTS.items():
                 if needs_category and data.categorical is None:
+                    continue
+                if shifts is not None and name not in shifts:
                     continue
                 count = trials or _trials(quick, shift is None, size)
                 if shift is None and no_shift_trials:
@@ -674,6 +678,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "threshold to a 5%% false-alarm rate (the matched comparison; "
                         "its tables go to their own region of --output)")  # fmt: skip
     parser.add_argument("--datasets", help="data sets, comma-separated (default: all)")
+    parser.add_argument("--shifts", help="shifts to run, by name, separated by ';' (default: all;"
+                        f" '{CALIBRATION}' is one)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of every draw (default 0)")
     parser.add_argument("--save", type=Path, help="also write the raw cells to this JSON file")
     parser.add_argument("--combine", type=Path, nargs="+",
@@ -697,7 +703,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells = run(args.quick, peers, sizes, seed=args.seed, trials=args.trials,
                 no_shift_trials=args.no_shift_trials,
                 calibration_trials=args.calibration_trials,
-                names=args.datasets.split(",") if args.datasets else None)  # fmt: skip
+                names=args.datasets.split(",") if args.datasets else None,
+                shifts=args.shifts.split(";") if args.shifts else None)  # fmt: skip
     if args.save:
         args.save.write_text(json.dumps([asdict(c) for c in cells]))
     costs = [] if args.no_cost or args.calibration_trials else monitor_cost(args.quick)
