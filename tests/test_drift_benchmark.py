@@ -99,3 +99,13 @@ def test_matched_tables_put_each_region_between_its_own_markers(tmp_path: Path) 
     assert "| calibration (no shift): threshold | 0.05 (20) | 0.75 (20) | 18 |" in text
     assert "| no shift (any column flagged) | 0.00 (20) | 0.70 (20) | 0.10 |" in text
     assert "| mean +0.25 sd | 0.75 (4) | 1.00 (4) | 0.75 |" in text
+
+
+def test_a_run_without_costs_keeps_the_cost_table(tmp_path: Path) -> None:
+    bench = _drift_module()
+    target = tmp_path / "monitoring.md"
+    bench.write(target, "old rates\n\n**Cost of monitoring** (kept)\n\n| a | b |", "")
+    bench.write(target, "new rates", "")
+    text = target.read_text(encoding="utf-8")
+    assert "old rates" not in text
+    assert "new rates\n\n**Cost of monitoring** (kept)\n\n| a | b |\n<!-- end of" in text
