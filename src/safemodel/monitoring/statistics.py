@@ -74,7 +74,7 @@ FloatArray = npt.NDArray[np.float64]
 # Pseudo-count added to every bin that is non-empty on either side before PSI.
 _SMOOTHING = 0.5
 # Fewest rows a chi-square group should expect on each side (Cochran's rule). With a
-# dozen groups expecting 2 rows each, the statistic's far tail (where a Holm-corrected
+# dozen groups expecting 2 rows each, Pearson's statistic's far tail (where a Holm-corrected
 # test decides) is about a third heavier than chi-square's: measured, not assumed.
 _MIN_EXPECTED = 5.0
 # Cressie and Read's power-divergence exponent: 1 is Pearson's chi-square, 0 the
