@@ -315,6 +315,7 @@ class Cell:
     # Per method with scores, one number per trial: the largest strength over the columns
     # (no shift), or the shifted column's (a shift). -inf: not scored.
     scores: dict[str, list[float]] = field(default_factory=dict)
+    stream: int = 0  # the --stream its batches came from
 
 
 def calibrate(no_shift: Sequence[float], rate: float = FALSE_ALARMS) -> float:
@@ -347,6 +348,7 @@ def run(
     calibration_trials: int = 0,
     names: Sequence[str] | None = None,
     shifts: Sequence[str] | None = None,
+    stream: int = 0,
 ) -> list[Cell]:
     rng = np.random.default_rng(seed)
     cells: list[Cell] = []
@@ -356,6 +358,9 @@ def run(
         if data.generate is not None:
             fixed_reference = data.generate(2_000 if quick else 100_000, rng)
             fixed_profile = Profile.build(fixed_reference, categorical=data.categories)
+        if stream:
+            # Same reference, other batches: more trials of a cell from another process.
+            rng = np.random.default_rng([seed, stream])
         for size in sizes:
             if size > data.max_batch:
                 continue
@@ -374,7 +379,7 @@ def run(
                 plan.append((name, shift, count))
             for name, shift, count in plan:
                 hits = {"safemodel": 0, "scipy": 0} | dict.fromkeys(peers or {}, 0)
-                cell = Cell(data.name, name, size, count, hits)
+                cell = Cell(data.name, name, size, count, hits, stream=stream)
                 for _ in range(count):
                     _trial(data, size, shift, rng, fixed_reference, fixed_profile, peers, cell)
                 cells.append(cell)
@@ -659,14 +664,23 @@ def combine(cells: Sequence[Cell]) -> list[Cell]:
     method draws random numbers), so a rerun of safemodel alone can be set beside the
     peers of an earlier run.
     """
-    merged: dict[tuple[str, str, int, int], Cell] = {}
+    merged: dict[tuple[str, str, int], Cell] = {}
     for cell in cells:
-        key = (cell.dataset, cell.shift, cell.size, cell.trials)
-        if key in merged:
-            merged[key].hits.update(cell.hits)
-            merged[key].scores.update(cell.scores)
-        else:
-            merged[key] = Cell(*key, dict(cell.hits), dict(cell.scores))
+        key = (cell.dataset, cell.shift, cell.size)
+        into = merged.get(key)
+        if into is None:
+            merged[key] = Cell(*key, cell.trials, dict(cell.hits), dict(cell.scores),
+                               cell.stream)  # fmt: skip
+        elif into.hits.keys() & cell.hits.keys() and cell.stream != into.stream:
+            # Other batches (another --stream): more trials of the same cell.
+            into.trials += cell.trials
+            for method, hits in cell.hits.items():
+                into.hits[method] += hits
+            for method, scores in cell.scores.items():
+                into.scores[method] = into.scores[method] + scores
+        else:  # the same batches: methods of a later run replace or join the earlier
+            into.hits.update(cell.hits)
+            into.scores.update(cell.scores)
     return list(merged.values())
 
 
@@ -689,6 +703,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shifts", help="shifts to run, by name, separated by ';' (default: all;"
                         f" '{CALIBRATION}' is one)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of every draw (default 0)")
+    parser.add_argument("--stream", type=int, default=0,
+                        help="draw other batches (same reference): 1, 2, ... for more trials "
+                        "of a cell in parallel processes, joined by --combine")  # fmt: skip
     parser.add_argument("--save", type=Path, help="also write the raw cells to this JSON file")
     parser.add_argument("--combine", type=Path, nargs="+",
                         help="no trials: tables from cells saved by earlier runs")  # fmt: skip
@@ -712,7 +729,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 no_shift_trials=args.no_shift_trials,
                 calibration_trials=args.calibration_trials,
                 names=args.datasets.split(",") if args.datasets else None,
-                shifts=args.shifts.split(";") if args.shifts else None)  # fmt: skip
+                shifts=args.shifts.split(";") if args.shifts else None,
+                stream=args.stream)  # fmt: skip
     if args.save:
         args.save.write_text(json.dumps([asdict(c) for c in cells]))
     costs = [] if args.no_cost or args.calibration_trials else monitor_cost(args.quick)
