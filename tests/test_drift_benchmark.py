@@ -109,3 +109,17 @@ def test_a_run_without_costs_keeps_the_cost_table(tmp_path: Path) -> None:
     text = target.read_text(encoding="utf-8")
     assert "old rates" not in text
     assert "new rates\n\n**Cost of monitoring** (kept)\n\n| a | b |\n<!-- end of" in text
+
+
+def test_combine_adds_streams_and_lets_a_rerun_replace_a_method() -> None:
+    bench = _drift_module()
+    base = bench.Cell("toy", "s", 200, 2, {"safemodel": 1, "evidently": 2},
+                      {"evidently": [3.0, 4.0]}, 0)
+    more = bench.Cell("toy", "s", 200, 3, {"safemodel": 0, "evidently": 1},
+                      {"evidently": [0.0, 1.0, 5.0]}, 1)
+    rerun = bench.Cell("toy", "s", 200, 2, {"safemodel": 2, "scipy": 0}, {}, 0)
+    (joined,) = bench.combine([base, more])
+    assert (joined.trials, joined.hits) == (5, {"safemodel": 1, "evidently": 3})
+    assert joined.scores["evidently"] == [3.0, 4.0, 0.0, 1.0, 5.0]
+    (replaced,) = bench.combine([base, rerun])  # same batches: the rerun's safemodel wins
+    assert (replaced.trials, replaced.hits) == (2, {"safemodel": 2, "evidently": 2, "scipy": 0})
