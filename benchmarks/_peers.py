@@ -4,7 +4,15 @@
 start this script with that interpreter (one that has the peer installed; never the
 project's environment) as ``_peers.py evidently`` or ``_peers.py nannyml``, and send
 one JSON line per trial: the reference and the batch (``DataFrame.to_json("split")``)
-and the categorical columns. It answers with one JSON line: the columns the peer flags.
+and the categorical columns. It answers with one JSON line: ``{"flags": [...],
+"scores": {column: strength}, "methods": {column: name}}``: the columns the peer flags
+at its default thresholds, and per column a drift *strength* on one scale for every
+method (larger = more drift; at least 1 where the peer's default threshold flags), so
+``benchmarks/drift.py`` can also compare methods at a matched false-alarm rate:
+
+- a p-value ``p`` tested at threshold ``t``: ``ln(p) / ln(t)`` (``-log`` of the p-value
+  in units of the threshold's);
+- a distance ``d`` with threshold ``t``: ``d / t``.
 
 - Evidently: its default data-drift preset (its own per-column test selection and
   thresholds).
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import sys
 import warnings
@@ -30,10 +39,19 @@ os.environ["NML_DISABLE_USAGE_LOGGING"] = "1"
 
 import pandas as pd
 
+Answer = dict[str, Any]
 
-def _evidently_flags(
-    reference: pd.DataFrame, batch: pd.DataFrame, categorical: list[str]
-) -> list[str]:
+
+def strength(score: float, threshold: float, p_value: bool) -> float:
+    """The peer's score on the common scale: >= 1 exactly where its default flags."""
+    if not math.isfinite(score):
+        return -math.inf
+    if p_value:
+        return math.log(max(score, 1e-300)) / math.log(threshold)
+    return score / threshold
+
+
+def _evidently(reference: pd.DataFrame, batch: pd.DataFrame, categorical: list[str]) -> Answer:
     from evidently.legacy.metric_preset import DataDriftPreset
     from evidently.legacy.pipeline.column_mapping import ColumnMapping
     from evidently.legacy.report import Report
@@ -45,16 +63,30 @@ def _evidently_flags(
     for metric in report.as_dict()["metrics"]:
         by_column = metric.get("result", {}).get("drift_by_columns")
         if by_column:
-            return sorted(c for c, r in by_column.items() if r.get("drift_detected"))
-    return []
+            return {
+                "flags": sorted(c for c, r in by_column.items() if r.get("drift_detected")),
+                # Evidently picks a test per column: a p-value ("K-S p_value",
+                # "chi-square p_value", "Z-test p_value") on small references, a distance
+                # ("Wasserstein distance (normed)", "Jensen-Shannon distance") on large ones.
+                "scores": {
+                    c: strength(
+                        float(r["drift_score"]),
+                        float(r["stattest_threshold"]),
+                        "p_value" in r["stattest_name"],
+                    )
+                    for c, r in by_column.items()
+                },
+                "methods": {c: r["stattest_name"] for c, r in by_column.items()},
+            }
+    return {"flags": [], "scores": {}, "methods": {}}
 
 
 _NANNYML: dict[tuple[str, int], Any] = {}
 
 
-def _nannyml_flags(
+def _nannyml(
     reference: pd.DataFrame, batch: pd.DataFrame, categorical: list[str], key: str | None
-) -> list[str]:
+) -> Answer:
     import nannyml as nml
 
     columns = list(reference.columns)
@@ -66,12 +98,22 @@ def _nannyml_flags(
         if key is not None:
             _NANNYML[(key, len(batch))] = fitted
     result = fitted.calculate(batch).filter(period="analysis").to_df()
-    flagged = []
+    flagged, scores, methods = [], {}, {}
     for column in columns:
         alerts = [c for c in result.columns if c[0] == column and c[-1] == "alert"]
         if any(bool(result[c].any()) for c in alerts):
             flagged.append(column)
-    return sorted(flagged)
+        for _, method, part in result.columns:
+            if _ != column or part != "value":
+                continue
+            value = float(result[(column, method, "value")].iloc[0])
+            upper = result[(column, method, "upper_threshold")].iloc[0]
+            # The statistic over the column's own upper threshold (set from reference
+            # chunks); the bare statistic where the reference gave no finite threshold.
+            usable = upper is not None and math.isfinite(float(upper)) and float(upper) > 0
+            scores[column] = strength(value, float(upper) if usable else 1.0, False)
+            methods[column] = method + ("" if usable else " (no threshold)")
+    return {"flags": sorted(flagged), "scores": scores, "methods": methods}
 
 
 def main() -> int:
@@ -94,13 +136,16 @@ def main() -> int:
             batch[column] = batch[column].astype(object)
         try:
             if tool == "nannyml":
-                flags = _nannyml_flags(reference, batch, categorical, key)
+                answer = _nannyml(reference, batch, categorical, key)
             else:
-                flags = _evidently_flags(reference, batch, categorical)
+                answer = _evidently(reference, batch, categorical)
         except Exception as exc:  # a failed trial counts as "not flagged", and says why
             print(f"{tool} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            flags = []
-        sys.stdout.write(json.dumps(flags) + "\n")
+            answer = {"flags": [], "scores": {}, "methods": {}}
+        # -inf (a column the peer could not score) is not JSON: it travels as null.
+        answer["scores"] = {c: v if math.isfinite(v) else None
+                            for c, v in answer["scores"].items()}  # fmt: skip
+        sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
     return 0
 
