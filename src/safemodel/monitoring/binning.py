@@ -77,8 +77,9 @@ def scratch(key: str, n: int, dtype: type[np.generic]) -> npt.NDArray[Any]:
 
     The contents are valid until the next call with the same key on the same thread:
     each key names one purpose within one step of a batch, never two arrays alive at
-    once. Small and very large batches get a fresh array (see ``_SCRATCH_UP_TO``); the
-    most a thread keeps is a few arrays of ``_SCRATCH_UP_TO`` items.
+    once. Small and very large batches get a fresh array (see ``_SCRATCH_UP_TO``); a
+    thread keeps one array per key (about a dozen keys: at most ~15 MB at
+    ``_SCRATCH_UP_TO`` rows), for as long as the thread lives.
     """
     if n < _SCRATCH_FROM or n > _SCRATCH_UP_TO:
         return np.empty(n, dtype)

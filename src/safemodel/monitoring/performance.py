@@ -184,7 +184,8 @@ class PerformanceCounter:
         for row, k in enumerate(self._auc):
             # p in fixed point, rounded per row: the bin sums are then exact integers,
             # the same whatever the batches and threads (as the counts are); float64
-            # holds them exactly (below 2**53), and bincount takes them as they are.
+            # holds them and their bin sums exactly (below 2**53: 2**29 rows a batch),
+            # and bincount takes them as they are.
             fixed = np.multiply(proba[k], _AUC_UNIT, out=scratch("fixed", n, np.float64))
             np.rint(fixed, out=fixed)
             # The bin is the fixed-point value shifted right (a power-of-two scaling,
