@@ -54,6 +54,8 @@ _AUC_UNIT = 2.0**24
 _AUC_SHIFT = 14
 GRID = 1024
 """Bins of ``[0, 1]`` a class probability falls into for the ROC AUCs (width 1/1024)."""
+_FIRST_BIN, _LAST_BIN = np.intp(0), np.intp(GRID - 1)
+_FLOAT_SUM_ROWS = 1 << 21
 
 ASSUMPTION = (
     "expected_accuracy and expected_roc_auc assume the probabilities are calibrated on "
@@ -157,7 +159,11 @@ class PerformanceCounter:
             proba = [c[scored] for c in proba]
             confidence = confidence[scored]
         fixed = np.multiply(confidence, _UNIT, out=scratch("fixed", len(confidence), np.float64))
-        total = int(np.rint(fixed, out=fixed).sum(dtype=np.int64))
+        np.rint(fixed, out=fixed)
+        # A float64 sum of integers below 2**32 is exact up to 2**21 of them (and
+        # skips the cast pass that an int64 sum makes).
+        exact = len(fixed) <= _FLOAT_SUM_ROWS
+        total = int(fixed.sum()) if exact else int(fixed.sum(dtype=np.int64))
         sums = [len(confidence), total, 0, 0]
         truth: npt.NDArray[Any] | None = None
         labelled: npt.NDArray[np.bool_] | None = None
@@ -190,9 +196,11 @@ class PerformanceCounter:
             np.rint(fixed, out=fixed)
             # The bin is the fixed-point value shifted right (a power-of-two scaling,
             # exact); p == 1, or a value just outside [0, 1], goes to the end bins.
+            # (Bounds as numpy scalars: np.clip checks Python ints against the dtype's
+            # range first, which cost more than the clipping itself.)
             index = scratch("bin", n, np.intp)
             np.multiply(fixed, 2.0**-_AUC_SHIFT, out=index, casting="unsafe")
-            np.clip(index, 0, GRID - 1, out=index)
+            np.clip(index, _FIRST_BIN, _LAST_BIN, out=index)
             bins[row, 0] = np.bincount(index, minlength=GRID)
             bins[row, 1] = np.bincount(index, weights=fixed, minlength=GRID).astype(np.int64)
             if truth is not None and labelled is not None:
