@@ -186,3 +186,20 @@ def test_binned_auc_is_exact_when_no_bin_mixes_classes(rows: list[tuple[float, b
     assert abs(got - exact) <= ties + 1e-12
     if ties == 0:
         assert got == pytest.approx(exact, abs=1e-12)
+
+
+@pytest.mark.parametrize("rows", [5_000, (1 << 21) + (1 << 12)])
+def test_expected_accuracy_sum_is_exact_on_either_side_of_the_float_sum_limit(rows: int) -> None:
+    # Up to 2**21 rows the confidences (integers below 2**32) are summed in float64, which
+    # is exact there; beyond, in int64. Both must give the exact integer total.
+    from safemodel.monitoring.performance import _FLOAT_SUM_ROWS, _UNIT, PerformanceCounter
+
+    assert (rows > _FLOAT_SUM_ROWS) == (rows > 1 << 21)
+    rng = np.random.default_rng(rows)
+    # Confidences near 1: beyond 2**21 rows the total passes 2**53, where a float64 sum
+    # rounds (with this seed it does: checked by summing in float64 instead).
+    p = 1 - rng.random(rows) * 1e-6
+    counter = PerformanceCounter(["proba[a]", "proba[b]"])
+    delta = counter.delta({"proba[a]": 1 - p, "proba[b]": p}, None, rows)
+    fixed = np.rint(np.maximum(1 - p, p) * _UNIT).astype(np.int64)
+    assert delta.sums[:2] == (rows, int(sum(int(v) for v in fixed.tolist())))
