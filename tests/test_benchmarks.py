@@ -76,3 +76,21 @@ def test_rerun_keeps_the_text_around_the_results(tmp_path: Path) -> None:
     assert "first results" not in text
     assert text.startswith("# Notes before")
     assert text.rstrip().endswith("## Analysis by hand")
+
+
+def test_observe_floor_prints_observe_and_every_floor_part(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "observe_floor.py"), "--rows", "300",
+         "--budget", "0.2"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 300 |")]
+    parts = [row.split(" | ")[1] for row in rows]
+    assert parts == [
+        "raw `predict_proba`", "Monitor.observe(X, scores=proba)", "strings: index_in",
+        "numbers: a comparison per edge", "numbers: moment sums", "scores: AUC bin counts",
+        "floor (all of the above)",
+    ]
+    # Each share is a positive number (the table is parsed, not just printed).
+    assert all(float(row.split(" | ")[3].split()[0]) > 0 for row in rows)
