@@ -5,6 +5,7 @@
     PYTHONPATH=src .venv/bin/python benchmarks/serve.py --quick
     PYTHONPATH=src .venv/bin/python benchmarks/serve.py --raw-json orjson
     PYTHONPATH=src .venv/bin/python benchmarks/serve.py --mlflow /tmp/mlflow-venv/bin/python
+    PYTHONPATH=src .venv/bin/python benchmarks/serve.py --observer     # drift worker, ~1 min
 
 Three processes: the served server (``safemodel.serve.create_app`` over a store holding
 the penguins logistic regression), the raw server, and the client (this process). Both
@@ -26,6 +27,11 @@ saved with ``mlflow.sklearn.save_model(..., pyfunc_predict_fn="predict_proba")``
 has mlflow (its own venv, with the same scikit-learn and pandas), telemetry off; it gets
 the same records as
 ``{"dataframe_records": [...]}``.
+
+``--observer`` measures the drift worker instead, in this process: the CPU time it takes
+to observe a backlog of one-row request batches (frames built from JSON records, as the
+server builds them, with their ``predict_proba`` scores), joining waiting batches (the
+default) against one call per batch (``batch_rows=1``), interleaved.
 """
 
 from __future__ import annotations
@@ -255,6 +261,51 @@ def _client(args: argparse.Namespace) -> None:
             proc.wait(30)
 
 
+class _Blocker:
+    """Occupies the drift worker until released, so that the backlog queues up."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.hold = threading.Event()
+
+    def observe(self, frame: Any, scores: Any = None) -> None:
+        self.hold.wait(30)
+
+
+def _observer(backlog: int, rounds: int) -> None:
+    import pandas as pd
+    from _pipelines import lr_pipeline, penguins, rows
+
+    import safemodel as sm
+    from safemodel.integrations.serve.observer import DriftObserver
+
+    X, y = penguins()
+    bundle = sm.ModelBundle.from_training(lr_pipeline(X, y), X, name="penguins")
+    frames = [pd.DataFrame(_records(rows(X, 1, random_state=i) if i else X.iloc[[i]]))
+              for i in range(backlog)]
+    scores = [bundle.predict_proba(frame) for frame in frames]
+    times: dict[int, list[float]] = {1: [], 10_000: []}
+    for r in range(rounds):
+        for batch_rows in (1, 10_000) if r % 2 == 0 else (10_000, 1):
+            monitor, observer = sm.Monitor(bundle), DriftObserver(batch_rows=batch_rows)
+            blocker = _Blocker()
+            observer.submit(blocker, [0], None)  # type: ignore[arg-type]
+            for frame, proba in zip(frames, scores, strict=True):
+                observer.submit(monitor, frame, proba)
+            started = time.process_time()
+            blocker.hold.set()
+            observer.flush(300)
+            times[batch_rows].append(time.process_time() - started)
+            observer.stop()
+            assert monitor.rows_observed == backlog
+    alone, joined = np.median(times[1]), np.median(times[10_000])
+    print(f"{backlog} one-row batches waiting, {rounds} rounds: one call per batch "
+          f"{alone * 1e3:.0f} ms of CPU, joined {joined * 1e3:.0f} ms "
+          f"({alone / joined:.1f}x less); per batch {alone / backlog * 1e3:.3f} -> "
+          f"{joined / backlog * 1e3:.3f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -268,6 +319,8 @@ def main() -> None:
     parser.add_argument("--mlflow", metavar="PYTHON",
                         help="also `mlflow models serve` the same pipeline with this Python "
                              "(a venv with mlflow; telemetry off)")
+    parser.add_argument("--observer", action="store_true",
+                        help="measure the drift worker on a backlog of one-row batches instead")
     parser.add_argument("--role", choices=["client", "served", "raw"], default="client",
                         help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
@@ -275,7 +328,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.pairs = 3, 100
-    if args.role == "served":
+    if args.observer:
+        _observer(backlog=300 if args.quick else 2_000, rounds=3 if args.quick else 7)
+    elif args.role == "served":
         _serve_served(args.store, args.port)
     elif args.role == "raw":
         _serve_raw(args.store, args.port, args.raw_json)

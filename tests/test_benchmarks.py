@@ -94,3 +94,14 @@ def test_observe_floor_prints_observe_and_every_floor_part(tmp_path: Path) -> No
     ]
     # Each share is a positive number (the table is parsed, not just printed).
     assert all(float(row.split(" | ")[3].split()[0]) > 0 for row in rows)
+
+
+def test_serve_observer_benchmark_observes_the_whole_backlog(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "serve.py"), "--observer", "--quick"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "300 one-row batches waiting, 3 rounds" in done.stdout

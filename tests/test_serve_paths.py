@@ -183,3 +183,118 @@ def test_a_read_of_drift_includes_every_answered_batch(
     assert drift["rows"] == 140
     assert drift["dropped_rows"] == 0
     assert f'safemodel_drift_rows{{model="{lr_bundle.name}",version="1.0.0"}} 140.0' in metrics
+
+
+# Records as a JSON body gives them: the penguins columns, sometimes absent, null, of
+# another JSON type, or a category the model never saw.
+ISLANDS = ["Biscoe", "Dream", "Torgersen", "Atlantis", None]
+request_records = st.lists(st.fixed_dictionaries({}, optional={
+    "island": st.sampled_from(ISLANDS),
+    "bill_length_mm": st.one_of(st.none(), st.floats(30, 60), st.integers(30, 60)),
+    "bill_depth_mm": st.one_of(st.none(), st.floats(13, 22)),
+    "flipper_length_mm": st.one_of(st.none(), st.integers(170, 235), st.just("long")),
+    "body_mass_g": st.floats(2700, 6300),
+    "sex": st.sampled_from(["male", "female", None]),
+    "year": st.sampled_from([2007, 2008, 2009, 2011]),
+}), min_size=1, max_size=3)
+
+
+def _held(observer: DriftObserver) -> SlowMonitor:
+    """Occupy the worker with a blocked batch, so what is submitted next waits together."""
+    blocker = SlowMonitor()
+    assert observer.submit(blocker, [0], None)  # type: ignore[arg-type]
+    deadline = time.monotonic() + 10
+    while observer._waiting_rows and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return blocker
+
+
+def _state(monitor: sm.Monitor) -> tuple[Any, ...]:
+    counts = monitor._counts
+    return (monitor.rows_observed, counts._counts.tolist(), counts._performance._sums,
+            counts._performance._bins.tolist())
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(request_records, min_size=2, max_size=25), st.integers(1, 40))
+def test_joined_batches_count_exactly_as_one_by_one(
+        lr_bundle: sm.ModelBundle, requests: list[list[dict[str, Any]]], batch_rows: int) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(len(requests))
+    frames = [pd.DataFrame(records) for records in requests]
+    scores = [rng.dirichlet([1, 1, 1], len(frame)) for frame in frames]
+    alone, joined = sm.Monitor(lr_bundle), sm.Monitor(lr_bundle)
+    for frame, proba in zip(frames, scores, strict=True):
+        alone.observe(frame, scores=proba)
+    calls: list[int] = []
+    observe = joined.observe
+    joined.observe = lambda X, scores=None: (calls.append(len(X)),  # type: ignore[method-assign]
+                                             observe(X, scores=scores))[1]
+    observer = DriftObserver(batch_rows=batch_rows)
+    blocker = _held(observer)
+    for frame, proba in zip(frames, scores, strict=True):
+        assert observer.submit(joined, frame, proba)
+    blocker.release.set()
+    assert observer.flush(30)
+    observer.stop()
+    assert _state(joined)[:3] == _state(alone)[:3] and _state(joined)[3] == _state(alone)[3]
+    np.testing.assert_allclose(joined._counts._sums, alone._counts._sums, rtol=1e-12, atol=1e-9)
+    assert sum(calls) == sum(len(f) for f in frames)
+    assert max(calls) <= max(batch_rows, max(len(f) for f in frames))
+    keys = [(tuple(f.columns), tuple(f.dtypes)) for f in frames]
+    if batch_rows >= 6 and len(set(keys)) < len(keys):
+        assert len(calls) < len(frames)  # some batches were joined
+
+
+def test_a_bad_batch_in_a_joined_group_loses_only_itself(
+        lr_bundle: sm.ModelBundle, penguins: tuple[pd.DataFrame, pd.Series],
+        caplog: pytest.LogCaptureFixture) -> None:
+    import numpy as np
+
+    X = penguins[0].dropna().iloc[:30].reset_index(drop=True)
+    frames = [X.iloc[[i]].reset_index(drop=True) for i in range(30)]
+    scores = [lr_bundle.predict_proba(f) for f in frames]
+    scores[7] = np.vstack([scores[7], scores[7]])  # two score rows for one input row
+    monitor, expected = sm.Monitor(lr_bundle), sm.Monitor(lr_bundle)
+    for i, (frame, proba) in enumerate(zip(frames, scores, strict=True)):
+        if i != 7:
+            expected.observe(frame, scores=proba)
+    observer = DriftObserver()
+    blocker = _held(observer)
+    for frame, proba in zip(frames, scores, strict=True):
+        assert observer.submit(monitor, frame, proba)
+    with caplog.at_level("ERROR", logger="safemodel.serve"):
+        blocker.release.set()
+        assert observer.flush(30)
+    observer.stop()
+    assert monitor.rows_observed == 29
+    assert _state(monitor) == _state(expected)
+    assert [r.getMessage() for r in caplog.records] == [
+        "observing a batch of 1 rows for drift failed"]
+
+
+def test_batches_left_out_of_a_join_keep_their_order(lr_bundle: sm.ModelBundle) -> None:
+    import numpy as np
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        def observe(self, frame: Any, scores: Any = None) -> None:
+            self.seen.extend(frame["i"].tolist())
+
+    joined, other = Recorder(), Recorder()
+    observer = DriftObserver()
+    blocker = _held(observer)
+    for i in range(12):
+        frame = pd.DataFrame({"i": [i]})
+        # Even batches for one monitor (joined), odd ones for another, each alone (its
+        # scores are not joinable): the odd ones must still come in submission order.
+        monitor, scores = (joined, np.zeros((1, 2))) if i % 2 == 0 else (other, None)
+        assert observer.submit(monitor, frame, scores)  # type: ignore[arg-type]
+    blocker.release.set()
+    assert observer.flush(10)
+    observer.stop()
+    assert joined.seen == [0, 2, 4, 6, 8, 10]
+    assert other.seen == [1, 3, 5, 7, 9, 11]
