@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import safemodel as sm
+import safemodel.store.sidecars as store_sidecars
+import safemodel.store.store as store_module
 from model_signing_cli import key_files, model_signing_command, run_cli
 from safemodel.errors import IntegrityError, SigningKeyError, StoreError, UntrustedBundleError
 from safemodel.io import files
@@ -351,17 +354,73 @@ def test_store_rechecks_a_cached_bundle_when_its_sidecar_changes(
     assert store.get(name, version).fingerprint == info.fingerprint
 
 
+def _sidecar_reads(monkeypatch: pytest.MonkeyPatch,
+                   then: list[Callable[[], object]] | None = None) -> list[Path]:
+    """Every read of a ``.sig`` the store makes, in order; after each read the next
+    action of ``then`` runs, if any (a file swapped in between two reads)."""
+    reads: list[Path] = []
+    read = ms.read_sidecar_file
+
+    def reading(path: str | os.PathLike[str]) -> bytes | None:
+        content = read(path)
+        reads.append(Path(path))
+        if then:
+            then.pop(0)()
+        return content
+
+    for module in (store_module, store_sidecars):
+        monkeypatch.setattr(module, "read_sidecar_file", reading)
+    return reads
+
+
+def test_store_reads_a_sidecar_once_per_lookup(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trusted = [p256.public_key()]
+    info = sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted).put(
+        lr_bundle, signing_key=p256)
+    name, version = info.name, str(info.version)
+    store = sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted)
+    sig = ms.sidecar_path(store.path(name, version))
+    reads = _sidecar_reads(monkeypatch)
+    store.get(name, version)  # a miss: the cache key and the check, from one read
+    assert reads == [sig]
+    store.get(name, version)  # a hit: the read for the cache key
+    assert reads == [sig] * 2
+    store.promote(name, version)  # verified again, whatever the cache says
+    assert reads == [sig] * 3
+
+
 def test_store_never_caches_a_bundle_under_a_signature_it_was_not_checked_with(
-    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=[p256.public_key()])
     info = store.put(lr_bundle, signing_key=p256)
-    # As if the .sig changed between reading it for the cache key and the load.
-    store._signature_seen = lambda path: "0" * 64  # type: ignore[method-assign]
-    with pytest.raises(StoreError, match="changed while"):
-        store.get(info.name, str(info.version))
-    del store._signature_seen
-    assert store.get(info.name, str(info.version)).fingerprint == info.fingerprint
+    name, version = info.name, str(info.version)
+    path = store.path(name, version)
+    sig = ms.sidecar_path(path)
+    good = sig.read_bytes()
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    forged = ms.sign_sidecar(path.read_bytes(), sig.name, stranger)
+    sig.write_bytes(forged)
+    # The stranger's .sig is read, then the good one is back before any second read:
+    # the bundle must be judged by the bytes its cache key is made of.
+    swaps: list[Callable[[], object]] = [lambda: sig.write_bytes(good)]
+    _sidecar_reads(monkeypatch, swaps)
+    with pytest.raises(UntrustedBundleError):
+        store.get(name, version)
+    # Had the good .sig been verified under the stranger's digest, this would be served.
+    sig.write_bytes(forged)
+    with pytest.raises(UntrustedBundleError):
+        store.get(name, version)
+    swaps.append(lambda: sig.write_bytes(good))
+    with pytest.raises(UntrustedBundleError, match="Refused to promote"):
+        store.promote(name, version)
+    assert store.aliases(name) == {}
+    assert store.get(name, version).fingerprint == info.fingerprint  # the good .sig
+    assert store.promote(name, version) is not None
 
 
 # --- the store's command line ------------------------------------------------------

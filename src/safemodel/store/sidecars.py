@@ -47,8 +47,9 @@ _SIGN_ADVICE: Final = (
 )
 
 
-def verified_sidecar(path: Path, data: bytes, options: dict[str, Any]) -> bytes:
-    """The sidecar of the stored ``path`` after it verified over ``data``; else raises.
+def verified_sidecar(path: Path, data: bytes, content: bytes | None,
+                     options: dict[str, Any]) -> None:
+    """Check the sidecar of the stored ``path``, as read for this load, over ``data``.
 
     Parameters
     ----------
@@ -56,6 +57,9 @@ def verified_sidecar(path: Path, data: bytes, options: dict[str, Any]) -> bytes:
         The stored bundle file.
     data : bytes
         Its bytes as read for this load (the bytes later unpickled).
+    content : bytes or None
+        The content of ``<path>.sig`` as the caller read it (``None``: no such file).
+        The caller reads it once and keys what it caches by these very bytes.
     options : dict
         The store's load options (``trusted_keys`` is used).
 
@@ -67,7 +71,6 @@ def verified_sidecar(path: Path, data: bytes, options: dict[str, Any]) -> bytes:
         The sidecar's key is not trusted here.
     """
     sig = sidecar_path(path)
-    content = read_sidecar_file(sig)
     if content is None:
         raise IntegrityError(
             f"The store keeps model signing signatures (sidecar=True), but {str(sig)!r} is "
@@ -77,7 +80,6 @@ def verified_sidecar(path: Path, data: bytes, options: dict[str, Any]) -> bytes:
         )
     verify_sidecar_bytes(data, content, trusted_keys(options.get("trusted_keys")),
                          source=str(sig))
-    return content
 
 
 def adopt(source: Any, tmp: Path, signing_key: Any, options: dict[str, Any]) -> None:

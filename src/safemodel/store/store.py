@@ -478,38 +478,38 @@ class BundleStore:
         return fingerprint
 
     def _load(self, name: str, version: Version, *, verify: bool,
-              signature: str | None = None) -> Loaded:
+              sidecar: bytes | None) -> Loaded:
         """Read the file once; check path, history, hashes and signer; then unpickle.
 
-        ``signature``: the :meth:`_signature_seen` the caller keys the result by; a
-        ``.sig`` that changed since is refused (the caller tries again), so a bundle is
-        never cached under a signature other than the one it was checked with.
+        ``sidecar``: in a store that keeps sidecars, the ``.sig`` as the caller read it
+        (:meth:`_sidecar_now`) and keys the result by. It is verified here as given,
+        never read again: see :meth:`_cached` for why.
         """
         path = self._file(name, version)
         expected = Expected(name=name, version=str(version),
                             fingerprint=self._put_fingerprint(name, version))
         data = read_file(path)
-        sidecar = None
         if self._sidecar:
-            sidecar = sidecars.verified_sidecar(path, data, self._load_options)
-            if signature is not None and _digest(sidecar) != signature:
-                raise StoreError(f"{str(sidecar_path(path))!r} changed while {str(path)!r} "
-                                 "was being loaded; try again.", name=name,
-                                 version=str(version))
+            sidecars.verified_sidecar(path, data, sidecar, self._load_options)
         # path=: the bundle re-reads its pickle from the file when saved, keeping no copy.
         return load_bytes(data, source=str(path), verify=verify, quiet=not verify,
-                          expected=expected, sidecar=sidecar, path=path,
-                          **self._load_options)
+                          expected=expected, sidecar=sidecar if self._sidecar else None,
+                          path=path, **self._load_options)
 
-    def _signature_seen(self, path: Path) -> str | None:
-        """The SHA-256 of ``path``'s ``.sig`` now (``"none"`` when absent), in a store
-        that keeps sidecars; else ``None``. Part of the cache key, so a bundle whose
-        ``.sig`` changed (replaced, removed) is checked again, never served from the cache.
-        """
+    def _sidecar_now(self, path: Path) -> bytes | None:
+        """The content of ``path``'s ``.sig`` now, in a store that keeps sidecars
+        (``None`` when absent, or when the store keeps none): read once per lookup."""
         if not self._sidecar:
             return None
-        content = read_sidecar_file(sidecar_path(path))
-        return "none" if content is None else _digest(content)
+        return read_sidecar_file(sidecar_path(path))
+
+    def _cache_key(self, fingerprint: str, sidecar: bytes | None) -> str:
+        """A bundle's key in the cache: its fingerprint, with the SHA-256 of the ``.sig``
+        it was checked with, so a bundle whose ``.sig`` changed (replaced, removed) is
+        checked again, never served from the cache."""
+        if not self._sidecar:
+            return fingerprint
+        return f"{fingerprint} sig:{'none' if sidecar is None else _digest(sidecar)}"
 
     def _put_fingerprint(self, name: str, version: Version) -> str:
         """The fingerprint the history recorded when ``name==version`` was put."""
@@ -525,11 +525,16 @@ class BundleStore:
 
     def _cached(self, name: str, version: Version, path: Path,
                 fingerprint: str) -> ModelBundle:
-        signature = self._signature_seen(path)
+        # One read of the .sig serves both the key and the check. The bytes hashed for
+        # the key must be the bytes verified: with two reads, a .sig swapped between
+        # them (a forged or untrusted one read for the key, a good one verified) would
+        # leave the bundle cached under the bad one's digest, and every later lookup
+        # that finds the bad .sig would be served from the cache unchecked.
+        sidecar = self._sidecar_now(path)
 
         def load_file(verified_before: bool) -> ModelBundle:
             bundle = self._load(name, version, verify=not verified_before,
-                                signature=signature).bundle
+                                sidecar=sidecar).bundle
             if verified_before:
                 logger.debug("%s reloaded; golden outputs were verified earlier for "
                              "fingerprint %s", path, fingerprint)
@@ -538,17 +543,17 @@ class BundleStore:
                                  f"(expected fingerprint {fingerprint}); try again.")
             return bundle
 
-        return self._cache.get(_cache_key(fingerprint, signature), load_file)
+        return self._cache.get(self._cache_key(fingerprint, sidecar), load_file)
 
     def _verify_for(self, name: str, target: Version, alias: str, what: str) -> str:
         """Load and verify ``target`` now, whatever the cache says; its fingerprint."""
         current = self.aliases(name).get(alias)
         state = (f"{alias!r} still points at {current}" if current is not None
                  else f"{alias!r} stays unset")
-        signature = self._signature_seen(self._file(name, target))
         try:
-            loaded = self._load(name, target, verify=True, signature=signature)
-        except (GoldenMismatchError, IntegrityError, BundleFormatError) as exc:
+            sidecar = self._sidecar_now(self._file(name, target))  # one read, as in _cached
+            loaded = self._load(name, target, verify=True, sidecar=sidecar)
+        except (GoldenMismatchError, IntegrityError, BundleFormatError, StoreError) as exc:
             raise _refused(exc, what, state) from exc
         if not loaded.trust.trusted:
             raise UntrustedBundleError(
@@ -557,7 +562,7 @@ class BundleStore:
                 "put a bundle you signed.", signer=loaded.trust.signer,
                 member="signature.json", expected="a signature by a trusted key",
                 found=loaded.trust.signer)
-        self._cache.put(_cache_key(loaded.bundle.fingerprint, signature), loaded.bundle)
+        self._cache.put(self._cache_key(loaded.bundle.fingerprint, sidecar), loaded.bundle)
         return loaded.bundle.fingerprint
 
     def _check_unchanged(self, name: str, version: Version, fingerprint: str) -> None:
@@ -617,11 +622,6 @@ def _digest(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def _cache_key(fingerprint: str, signature: str | None) -> str:
-    """A bundle's key in the cache: its fingerprint, with the ``.sig`` it was checked with."""
-    return fingerprint if signature is None else f"{fingerprint} sig:{signature}"
-
-
 def _refused(exc: SafeModelError, what: str, state: str) -> SafeModelError:
     """``exc`` again (same type and context), its message prefixed with the refusal."""
     text = str(exc)
@@ -634,4 +634,7 @@ def _refused(exc: SafeModelError, what: str, state: str) -> SafeModelError:
                                     member=exc.member, expected=exc.expected, found=exc.found)
     if isinstance(exc, IntegrityError | BundleFormatError):
         return type(exc)(message, member=exc.member, expected=exc.expected, found=exc.found)
+    if isinstance(exc, StoreError):  # a file gone, or copied in without a put
+        return type(exc)(message, name=exc.name, version=exc.version, alias=exc.alias,
+                         known=exc.known)
     return exc
