@@ -21,7 +21,7 @@ import io
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from os import PathLike
@@ -31,7 +31,6 @@ from typing import Any, Literal, NoReturn
 from safemodel._values import bundle_name_problem
 from safemodel._versions import parse_version
 from safemodel.core.bundle import ModelBundle
-from safemodel.core.environment import environment_diff
 from safemodel.core.fingerprint import fingerprint_of
 from safemodel.core.references import UNRESOLVED, pickle_references
 from safemodel.core.writer import register_writer
@@ -59,7 +58,11 @@ from safemodel.io.model_signing import (
 )
 from safemodel.io.signing import sign_manifest
 from safemodel.io.trust import TrustDecision, decide_trust, signing_key_for_save
-from safemodel.io.upgrade import environment_refusal, verification_refusal
+from safemodel.io.upgrade import (
+    check_environment_strict,
+    environment_refusal,
+    verification_refusal,
+)
 from safemodel.io.zipbytes import DAMAGED_NEXT_STEP, ZipReader, ZipWriter
 
 __all__ = ["Environment", "Expected", "Loaded", "check_integrity", "inspect", "load",
@@ -73,7 +76,6 @@ MAX_SIGNATURE_BYTES = 64 * 2**10
 
 Environment = Literal["warn", "strict", "ignore"]
 _ENVIRONMENTS = ("warn", "strict", "ignore")
-_MODEL_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas")
 
 
 def _path(path: Any, function: str) -> Path:
@@ -552,7 +554,7 @@ def load_bytes(
     if allowed is not None:
         _audit(estimator, allowed)
     if environment == "strict":
-        _check_environment_strict(archive.manifest.environment)
+        check_environment_strict(archive.manifest.environment)
     try:
         bundle = layout.decode(archive.manifest, archive.members,
                                lambda raw: _unpickle(raw, archive.manifest, allowed),
@@ -692,29 +694,6 @@ def _raise_unpickle_error(exc: Exception) -> NoReturn:
         "bytes match the manifest, so this environment lacks what it needs; compare "
         "with `safemodel inspect`.", member=ESTIMATOR,
     ) from None
-
-
-def _check_environment_strict(recorded: Mapping[str, str | None]) -> None:
-    from packaging.version import InvalidVersion, Version
-
-    diff = environment_diff({k: recorded.get(k) for k in _MODEL_PACKAGES if k in recorded})
-    bad = {}
-    for name, (before, after) in diff.items():
-        try:
-            a, b = Version(before or ""), Version(after or "")
-            if a.release[:2] == b.release[:2]:
-                continue
-        except InvalidVersion:
-            pass
-        bad[name] = (before, after)
-    if bad:
-        raise IntegrityError(
-            "environment='strict': package versions differ from build time in major or "
-            "minor version: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in bad.items())
-            + ". Install the recorded versions or load with environment='warn'.",
-            expected={k: a for k, (a, _) in bad.items()},
-            found={k: b for k, (_, b) in bad.items()},
-        )
 
 
 def recorded_fingerprint(path: str | PathLike[str]) -> str:
