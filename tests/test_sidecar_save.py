@@ -118,6 +118,41 @@ def test_a_saved_sidecar_alone_establishes_trust_on_another_machine(
     assert sm.load(path, trusted_keys=[p256.public_key()]).name == lr_bundle.name
 
 
+def test_load_with_sidecar_requires_one_over_the_bytes_loaded(
+    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey,
+    tmp_path: Path
+) -> None:
+    trusted = [p256.public_key()]
+    path = tmp_path / "m.safemodel"
+    sig = ms.sidecar_path(path)
+    lr_bundle.save(path, signing_key=p256)  # its own signature is trusted; no .sig
+    assert sm.load(path, trusted_keys=trusted).fingerprint == lr_bundle.fingerprint
+    with pytest.raises(IntegrityError, match="missing") as missing:
+        sm.load(path, trusted_keys=trusted, sidecar=True)
+    assert missing.value.member == str(sig)
+    # A trusted key's signature of other bytes: refused, the bundle's own one regardless.
+    other = tmp_path / "other.safemodel"
+    hgb_bundle.save(other, signing_key=p256)
+    sig.write_bytes(ms.sign_sidecar(other.read_bytes(), path.name, p256))
+    with pytest.raises(IntegrityError, match="modified after signing") as modified:
+        sm.load(path, trusted_keys=trusted, sidecar=True)
+    assert modified.value.member == str(sig)
+    assert sm.load(path, trusted_keys=trusted).name == lr_bundle.name  # not required: unread
+    # By a key not trusted here: refused, even when the caller trusts the file on purpose.
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    sig.write_bytes(ms.sign_sidecar(path.read_bytes(), path.name, stranger))
+    with pytest.raises(UntrustedBundleError):
+        sm.load(path, trusted_keys=trusted, sidecar=True, trust=True)
+    sig.write_bytes(b"not a signature")
+    with pytest.raises(IntegrityError):
+        sm.load(path, trusted_keys=trusted, sidecar=True, trust=True)
+    sig.write_bytes(ms.sign_sidecar(path.read_bytes(), path.name, p256))
+    assert sm.load(path, trusted_keys=trusted, sidecar=True).fingerprint \
+        == lr_bundle.fingerprint
+    with pytest.raises(sm.InvalidArgument, match="sidecar"):
+        sm.load(path, sidecar="yes")  # type: ignore[arg-type]
+
+
 @pytest.mark.slow
 def test_model_signing_cli_verifies_a_sidecar_written_by_save(
     lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path

@@ -45,12 +45,14 @@ from safemodel.io import layout, unpickling
 from safemodel.io.audit import disallowed_references, refusal_advice, restricted_loads
 from safemodel.io.files import atomic_file, hashing, write_atomic
 from safemodel.io.formats import FORMAT_VERSION, migrate
+from safemodel.io.keys import trusted_keys as gather_trusted_keys
 from safemodel.io.layout import ESTIMATOR, MANIFEST, REQUIRED, SIGNATURE
 from safemodel.io.manifest import BundleInfo, Manifest, MemberInfo
 from safemodel.io.model_signing import (
     SIDECAR_SUFFIX,
     check_sidecar_key,
     decide_trust_with_sidecar,
+    require_sidecar,
     sidecar_beside,
     sidecar_path,
     sign_sidecar_digest,
@@ -378,6 +380,7 @@ def load(
     trust: bool = False,
     allowed_modules: Iterable[str] | None = None,
     environment: Environment = "warn",
+    sidecar: bool = False,
 ) -> ModelBundle:
     """Load a bundle, unpickling it only if a trusted key signed it.
 
@@ -416,6 +419,11 @@ def load(
         ``"warn"``: log one INFO line when package versions differ but outputs still
         reproduce. ``"strict"``: refuse any major/minor difference in scikit-learn,
         numpy, scipy, pandas. ``"ignore"``: say nothing.
+    sidecar : bool, default False
+        Require ``<path>.sig``, an OpenSSF model signing signature (``save(...,
+        sidecar=True)`` writes one), to verify over the bytes loaded with a trusted ECDSA
+        key, besides the bundle's own signature. Without it such a file is consulted
+        only when the bundle's own signature is absent or untrusted.
 
     Returns
     -------
@@ -442,11 +450,18 @@ def load(
     >>> sm.load("vendor.safemodel", trusted_keys=["vendor.pem"])   # doctest: +SKIP
     """
     _flag(verify, "load", "verify")
+    _flag(sidecar, "load", "sidecar")
     data = read_file(path)
+    beside = sidecar_beside(path, trust=trust and not sidecar)  # required: never skipped
+    if sidecar:  # the bytes read once above and here are the bytes checked and unpickled
+        require_sidecar(data, beside, sidecar_path(path), gather_trusted_keys(trusted_keys),
+                        why="sidecar=True requires a model signing signature",
+                        fix="sign the file (`safemodel sidecar sign PATH`, or save it with "
+                            "sidecar=True), or load it without sidecar=True")
     return load_bytes(data, source=str(path), verify=verify,
                       signing_key=signing_key, trusted_keys=trusted_keys, trust=trust,
                       allowed_modules=allowed_modules, environment=environment,
-                      sidecar=sidecar_beside(path, trust=trust), path=path).bundle
+                      sidecar=beside, path=path).bundle
 
 
 def _decide(archive: Any, *, decide: Any = decide_trust, **options: Any) -> TrustDecision:

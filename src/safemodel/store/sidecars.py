@@ -32,6 +32,7 @@ from safemodel.io.archive import read_file, signed_parts
 from safemodel.io.keys import trusted_keys
 from safemodel.io.model_signing import (
     read_sidecar_file,
+    require_sidecar,
     sidecar_path,
     verify_sidecar_bytes,
     write_sidecar_digest,
@@ -70,16 +71,11 @@ def verified_sidecar(path: Path, data: bytes, content: bytes | None,
     UntrustedBundleError
         The sidecar's key is not trusted here.
     """
-    sig = sidecar_path(path)
-    if content is None:
-        raise IntegrityError(
-            f"The store keeps model signing signatures (sidecar=True), but {str(sig)!r} is "
-            "missing. Nothing was unpickled; put the bundle again with its signature, or "
-            "open the store without sidecar=True.",
-            member=str(sig), expected="a model signing signature", found="no file",
-        )
-    verify_sidecar_bytes(data, content, trusted_keys(options.get("trusted_keys")),
-                         source=str(sig))
+    require_sidecar(data, content, sidecar_path(path),
+                    trusted_keys(options.get("trusted_keys")),
+                    why="The store keeps model signing signatures (sidecar=True)",
+                    fix="put the bundle again with its signature, or open the store "
+                        "without sidecar=True")
 
 
 def adopt(source: Any, tmp: Path, signing_key: Any, options: dict[str, Any]) -> None:
