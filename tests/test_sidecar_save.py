@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -522,6 +523,93 @@ def test_store_cli_keeps_and_requires_sidecars_with_sidecar_flag(
     assert _cli(capsys, "store", root, "rollback", name, "--sidecar")[0] == EXIT_OK
 
 
+def _same_model(bundle: sm.ModelBundle, version: str) -> sm.ModelBundle:
+    return sm.ModelBundle(bundle.estimator, bundle.contract, bundle.policy, bundle.golden,
+                          name=bundle.name, version=version)
+
+
+def test_bundle_commands_require_sidecars_with_sidecar_flag(
+    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle,
+    penguins: tuple[pd.DataFrame, pd.Series], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``inspect``, ``verify``, ``diff`` and ``drift`` take ``--sidecar`` as the store
+    actions do: on files, and on a store's versions with ``--store``."""
+    from safemodel.cli import EXIT_FAILED, EXIT_OK
+
+    code, out, _ = _cli(capsys, "keys", "create", "--type", "ecdsa-p256", "--json")
+    assert code == EXIT_OK
+    own = json.loads(out)["key_id"]
+    signed, plain = tmp_path / "signed.safemodel", tmp_path / "plain.safemodel"
+    lr_bundle.save(signed, sidecar=True)  # by your own P-256 key: trusted here
+    _same_model(lr_bundle, "2.0.0").save(plain)  # your key too, but no .sig
+    data = tmp_path / "data.csv"
+    penguins[0].to_csv(data, index=False)
+
+    code, out, _ = _cli(capsys, "inspect", signed, "--sidecar", "--json")
+    assert code == EXIT_OK
+    assert json.loads(out)["sidecar"] == {
+        "path": f"{signed}.sig", "ok": True, "key_id": own, "key_type": "ecdsa-p256",
+        "label": "your own key", "source": "own key",
+        "signer": f"{own[:16]} (your own key, ecdsa-p256, from own key)"}
+    code, out, err = _cli(capsys, "inspect", plain, "--sidecar", "--json")
+    assert code == EXIT_FAILED  # described all the same, then the failed check
+    assert json.loads(out)["sidecar"]["ok"] is False
+    assert "missing" in err
+    code, out, _ = _cli(capsys, "inspect", plain)
+    assert code == EXIT_OK
+    assert "sidecar" not in out  # not asked: not looked at
+
+    code, out, _ = _cli(capsys, "verify", signed, "--sidecar", "--json")
+    assert code == EXIT_OK
+    assert json.loads(out)["sidecar"] == f"{signed}.sig"
+    code, _, err = _cli(capsys, "verify", plain, "--sidecar")
+    assert code == EXIT_FAILED
+    assert "missing" in err
+    assert _cli(capsys, "verify", plain)[0] == EXIT_OK  # without: as before
+    code, _, err = _cli(capsys, "diff", signed, plain, "--sidecar")
+    assert code == EXIT_FAILED
+    assert "plain.safemodel.sig" in err
+    assert _cli(capsys, "diff", signed, plain)[0] == EXIT_OK
+    code, _, err = _cli(capsys, "drift", plain, data, "--sidecar")
+    assert code == EXIT_FAILED
+    assert "missing" in err
+    assert _cli(capsys, "drift", signed, data, "--sidecar")[0] == EXIT_OK
+
+    # A trusted key's signature of other bytes beside the file: every command refuses.
+    other = tmp_path / "other.safemodel"
+    hgb_bundle.save(other, sidecar=True)
+    shutil.copyfile(ms.sidecar_path(other), ms.sidecar_path(plain))
+    for command in (["inspect", plain], ["verify", plain], ["diff", signed, plain]):
+        code, _, err = _cli(capsys, *command, "--sidecar")
+        assert code == EXIT_FAILED, command
+        assert "modified after signing" in err, command
+
+    # --store: the version's <version>.safemodel.sig, as `store get --sidecar` reads it.
+    root = tmp_path / "s"
+    assert _cli(capsys, "store", root, "put", signed, "--sidecar")[0] == EXIT_OK
+    newer = tmp_path / "newer.safemodel"
+    _same_model(lr_bundle, "3.0.0").save(newer, sidecar=True)
+    assert _cli(capsys, "store", root, "put", newer, "--sidecar")[0] == EXIT_OK
+    name = lr_bundle.name
+    stored = root / name / "versions" / f"{lr_bundle.version}.safemodel"
+    for command in (["inspect", name], ["verify", f"{name}@{lr_bundle.version}"],
+                    ["diff", f"{name}@{lr_bundle.version}", f"{name}@3.0.0"],
+                    ["drift", f"{name}@{lr_bundle.version}", data]):
+        assert _cli(capsys, *command, "--store", root, "--sidecar")[0] == EXIT_OK, command
+    ms.sidecar_path(stored).unlink()
+    for command in (["verify", f"{name}@{lr_bundle.version}"],
+                    ["diff", f"{name}@{lr_bundle.version}", f"{name}@3.0.0"]):
+        code, _, err = _cli(capsys, *command, "--store", root, "--sidecar")
+        assert code == EXIT_FAILED, command
+        assert "missing" in err, command
+        assert _cli(capsys, *command, "--store", root)[0] == EXIT_OK, command
+    code, out, err = _cli(capsys, "inspect", f"{name}@{lr_bundle.version}", "--store", root,
+                          "--sidecar")
+    assert code == EXIT_FAILED
+    assert f"{stored}.sig: FAILED" in out
+
+
 def test_store_cli_sidecar_flag_through_python_m(
     lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
 ) -> None:
@@ -538,3 +626,58 @@ def test_store_cli_sidecar_flag_through_python_m(
                           check=False)
     assert done.returncode == 0, done.stderr
     assert [p.name for p in root.glob("*/versions/*.sig")] == [f"{lr_bundle.version}.safemodel.sig"]
+
+
+def test_verify_and_inspect_sidecar_flag_through_python_m(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    path, public = tmp_path / "m.safemodel", tmp_path / "publisher.pem"
+    lr_bundle.save(path, signing_key=p256, sidecar=True)
+    public.write_text(public_pem(p256))
+    env = {**os.environ, "SAFEMODEL_TRUSTED_KEYS": str(public),
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def safemodel(*argv: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "safemodel", *map(str, argv)],
+                              capture_output=True, text=True, env=env, check=False)
+
+    done = safemodel("verify", path, "--sidecar")
+    assert done.returncode == 0, done.stderr
+    assert f"sidecar: {path}.sig verified" in done.stdout
+    done = safemodel("inspect", path, "--sidecar")
+    assert done.returncode == 0, done.stderr
+    assert f"{path}.sig: verified, signed by {key_id(p256)[:16]}" in done.stdout
+    ms.sidecar_path(path).unlink()
+    done = safemodel("verify", path, "--sidecar")
+    assert done.returncode == 1
+    assert "m.safemodel.sig' is missing" in done.stderr
+
+
+def test_serve_sidecar_flag_opens_the_store_requiring_them(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("fastapi")
+    import safemodel.integrations.serve as serving
+    from safemodel.cli import main
+
+    root = tmp_path / "s"
+    info = sm.BundleStore(root).put(lr_bundle, signing_key=p256)  # kept no .sig
+    opened: list[sm.BundleStore] = []
+    monkeypatch.setattr(serving, "run", lambda store, alias, *, load_options, **_: opened.append(
+        sm.BundleStore(store, **load_options)))  # what the server opens, without serving
+    assert main(["serve", str(root), "--trusted-key", str(_public(tmp_path, p256)),
+                 "--sidecar"]) == 0
+    with pytest.raises(IntegrityError, match="missing"):
+        opened[0].get(info.name, str(info.version))
+    assert main(["serve", str(root), "--trusted-key", str(_public(tmp_path, p256))]) == 0
+    assert opened[1].get(info.name, str(info.version)).fingerprint == info.fingerprint
+
+
+def _public(folder: Path, key: ec.EllipticCurvePrivateKey) -> Path:
+    path = folder / "publisher.pem"
+    path.write_text(public_pem(key))
+    return path

@@ -457,7 +457,7 @@ def load(
         require_sidecar(data, beside, sidecar_path(path), gather_trusted_keys(trusted_keys),
                         why="sidecar=True requires a model signing signature",
                         fix="sign the file (`safemodel sidecar sign PATH`, or save it with "
-                            "sidecar=True), or load it without sidecar=True")
+                            "sidecar=True), or load it without sidecar=True (or --sidecar)")
     return load_bytes(data, source=str(path), verify=verify,
                       signing_key=signing_key, trusted_keys=trusted_keys, trust=trust,
                       allowed_modules=allowed_modules, environment=environment,
