@@ -339,6 +339,28 @@ def test_a_store_error_met_while_verifying_is_a_refusal_like_the_others(
     assert store.aliases("gentoo") == {"production": Version("1.2.0")}
 
 
+def test_a_version_replaced_during_verification_is_a_refusal_too(
+    store: BundleStore, files: dict[tuple[str, str], Path], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Verified, then replaced before the alias moves (as another writer could): the
+    check under the lock refuses, with the prefix every refusal has."""
+    store.promote("dream", "1.0.0")
+    target = store.path("dream", "1.2.0")
+    hold = store_module.holding
+
+    def replaced_first(folder: Path) -> Any:
+        os.chmod(target, 0o644)
+        shutil.copyfile(files["adelie", "1.2.0"], target)  # other content, new mtime
+        return hold(folder)
+
+    monkeypatch.setattr(store_module, "holding", replaced_first)
+    with pytest.raises(sm.StoreError, match="changed on disk during verification") as caught:
+        store.promote("dream", "1.2.0")
+    assert str(caught.value).startswith(
+        "Refused to promote dream==1.2.0 to 'production'; nothing was changed. ")
+    assert store.aliases("dream") == {"production": Version("1.0.0")}
+
+
 def test_get_refuses_an_alias_whose_file_was_replaced(
     store: BundleStore, files: dict[tuple[str, str], Path],
 ) -> None:

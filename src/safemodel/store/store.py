@@ -387,11 +387,11 @@ class BundleStore:
         """
         check_alias(alias)
         target = self.resolve(name, version)
-        fingerprint = self._verify_for(
-            name, target, alias, f"Refused to promote {name}=={target} to {alias!r}")
+        refusal = f"Refused to promote {name}=={target} to {alias!r}"
+        fingerprint = self._verify_for(name, target, alias, refusal)
         folder = self._folder(name)
         with holding(folder):
-            self._check_unchanged(name, target, fingerprint)
+            self._check_unchanged(name, target, fingerprint, refusal)
             current = _history.read_aliases(folder).get(alias)
             if current == (target, fingerprint):
                 return None
@@ -426,12 +426,12 @@ class BundleStore:
         check_alias(alias)
         for _ in range(_ROLLBACK_ATTEMPTS):
             current, previous = self._rollback_plan(name, alias)
-            fingerprint = self._verify_for(
-                name, previous, alias, f"Refused to roll {alias!r} of {name} back to {previous}")
+            refusal = f"Refused to roll {alias!r} of {name} back to {previous}"
+            fingerprint = self._verify_for(name, previous, alias, refusal)
             with holding(self._folder(name)):
                 if self._rollback_plan(name, alias) != (current, previous):
                     continue  # another process moved the alias meanwhile; plan again
-                self._check_unchanged(name, previous, fingerprint)
+                self._check_unchanged(name, previous, fingerprint, refusal)
                 entry = new_entry("rollback", alias, current, previous, fingerprint)
                 _history.record(self._folder(name), entry)
             logger.info("%s: %r rolled back %s -> %s", name, alias, current, previous)
@@ -565,13 +565,14 @@ class BundleStore:
         self._cache.put(self._cache_key(loaded.bundle.fingerprint, sidecar), loaded.bundle)
         return loaded.bundle.fingerprint
 
-    def _check_unchanged(self, name: str, version: Version, fingerprint: str) -> None:
+    def _check_unchanged(self, name: str, version: Version, fingerprint: str,
+                         what: str) -> None:
         found = self._fingerprint(self._file(name, version))
         if found != fingerprint:
-            raise StoreError(f"{name}=={version} changed on disk during verification "
-                             f"(verified {fingerprint}, now {found}); nothing was changed. "
-                             "Versions are immutable: put new content as a new version.",
-                             name=name, version=str(version))
+            raise StoreError(f"{what}; nothing was changed. {name}=={version} changed on "
+                             f"disk during verification (verified {fingerprint}, now "
+                             f"{found}). Versions are immutable: put new content as a new "
+                             "version.", name=name, version=str(version))
 
     def _rollback_plan(self, name: str, alias: str) -> tuple[Version, Version]:
         current = self.aliases(name).get(alias)
