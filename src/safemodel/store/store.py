@@ -38,6 +38,7 @@ from safemodel.errors import (
     BundleFormatError,
     BundleNotFoundError,
     GoldenMismatchError,
+    IncompatibleEnvironmentError,
     IntegrityError,
     InvalidArgument,
     SafeModelError,
@@ -553,7 +554,8 @@ class BundleStore:
         try:
             sidecar = self._sidecar_now(self._file(name, target))  # one read, as in _cached
             loaded = self._load(name, target, verify=True, sidecar=sidecar)
-        except (GoldenMismatchError, IntegrityError, BundleFormatError, StoreError) as exc:
+        except (GoldenMismatchError, IntegrityError, BundleFormatError,
+                IncompatibleEnvironmentError, StoreError) as exc:
             raise _refused(exc, what, state) from exc
         if not loaded.trust.trusted:
             raise UntrustedBundleError(
@@ -635,6 +637,10 @@ def _refused(exc: SafeModelError, what: str, state: str) -> SafeModelError:
                                     member=exc.member, expected=exc.expected, found=exc.found)
     if isinstance(exc, IntegrityError | BundleFormatError):
         return type(exc)(message, member=exc.member, expected=exc.expected, found=exc.found)
+    if isinstance(exc, IncompatibleEnvironmentError):
+        return IncompatibleEnvironmentError(message, bundle=exc.bundle, diff=exc.diff,
+                                            stage=exc.stage, cause=exc.cause,
+                                            requirements=exc.requirements)
     if isinstance(exc, StoreError):  # a file gone, or copied in without a put
         return type(exc)(message, name=exc.name, version=exc.version, alias=exc.alias,
                          known=exc.known)
