@@ -39,7 +39,7 @@ from safemodel.io.model_signing import (
 )
 from safemodel.io.trust import decide_trust, signing_key_for_save
 
-__all__ = ["adopt", "discard", "install", "verified_sidecar"]
+__all__ = ["adopt", "check", "discard", "install"]
 
 _SIGN_ADVICE: Final = (
     "Sign it first with a key this machine trusts (`safemodel sidecar sign FILE --key "
@@ -48,8 +48,8 @@ _SIGN_ADVICE: Final = (
 )
 
 
-def verified_sidecar(path: Path, data: bytes, content: bytes | None,
-                     options: dict[str, Any]) -> None:
+def check(path: Path, data: bytes, content: bytes | None,
+          options: dict[str, Any]) -> None:
     """Check the sidecar of the stored ``path``, as read for this load, over ``data``.
 
     Parameters

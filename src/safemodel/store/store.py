@@ -491,7 +491,7 @@ class BundleStore:
                             fingerprint=self._put_fingerprint(name, version))
         data = read_file(path)
         if self._sidecar:
-            sidecars.verified_sidecar(path, data, sidecar, self._load_options)
+            sidecars.check(path, data, sidecar, self._load_options)
         # path=: the bundle re-reads its pickle from the file when saved, keeping no copy.
         return load_bytes(data, source=str(path), verify=verify, quiet=not verify,
                           expected=expected, sidecar=sidecar if self._sidecar else None,
