@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import safemodel as sm
+import safemodel.store.sidecars as store_sidecars
+import safemodel.store.store as store_module
 from model_signing_cli import key_files, model_signing_command, run_cli
 from safemodel.errors import IntegrityError, SigningKeyError, StoreError, UntrustedBundleError
 from safemodel.io import files
@@ -113,6 +117,41 @@ def test_a_saved_sidecar_alone_establishes_trust_on_another_machine(
     with pytest.raises(UntrustedBundleError):
         sm.load(path)
     assert sm.load(path, trusted_keys=[p256.public_key()]).name == lr_bundle.name
+
+
+def test_load_with_sidecar_requires_one_over_the_bytes_loaded(
+    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey,
+    tmp_path: Path
+) -> None:
+    trusted = [p256.public_key()]
+    path = tmp_path / "m.safemodel"
+    sig = ms.sidecar_path(path)
+    lr_bundle.save(path, signing_key=p256)  # its own signature is trusted; no .sig
+    assert sm.load(path, trusted_keys=trusted).fingerprint == lr_bundle.fingerprint
+    with pytest.raises(IntegrityError, match="missing") as missing:
+        sm.load(path, trusted_keys=trusted, sidecar=True)
+    assert missing.value.member == str(sig)
+    # A trusted key's signature of other bytes: refused, the bundle's own one regardless.
+    other = tmp_path / "other.safemodel"
+    hgb_bundle.save(other, signing_key=p256)
+    sig.write_bytes(ms.sign_sidecar(other.read_bytes(), path.name, p256))
+    with pytest.raises(IntegrityError, match="modified after signing") as modified:
+        sm.load(path, trusted_keys=trusted, sidecar=True)
+    assert modified.value.member == str(sig)
+    assert sm.load(path, trusted_keys=trusted).name == lr_bundle.name  # not required: unread
+    # By a key not trusted here: refused, even when the caller trusts the file on purpose.
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    sig.write_bytes(ms.sign_sidecar(path.read_bytes(), path.name, stranger))
+    with pytest.raises(UntrustedBundleError):
+        sm.load(path, trusted_keys=trusted, sidecar=True, trust=True)
+    sig.write_bytes(b"not a signature")
+    with pytest.raises(IntegrityError):
+        sm.load(path, trusted_keys=trusted, sidecar=True, trust=True)
+    sig.write_bytes(ms.sign_sidecar(path.read_bytes(), path.name, p256))
+    assert sm.load(path, trusted_keys=trusted, sidecar=True).fingerprint \
+        == lr_bundle.fingerprint
+    with pytest.raises(sm.InvalidArgument, match="sidecar"):
+        sm.load(path, sidecar="yes")  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
@@ -351,17 +390,73 @@ def test_store_rechecks_a_cached_bundle_when_its_sidecar_changes(
     assert store.get(name, version).fingerprint == info.fingerprint
 
 
+def _sidecar_reads(monkeypatch: pytest.MonkeyPatch,
+                   then: list[Callable[[], object]] | None = None) -> list[Path]:
+    """Every read of a ``.sig`` the store makes, in order; after each read the next
+    action of ``then`` runs, if any (a file swapped in between two reads)."""
+    reads: list[Path] = []
+    read = ms.read_sidecar_file
+
+    def reading(path: str | os.PathLike[str]) -> bytes | None:
+        content = read(path)
+        reads.append(Path(path))
+        if then:
+            then.pop(0)()
+        return content
+
+    for module in (store_module, store_sidecars):
+        monkeypatch.setattr(module, "read_sidecar_file", reading)
+    return reads
+
+
+def test_store_reads_a_sidecar_once_per_lookup(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trusted = [p256.public_key()]
+    info = sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted).put(
+        lr_bundle, signing_key=p256)
+    name, version = info.name, str(info.version)
+    store = sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=trusted)
+    sig = ms.sidecar_path(store.path(name, version))
+    reads = _sidecar_reads(monkeypatch)
+    store.get(name, version)  # a miss: the cache key and the check, from one read
+    assert reads == [sig]
+    store.get(name, version)  # a hit: the read for the cache key
+    assert reads == [sig] * 2
+    store.promote(name, version)  # verified again, whatever the cache says
+    assert reads == [sig] * 3
+
+
 def test_store_never_caches_a_bundle_under_a_signature_it_was_not_checked_with(
-    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = sm.BundleStore(tmp_path / "s", sidecar=True, trusted_keys=[p256.public_key()])
     info = store.put(lr_bundle, signing_key=p256)
-    # As if the .sig changed between reading it for the cache key and the load.
-    store._signature_seen = lambda path: "0" * 64  # type: ignore[method-assign]
-    with pytest.raises(StoreError, match="changed while"):
-        store.get(info.name, str(info.version))
-    del store._signature_seen
-    assert store.get(info.name, str(info.version)).fingerprint == info.fingerprint
+    name, version = info.name, str(info.version)
+    path = store.path(name, version)
+    sig = ms.sidecar_path(path)
+    good = sig.read_bytes()
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    forged = ms.sign_sidecar(path.read_bytes(), sig.name, stranger)
+    sig.write_bytes(forged)
+    # The stranger's .sig is read, then the good one is back before any second read:
+    # the bundle must be judged by the bytes its cache key is made of.
+    swaps: list[Callable[[], object]] = [lambda: sig.write_bytes(good)]
+    _sidecar_reads(monkeypatch, swaps)
+    with pytest.raises(UntrustedBundleError):
+        store.get(name, version)
+    # Had the good .sig been verified under the stranger's digest, this would be served.
+    sig.write_bytes(forged)
+    with pytest.raises(UntrustedBundleError):
+        store.get(name, version)
+    swaps.append(lambda: sig.write_bytes(good))
+    with pytest.raises(UntrustedBundleError, match="Refused to promote"):
+        store.promote(name, version)
+    assert store.aliases(name) == {}
+    assert store.get(name, version).fingerprint == info.fingerprint  # the good .sig
+    assert store.promote(name, version) is not None
 
 
 # --- the store's command line ------------------------------------------------------
@@ -428,6 +523,93 @@ def test_store_cli_keeps_and_requires_sidecars_with_sidecar_flag(
     assert _cli(capsys, "store", root, "rollback", name, "--sidecar")[0] == EXIT_OK
 
 
+def _same_model(bundle: sm.ModelBundle, version: str) -> sm.ModelBundle:
+    return sm.ModelBundle(bundle.estimator, bundle.contract, bundle.policy, bundle.golden,
+                          name=bundle.name, version=version)
+
+
+def test_bundle_commands_require_sidecars_with_sidecar_flag(
+    lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle,
+    penguins: tuple[pd.DataFrame, pd.Series], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``inspect``, ``verify``, ``diff`` and ``drift`` take ``--sidecar`` as the store
+    actions do: on files, and on a store's versions with ``--store``."""
+    from safemodel.cli import EXIT_FAILED, EXIT_OK
+
+    code, out, _ = _cli(capsys, "keys", "create", "--type", "ecdsa-p256", "--json")
+    assert code == EXIT_OK
+    own = json.loads(out)["key_id"]
+    signed, plain = tmp_path / "signed.safemodel", tmp_path / "plain.safemodel"
+    lr_bundle.save(signed, sidecar=True)  # by your own P-256 key: trusted here
+    _same_model(lr_bundle, "2.0.0").save(plain)  # your key too, but no .sig
+    data = tmp_path / "data.csv"
+    penguins[0].to_csv(data, index=False)
+
+    code, out, _ = _cli(capsys, "inspect", signed, "--sidecar", "--json")
+    assert code == EXIT_OK
+    assert json.loads(out)["sidecar"] == {
+        "path": f"{signed}.sig", "ok": True, "key_id": own, "key_type": "ecdsa-p256",
+        "label": "your own key", "source": "own key",
+        "signer": f"{own[:16]} (your own key, ecdsa-p256, from own key)"}
+    code, out, err = _cli(capsys, "inspect", plain, "--sidecar", "--json")
+    assert code == EXIT_FAILED  # described all the same, then the failed check
+    assert json.loads(out)["sidecar"]["ok"] is False
+    assert "missing" in err
+    code, out, _ = _cli(capsys, "inspect", plain)
+    assert code == EXIT_OK
+    assert "sidecar" not in out  # not asked: not looked at
+
+    code, out, _ = _cli(capsys, "verify", signed, "--sidecar", "--json")
+    assert code == EXIT_OK
+    assert json.loads(out)["sidecar"] == f"{signed}.sig"
+    code, _, err = _cli(capsys, "verify", plain, "--sidecar")
+    assert code == EXIT_FAILED
+    assert "missing" in err
+    assert _cli(capsys, "verify", plain)[0] == EXIT_OK  # without: as before
+    code, _, err = _cli(capsys, "diff", signed, plain, "--sidecar")
+    assert code == EXIT_FAILED
+    assert "plain.safemodel.sig" in err
+    assert _cli(capsys, "diff", signed, plain)[0] == EXIT_OK
+    code, _, err = _cli(capsys, "drift", plain, data, "--sidecar")
+    assert code == EXIT_FAILED
+    assert "missing" in err
+    assert _cli(capsys, "drift", signed, data, "--sidecar")[0] == EXIT_OK
+
+    # A trusted key's signature of other bytes beside the file: every command refuses.
+    other = tmp_path / "other.safemodel"
+    hgb_bundle.save(other, sidecar=True)
+    shutil.copyfile(ms.sidecar_path(other), ms.sidecar_path(plain))
+    for command in (["inspect", plain], ["verify", plain], ["diff", signed, plain]):
+        code, _, err = _cli(capsys, *command, "--sidecar")
+        assert code == EXIT_FAILED, command
+        assert "modified after signing" in err, command
+
+    # --store: the version's <version>.safemodel.sig, as `store get --sidecar` reads it.
+    root = tmp_path / "s"
+    assert _cli(capsys, "store", root, "put", signed, "--sidecar")[0] == EXIT_OK
+    newer = tmp_path / "newer.safemodel"
+    _same_model(lr_bundle, "3.0.0").save(newer, sidecar=True)
+    assert _cli(capsys, "store", root, "put", newer, "--sidecar")[0] == EXIT_OK
+    name = lr_bundle.name
+    stored = root / name / "versions" / f"{lr_bundle.version}.safemodel"
+    for command in (["inspect", name], ["verify", f"{name}@{lr_bundle.version}"],
+                    ["diff", f"{name}@{lr_bundle.version}", f"{name}@3.0.0"],
+                    ["drift", f"{name}@{lr_bundle.version}", data]):
+        assert _cli(capsys, *command, "--store", root, "--sidecar")[0] == EXIT_OK, command
+    ms.sidecar_path(stored).unlink()
+    for command in (["verify", f"{name}@{lr_bundle.version}"],
+                    ["diff", f"{name}@{lr_bundle.version}", f"{name}@3.0.0"]):
+        code, _, err = _cli(capsys, *command, "--store", root, "--sidecar")
+        assert code == EXIT_FAILED, command
+        assert "missing" in err, command
+        assert _cli(capsys, *command, "--store", root)[0] == EXIT_OK, command
+    code, out, err = _cli(capsys, "inspect", f"{name}@{lr_bundle.version}", "--store", root,
+                          "--sidecar")
+    assert code == EXIT_FAILED
+    assert f"{stored}.sig: FAILED" in out
+
+
 def test_store_cli_sidecar_flag_through_python_m(
     lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
 ) -> None:
@@ -444,3 +626,58 @@ def test_store_cli_sidecar_flag_through_python_m(
                           check=False)
     assert done.returncode == 0, done.stderr
     assert [p.name for p in root.glob("*/versions/*.sig")] == [f"{lr_bundle.version}.safemodel.sig"]
+
+
+def test_verify_and_inspect_sidecar_flag_through_python_m(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    path, public = tmp_path / "m.safemodel", tmp_path / "publisher.pem"
+    lr_bundle.save(path, signing_key=p256, sidecar=True)
+    public.write_text(public_pem(p256))
+    env = {**os.environ, "SAFEMODEL_TRUSTED_KEYS": str(public),
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def safemodel(*argv: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "safemodel", *map(str, argv)],
+                              capture_output=True, text=True, env=env, check=False)
+
+    done = safemodel("verify", path, "--sidecar")
+    assert done.returncode == 0, done.stderr
+    assert f"sidecar: {path}.sig verified" in done.stdout
+    done = safemodel("inspect", path, "--sidecar")
+    assert done.returncode == 0, done.stderr
+    assert f"{path}.sig: verified, signed by {key_id(p256)[:16]}" in done.stdout
+    ms.sidecar_path(path).unlink()
+    done = safemodel("verify", path, "--sidecar")
+    assert done.returncode == 1
+    assert "m.safemodel.sig' is missing" in done.stderr
+
+
+def test_serve_sidecar_flag_opens_the_store_requiring_them(
+    lr_bundle: sm.ModelBundle, p256: ec.EllipticCurvePrivateKey, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("fastapi")
+    import safemodel.integrations.serve as serving
+    from safemodel.cli import main
+
+    root = tmp_path / "s"
+    info = sm.BundleStore(root).put(lr_bundle, signing_key=p256)  # kept no .sig
+    opened: list[sm.BundleStore] = []
+    monkeypatch.setattr(serving, "run", lambda store, alias, *, load_options, **_: opened.append(
+        sm.BundleStore(store, **load_options)))  # what the server opens, without serving
+    assert main(["serve", str(root), "--trusted-key", str(_public(tmp_path, p256)),
+                 "--sidecar"]) == 0
+    with pytest.raises(IntegrityError, match="missing"):
+        opened[0].get(info.name, str(info.version))
+    assert main(["serve", str(root), "--trusted-key", str(_public(tmp_path, p256))]) == 0
+    assert opened[1].get(info.name, str(info.version)).fingerprint == info.fingerprint
+
+
+def _public(folder: Path, key: ec.EllipticCurvePrivateKey) -> Path:
+    path = folder / "publisher.pem"
+    path.write_text(public_pem(key))
+    return path

@@ -27,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 import safemodel as sm
 import safemodel.store.store as store_module
 from helpers import lr_pipeline
+from safemodel.errors import BundleNotFoundError
 from safemodel.store import BundleStore, HistoryEntry, ModelService
 
 NAMES = ["adelie", "biscoe", "chinstrap", "dream", "gentoo"]
@@ -309,6 +310,55 @@ def test_a_library_change_that_alters_outputs_blocks_promotion_and_rollback(
     assert store.aliases("biscoe") == {"production": Version("1.2.0")}
     monkeypatch.undo()
     assert store.rollback("biscoe").to_version == Version("1.0.0")
+
+
+def test_a_store_error_met_while_verifying_is_a_refusal_like_the_others(
+    store: BundleStore,
+) -> None:
+    """A version copied in without a put, or gone from the folder, is found while the
+    target is verified: the refusal says so as every other does, context kept."""
+    store.promote("gentoo", "1.0.0")
+    copied = store.root / "gentoo" / "versions" / "1.0.1.safemodel"
+    shutil.copyfile(store.path("gentoo", "1.2.0"), copied)
+    with pytest.raises(sm.StoreError, match="records no put") as caught:
+        store.promote("gentoo", "1.0.1")
+    assert str(caught.value).startswith(
+        "Refused to promote gentoo==1.0.1 to 'production'; 'production' still points at "
+        "1.0.0. ")
+    assert (caught.value.name, caught.value.version) == ("gentoo", "1.0.1")
+    copied.unlink()
+    store.promote("gentoo", "1.2.0")
+    store.path("gentoo", "1.0.0").unlink()
+    with pytest.raises(BundleNotFoundError, match="not in store") as gone:
+        store.rollback("gentoo")
+    assert str(gone.value).startswith(
+        "Refused to roll 'production' of gentoo back to 1.0.0; 'production' still points "
+        "at 1.2.0. ")
+    assert isinstance(gone.value, KeyError)
+    assert (gone.value.name, gone.value.version) == ("gentoo", "1.0.0")
+    assert store.aliases("gentoo") == {"production": Version("1.2.0")}
+
+
+def test_a_version_replaced_during_verification_is_a_refusal_too(
+    store: BundleStore, files: dict[tuple[str, str], Path], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Verified, then replaced before the alias moves (as another writer could): the
+    check under the lock refuses, with the prefix every refusal has."""
+    store.promote("dream", "1.0.0")
+    target = store.path("dream", "1.2.0")
+    hold = store_module.holding
+
+    def replaced_first(folder: Path) -> Any:
+        os.chmod(target, 0o644)
+        shutil.copyfile(files["adelie", "1.2.0"], target)  # other content, new mtime
+        return hold(folder)
+
+    monkeypatch.setattr(store_module, "holding", replaced_first)
+    with pytest.raises(sm.StoreError, match="changed on disk during verification") as caught:
+        store.promote("dream", "1.2.0")
+    assert str(caught.value).startswith(
+        "Refused to promote dream==1.2.0 to 'production'; nothing was changed. ")
+    assert store.aliases("dream") == {"production": Version("1.0.0")}
 
 
 def test_get_refuses_an_alias_whose_file_was_replaced(

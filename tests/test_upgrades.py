@@ -101,6 +101,24 @@ def test_estimator_that_cannot_run_after_an_upgrade_is_refused_with_both_version
     assert (type(again), str(again), again.to_dict()) == (type(exc), message, exc.to_dict())
 
 
+def test_promotion_refused_for_the_environment_says_so_first(
+    lr_bundle: sm.ModelBundle, tmp_path: Path
+) -> None:
+    old = _as_built_with(lr_bundle, _without_fill_dtype(lr_bundle),
+                         **{"scikit-learn": OLD_SKLEARN})
+    store = sm.BundleStore(tmp_path / "store")
+    store.put(old)
+    with pytest.raises(sm.IncompatibleEnvironmentError) as info:
+        store.promote("lr", "1.0.0")
+    exc = info.value
+    assert str(exc).startswith("Refused to promote lr==1.0.0 to 'production'; 'production' "
+                               "stays unset.\n")
+    assert f"pip install scikit-learn=={OLD_SKLEARN}" in str(exc)
+    assert (exc.stage, exc.requirements) == ("golden", [f"scikit-learn=={OLD_SKLEARN}"])
+    assert exc.diff["scikit-learn"] == (OLD_SKLEARN, SKLEARN_HERE)
+    assert store.aliases("lr") == {}
+
+
 def test_estimator_that_raises_without_a_version_change_names_no_policy(
     lr_bundle: sm.ModelBundle, tmp_path: Path
 ) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "locate",
     "located_options",
     "open_store",
+    "sidecar_options",
 ]
 
 EXIT_OK = 0
@@ -130,9 +131,27 @@ def common_options(default: Any = argparse.SUPPRESS) -> Parser:
     return parser
 
 
+def sidecar_options() -> Parser:
+    """``--sidecar``, one meaning wherever a bundle is read: a model signing signature
+    beside it is required (``load(sidecar=True)``, ``BundleStore(root, sidecar=True)``)."""
+    parser = Parser(add_help=False)
+    _add_sidecar(parser)
+    return parser
+
+
+def _add_sidecar(parser: Parser) -> None:
+    parser.add_argument("--sidecar", action="store_true",
+                        help="require an OpenSSF model signing signature beside each "
+                             "bundle (<bundle>.sig, as `safemodel sidecar sign` writes it; "
+                             "in a store <version>.safemodel.sig), verified over the bytes "
+                             "read with a trusted ECDSA key, besides the bundle's own "
+                             "signature; a store's put checks or adds them "
+                             "(BundleStore(root, sidecar=True))")
+
+
 def loading_options() -> Parser:
     """How bundles are loaded: ``--trust``, ``--trusted-key``, ``--signing-key``,
-    ``--allowed-modules``, ``--environment``.
+    ``--allowed-modules``, ``--environment``, ``--sidecar``.
 
     Read them with :func:`load_options`; a new load option is one argument here and
     one entry there.
@@ -156,6 +175,7 @@ def loading_options() -> Parser:
     parser.add_argument("--environment", choices=("warn", "strict", "ignore"),
                         default="warn", help="how to treat package versions that differ "
                                              "from build time (default: warn)")
+    _add_sidecar(parser)
     return parser
 
 
@@ -199,7 +219,7 @@ def load_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of :func:`safemodel.load` from the :func:`loading_options`."""
     return {"signing_key": _signing_key(args), "trusted_keys": args.trusted_keys,
             "trust": args.trust, "allowed_modules": args.allowed_modules,
-            "environment": args.environment}
+            "environment": args.environment, "sidecar": args.sidecar}
 
 
 # ----------------------------------------------------------- finding bundles

@@ -24,6 +24,7 @@ from safemodel.cli._common import (
     loading_options,
     locate,
     located_options,
+    sidecar_options,
 )
 from safemodel.cli._output import cell, error, listing, one_line, pairs, say, say_json, table
 from safemodel.errors import GoldenMismatchError, IncompatibleEnvironmentError, IntegrityError
@@ -40,7 +41,7 @@ def register(subparsers: Subparsers) -> None:
     """Add ``inspect``, ``verify``, ``diff`` and ``drift`` to the command line."""
     common, loading, located = common_options(), loading_options(), located_options()
 
-    p = subparsers.add_parser("inspect", parents=[common, located],
+    p = subparsers.add_parser("inspect", parents=[common, located, sidecar_options()],
                               help="show what a bundle holds (never unpickles)")
     p.add_argument("bundle", metavar="PATH")
     p.set_defaults(run=_cmd_inspect)
@@ -69,16 +70,46 @@ def register(subparsers: Subparsers) -> None:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from safemodel.io.archive import inspect
 
-    info = inspect(locate(args, args.bundle))
+    path = locate(args, args.bundle)
+    info = inspect(path)
+    sidecar = _sidecar_check(path) if args.sidecar else None
     if args.json:
-        say_json(info.to_dict())
+        say_json(info.to_dict() if sidecar is None else {**info.to_dict(), "sidecar": sidecar})
     else:
-        say(_describe_info(info))
+        say(_describe_info(info, sidecar))
+    if sidecar is not None and not sidecar["ok"]:  # described all the same, as drift does
+        error(f"{path}: {sidecar['detail']}")
+        return EXIT_FAILED
     return EXIT_OK
 
 
-def _describe_info(info: BundleInfo) -> str:
-    parts = [f"{info.name} {info.version}", pairs([
+def _sidecar_check(path: Path) -> dict[str, Any]:
+    """``<path>.sig`` checked over the file with the keys trusted here; never unpickles.
+
+    The file is read again for this (``inspect`` reads what it describes itself): a
+    description, not a load, which checks everything once more on the bytes it unpickles.
+    """
+    from safemodel.io.archive import read_file
+    from safemodel.io.keys import trusted_keys
+    from safemodel.io.model_signing import read_sidecar_file, require_sidecar, sidecar_path
+
+    sig = sidecar_path(path)
+    try:
+        signer = require_sidecar(read_file(path, "inspect"), read_sidecar_file(sig), sig,
+                                 trusted_keys(), why="--sidecar requires a model signing "
+                                 "signature", fix="sign the file (`safemodel sidecar sign "
+                                 "PATH`), or inspect it without --sidecar")
+    except IntegrityError as exc:  # missing, forged, of other bytes, or an untrusted key
+        return {"path": str(sig), "ok": False, "error": type(exc).__name__,
+                "detail": one_line(exc)}
+    return {"path": str(sig), "ok": True, "key_id": signer.key_id,
+            "key_type": signer.key_type, "label": signer.label, "source": signer.source,
+            "signer": f"{signer.short_id} ({signer.label}, {signer.key_type}, from "
+                      f"{signer.source})"}
+
+
+def _describe_info(info: BundleInfo, sidecar: Mapping[str, Any] | None = None) -> str:
+    rows: list[tuple[str, Any]] = [
         ("path", info.path),
         ("fingerprint", info.fingerprint),
         ("format", info.format_version),
@@ -88,7 +119,12 @@ def _describe_info(info: BundleInfo) -> str:
         ("signer", info.signer),
         ("trusted here", f"{info.trusted} ({info.trust_reason})" if info.trust_reason
          else info.trusted),
-    ])]
+    ]
+    if sidecar is not None:
+        rows.append(("sidecar", f"{sidecar['path']}: " + (
+            f"verified, signed by {sidecar['signer']}" if sidecar["ok"]
+            else f"FAILED ({sidecar['error']})")))
+    parts = [f"{info.name} {info.version}", pairs(rows)]
     parts += ["", "Environment (at build time)",
               pairs([(k, v) for k, v in info.environment.items()])]
     columns = list((info.contract or {}).get("columns", []))
@@ -125,6 +161,7 @@ def _allowed(column: Mapping[str, Any]) -> str:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from safemodel.io.archive import inspect
+    from safemodel.io.model_signing import sidecar_path
 
     try:
         path, bundle = load_bundle(args, args.bundle)
@@ -133,14 +170,18 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     # load() verified already; this second, cheap run gives the report to show.
     verification = bundle.verify()
     info = inspect(path)
+    # Loaded with --sidecar, the .sig beside the file verified over the bytes unpickled.
+    sidecar = str(sidecar_path(path)) if args.sidecar else None
     if args.json:
         say_json({**verification.to_dict(), "fingerprint": bundle.fingerprint,
-                  "signer": info.signer, "trusted": info.trusted})
+                  "signer": info.signer, "trusted": info.trusted, "sidecar": sidecar})
     else:
         golden = bundle.golden
         say(f"{bundle.name} {bundle.version}: OK - integrity and golden outputs hold "
             f"({len(golden.inputs)} golden rows; {', '.join(sorted(golden.outputs))})")
         say(f"  signer: {info.trust_reason}")
+        if sidecar is not None:
+            say(f"  sidecar: {sidecar} verified")
         for package, (before, now) in sorted(verification.environment_diff.items()):
             say(f"  {package}: built with {before or 'absent'}, running {now or 'absent'}")
     return EXIT_OK

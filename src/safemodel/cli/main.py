@@ -16,6 +16,8 @@
 
 ``verify``, ``diff``, ``drift``, ``store`` and ``serve`` load only bundles a trusted key
 signed; ``--trusted-key PEM`` trusts one more key, ``--trust`` loads any on purpose.
+``--sidecar`` also requires a model signing signature beside each bundle
+(``<bundle>.sig``); ``inspect --sidecar`` checks it too, unpickling nothing.
 
 Every command prints a readable table, or JSON with ``--json``. With ``--store ROOT``,
 ``inspect``, ``verify``, ``diff`` and ``drift`` take ``NAME[@VERSION|SPECIFIER|ALIAS]``

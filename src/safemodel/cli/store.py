@@ -8,7 +8,6 @@ from typing import Any
 
 from safemodel.cli._common import (
     EXIT_OK,
-    Parser,
     Subparsers,
     UsageError,
     common_options,
@@ -16,6 +15,7 @@ from safemodel.cli._common import (
     load_options,
     loading_options,
     open_store,
+    sidecar_options,
 )
 from safemodel.cli._output import pairs, say, say_json, table
 from safemodel.errors import (
@@ -28,19 +28,9 @@ from safemodel.errors import (
 __all__ = ["register"]
 
 
-def _sidecar_option() -> Parser:
-    """``--sidecar``, for the actions whose store keeps model signing signatures."""
-    parser = Parser(add_help=False)
-    parser.add_argument("--sidecar", action="store_true",
-                        help="the store keeps OpenSSF model signing signatures "
-                             "(<version>.safemodel.sig): put checks or adds them, loads "
-                             "require them (BundleStore(root, sidecar=True))")
-    return parser
-
-
 def register(subparsers: Subparsers) -> None:
     """Add ``store`` and its actions to the command line."""
-    common, loading, sidecar = common_options(), loading_options(), _sidecar_option()
+    common, loading, sidecar = common_options(), loading_options(), sidecar_options()
     p = subparsers.add_parser("store", parents=[common],
                               help="list, add, promote and roll back bundles in a store")
     p.add_argument("root", metavar="ROOT", type=Path)
@@ -51,7 +41,7 @@ def register(subparsers: Subparsers) -> None:
     a = actions.add_parser("versions", parents=[common], help="the versions of NAME")
     a.add_argument("name", metavar="NAME")
     a.set_defaults(run=_cmd_store_versions)
-    a = actions.add_parser("get", parents=[common, loading, sidecar],
+    a = actions.add_parser("get", parents=[common, loading],
                            help="resolve and verify NAME's VERSION, SPECIFIER or ALIAS")
     a.add_argument("name", metavar="NAME")
     a.add_argument("version", metavar="VERSION", nargs="?",
@@ -62,13 +52,13 @@ def register(subparsers: Subparsers) -> None:
                            help="add bundle files as new versions")
     a.add_argument("paths", metavar="PATH", nargs="+", type=Path)
     a.set_defaults(run=_cmd_store_put)
-    a = actions.add_parser("promote", parents=[common, loading, sidecar],
+    a = actions.add_parser("promote", parents=[common, loading],
                            help="verify VERSION, then point ALIAS at it")
     a.add_argument("name", metavar="NAME")
     a.add_argument("version", metavar="VERSION")
     a.add_argument("--alias", default="production", help="default: production")
     a.set_defaults(run=_cmd_store_promote)
-    a = actions.add_parser("rollback", parents=[common, loading, sidecar],
+    a = actions.add_parser("rollback", parents=[common, loading],
                            help="verify ALIAS's previous target, then point ALIAS back at it")
     a.add_argument("name", metavar="NAME")
     a.add_argument("--alias", default="production", help="default: production")
@@ -123,7 +113,7 @@ def _cmd_store_versions(args: argparse.Namespace) -> int:
 
 
 def _cmd_store_get(args: argparse.Namespace) -> int:
-    store = open_store(args.root, sidecar=args.sidecar, **load_options(args))
+    store = open_store(args.root, **load_options(args))
     try:
         bundle = store.get(args.name, args.version)
     except (GoldenMismatchError, IntegrityError, BundleFormatError,
@@ -157,7 +147,7 @@ def _cmd_store_put(args: argparse.Namespace) -> int:
 
 
 def _cmd_store_promote(args: argparse.Namespace) -> int:
-    store = open_store(args.root, sidecar=args.sidecar, **load_options(args))
+    store = open_store(args.root, **load_options(args))
     try:
         entry = store.promote(args.name, args.version, alias=args.alias)
     except (GoldenMismatchError, IntegrityError, BundleFormatError,
@@ -180,7 +170,7 @@ def _cmd_store_promote(args: argparse.Namespace) -> int:
 
 
 def _cmd_store_rollback(args: argparse.Namespace) -> int:
-    store = open_store(args.root, sidecar=args.sidecar, **load_options(args))
+    store = open_store(args.root, **load_options(args))
     try:
         entry = store.rollback(args.name, alias=args.alias)
     except (GoldenMismatchError, IntegrityError, BundleFormatError,

@@ -21,7 +21,7 @@ import io
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from os import PathLike
@@ -31,7 +31,6 @@ from typing import Any, Literal, NoReturn
 from safemodel._values import bundle_name_problem
 from safemodel._versions import parse_version
 from safemodel.core.bundle import ModelBundle
-from safemodel.core.environment import environment_diff
 from safemodel.core.fingerprint import fingerprint_of
 from safemodel.core.references import UNRESOLVED, pickle_references
 from safemodel.core.writer import register_writer
@@ -46,12 +45,14 @@ from safemodel.io import layout, unpickling
 from safemodel.io.audit import disallowed_references, refusal_advice, restricted_loads
 from safemodel.io.files import atomic_file, hashing, write_atomic
 from safemodel.io.formats import FORMAT_VERSION, migrate
+from safemodel.io.keys import trusted_keys as gather_trusted_keys
 from safemodel.io.layout import ESTIMATOR, MANIFEST, REQUIRED, SIGNATURE
 from safemodel.io.manifest import BundleInfo, Manifest, MemberInfo
 from safemodel.io.model_signing import (
     SIDECAR_SUFFIX,
     check_sidecar_key,
     decide_trust_with_sidecar,
+    require_sidecar,
     sidecar_beside,
     sidecar_path,
     sign_sidecar_digest,
@@ -59,7 +60,11 @@ from safemodel.io.model_signing import (
 )
 from safemodel.io.signing import sign_manifest
 from safemodel.io.trust import TrustDecision, decide_trust, signing_key_for_save
-from safemodel.io.upgrade import environment_refusal, verification_refusal
+from safemodel.io.upgrade import (
+    check_environment_strict,
+    environment_refusal,
+    verification_refusal,
+)
 from safemodel.io.zipbytes import DAMAGED_NEXT_STEP, ZipReader, ZipWriter
 
 __all__ = ["Environment", "Expected", "Loaded", "check_integrity", "inspect", "load",
@@ -73,7 +78,6 @@ MAX_SIGNATURE_BYTES = 64 * 2**10
 
 Environment = Literal["warn", "strict", "ignore"]
 _ENVIRONMENTS = ("warn", "strict", "ignore")
-_MODEL_PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas")
 
 
 def _path(path: Any, function: str) -> Path:
@@ -376,6 +380,7 @@ def load(
     trust: bool = False,
     allowed_modules: Iterable[str] | None = None,
     environment: Environment = "warn",
+    sidecar: bool = False,
 ) -> ModelBundle:
     """Load a bundle, unpickling it only if a trusted key signed it.
 
@@ -414,6 +419,11 @@ def load(
         ``"warn"``: log one INFO line when package versions differ but outputs still
         reproduce. ``"strict"``: refuse any major/minor difference in scikit-learn,
         numpy, scipy, pandas. ``"ignore"``: say nothing.
+    sidecar : bool, default False
+        Require ``<path>.sig``, an OpenSSF model signing signature (``save(...,
+        sidecar=True)`` writes one), to verify over the bytes loaded with a trusted ECDSA
+        key, besides the bundle's own signature. Without it such a file is consulted
+        only when the bundle's own signature is absent or untrusted.
 
     Returns
     -------
@@ -440,11 +450,18 @@ def load(
     >>> sm.load("vendor.safemodel", trusted_keys=["vendor.pem"])   # doctest: +SKIP
     """
     _flag(verify, "load", "verify")
+    _flag(sidecar, "load", "sidecar")
     data = read_file(path)
+    beside = sidecar_beside(path, trust=trust and not sidecar)  # required: never skipped
+    if sidecar:  # the bytes read once above and here are the bytes checked and unpickled
+        require_sidecar(data, beside, sidecar_path(path), gather_trusted_keys(trusted_keys),
+                        why="sidecar=True requires a model signing signature",
+                        fix="sign the file (`safemodel sidecar sign PATH`, or save it with "
+                            "sidecar=True), or load it without sidecar=True (or --sidecar)")
     return load_bytes(data, source=str(path), verify=verify,
                       signing_key=signing_key, trusted_keys=trusted_keys, trust=trust,
                       allowed_modules=allowed_modules, environment=environment,
-                      sidecar=sidecar_beside(path, trust=trust), path=path).bundle
+                      sidecar=beside, path=path).bundle
 
 
 def _decide(archive: Any, *, decide: Any = decide_trust, **options: Any) -> TrustDecision:
@@ -552,7 +569,7 @@ def load_bytes(
     if allowed is not None:
         _audit(estimator, allowed)
     if environment == "strict":
-        _check_environment_strict(archive.manifest.environment)
+        check_environment_strict(archive.manifest.environment)
     try:
         bundle = layout.decode(archive.manifest, archive.members,
                                lambda raw: _unpickle(raw, archive.manifest, allowed),
@@ -692,29 +709,6 @@ def _raise_unpickle_error(exc: Exception) -> NoReturn:
         "bytes match the manifest, so this environment lacks what it needs; compare "
         "with `safemodel inspect`.", member=ESTIMATOR,
     ) from None
-
-
-def _check_environment_strict(recorded: Mapping[str, str | None]) -> None:
-    from packaging.version import InvalidVersion, Version
-
-    diff = environment_diff({k: recorded.get(k) for k in _MODEL_PACKAGES if k in recorded})
-    bad = {}
-    for name, (before, after) in diff.items():
-        try:
-            a, b = Version(before or ""), Version(after or "")
-            if a.release[:2] == b.release[:2]:
-                continue
-        except InvalidVersion:
-            pass
-        bad[name] = (before, after)
-    if bad:
-        raise IntegrityError(
-            "environment='strict': package versions differ from build time in major or "
-            "minor version: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in bad.items())
-            + ". Install the recorded versions or load with environment='warn'.",
-            expected={k: a for k, (a, _) in bad.items()},
-            found={k: b for k, (_, b) in bad.items()},
-        )
 
 
 def recorded_fingerprint(path: str | PathLike[str]) -> str:

@@ -81,6 +81,7 @@ __all__ = [
     "decide_trust_with_sidecar",
     "read_sidecar",
     "read_sidecar_file",
+    "require_sidecar",
     "sidecar_beside",
     "sidecar_path",
     "sign_sidecar",
@@ -494,6 +495,46 @@ def verify_sidecar(
     candidates = gather_trusted_keys(trusted_keys, home=home)
     return verify_sidecar_bytes(Path(path).read_bytes(), sidecar, candidates,
                                 source=signature_file.name, home=home)
+
+
+def require_sidecar(
+    data: bytes,
+    content: bytes | None,
+    sig_path: str | os.PathLike[str],
+    candidates: Iterable[TrustedKey],
+    *,
+    why: str,
+    fix: str,
+) -> TrustedKey:
+    """Check a sidecar its caller requires (``sidecar=True``) over ``data``; its signer.
+
+    Parameters
+    ----------
+    data : bytes
+        The exact bytes of the bundle file, the bytes later unpickled.
+    content : bytes or None
+        The content of ``sig_path`` as the caller read it (``None``: no such file).
+        The caller reads it once, so what it checks is what it keeps or keys by.
+    sig_path : path
+        The signature file, for messages and ``member``.
+    candidates : iterable of TrustedKey
+        The keys to accept, as for :func:`verify_sidecar_bytes`.
+    why, fix : str
+        Why a signature is required, and what to do when it is missing (messages).
+
+    Raises
+    ------
+    IntegrityError
+        The sidecar is missing, malformed, forged, or signs other bytes.
+    UntrustedBundleError
+        The sidecar's key is not trusted here.
+    """
+    sig = os.fspath(sig_path)
+    if content is None:
+        raise IntegrityError(f"{why}, but {sig!r} is missing. Nothing was unpickled; {fix}.",
+                             member=sig, expected="a model signing signature",
+                             found="no file")
+    return verify_sidecar_bytes(data, content, candidates, source=sig)
 
 
 def read_sidecar_file(path: str | os.PathLike[str]) -> bytes | None:

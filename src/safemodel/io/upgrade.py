@@ -8,7 +8,8 @@ attribute '_fill_dtype'``), a module moved (``No module named '_loss'``). This m
 turns those failures into :class:`~safemodel.errors.IncompatibleEnvironmentError`,
 and gives golden mismatches under changed versions the same advice: pin the build
 versions here (the exact requirement lines), or rebuild and re-promote the bundle
-under the new ones.
+under the new ones. Under ``load(environment="strict")`` it refuses a major or minor
+change of a model package before anything is unpickled.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from safemodel.core.environment import environment_diff
-from safemodel.errors import GoldenMismatchError, IncompatibleEnvironmentError
+from safemodel.errors import GoldenMismatchError, IncompatibleEnvironmentError, IntegrityError
 
 if TYPE_CHECKING:
     from safemodel.core.golden import VerificationReport
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MODEL_PACKAGES",
     "changed_packages",
+    "check_environment_strict",
     "environment_refusal",
     "requirement_lines",
     "verification_refusal",
@@ -213,3 +215,28 @@ def _advice(diff: Diff, environment: Mapping[str, str | None], *, changed_output
 
 def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
+
+
+def check_environment_strict(recorded: Mapping[str, str | None]) -> None:
+    """``load(environment="strict")``: refuse a major or minor version change of a model
+    package (:data:`MODEL_PACKAGES`) since build time, before anything is unpickled."""
+    from packaging.version import InvalidVersion, Version
+
+    diff = environment_diff({k: recorded.get(k) for k in MODEL_PACKAGES if k in recorded})
+    bad = {}
+    for name, (before, after) in diff.items():
+        try:
+            a, b = Version(before or ""), Version(after or "")
+            if a.release[:2] == b.release[:2]:
+                continue
+        except InvalidVersion:
+            pass
+        bad[name] = (before, after)
+    if bad:
+        raise IntegrityError(
+            "environment='strict': package versions differ from build time in major or "
+            "minor version: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in bad.items())
+            + ". Install the recorded versions or load with environment='warn'.",
+            expected={k: a for k, (a, _) in bad.items()},
+            found={k: b for k, (_, b) in bad.items()},
+        )

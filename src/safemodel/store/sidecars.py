@@ -32,13 +32,14 @@ from safemodel.io.archive import read_file, signed_parts
 from safemodel.io.keys import trusted_keys
 from safemodel.io.model_signing import (
     read_sidecar_file,
+    require_sidecar,
     sidecar_path,
     verify_sidecar_bytes,
     write_sidecar_digest,
 )
 from safemodel.io.trust import decide_trust, signing_key_for_save
 
-__all__ = ["adopt", "discard", "install", "verified_sidecar"]
+__all__ = ["adopt", "check", "discard", "install"]
 
 _SIGN_ADVICE: Final = (
     "Sign it first with a key this machine trusts (`safemodel sidecar sign FILE --key "
@@ -47,8 +48,9 @@ _SIGN_ADVICE: Final = (
 )
 
 
-def verified_sidecar(path: Path, data: bytes, options: dict[str, Any]) -> bytes:
-    """The sidecar of the stored ``path`` after it verified over ``data``; else raises.
+def check(path: Path, data: bytes, content: bytes | None,
+          options: dict[str, Any]) -> None:
+    """Check the sidecar of the stored ``path``, as read for this load, over ``data``.
 
     Parameters
     ----------
@@ -56,6 +58,9 @@ def verified_sidecar(path: Path, data: bytes, options: dict[str, Any]) -> bytes:
         The stored bundle file.
     data : bytes
         Its bytes as read for this load (the bytes later unpickled).
+    content : bytes or None
+        The content of ``<path>.sig`` as the caller read it (``None``: no such file).
+        The caller reads it once and keys what it caches by these very bytes.
     options : dict
         The store's load options (``trusted_keys`` is used).
 
@@ -66,18 +71,11 @@ def verified_sidecar(path: Path, data: bytes, options: dict[str, Any]) -> bytes:
     UntrustedBundleError
         The sidecar's key is not trusted here.
     """
-    sig = sidecar_path(path)
-    content = read_sidecar_file(sig)
-    if content is None:
-        raise IntegrityError(
-            f"The store keeps model signing signatures (sidecar=True), but {str(sig)!r} is "
-            "missing. Nothing was unpickled; put the bundle again with its signature, or "
-            "open the store without sidecar=True.",
-            member=str(sig), expected="a model signing signature", found="no file",
-        )
-    verify_sidecar_bytes(data, content, trusted_keys(options.get("trusted_keys")),
-                         source=str(sig))
-    return content
+    require_sidecar(data, content, sidecar_path(path),
+                    trusted_keys(options.get("trusted_keys")),
+                    why="The store keeps model signing signatures (sidecar=True)",
+                    fix="put the bundle again with its signature, or open the store "
+                        "without sidecar=True")
 
 
 def adopt(source: Any, tmp: Path, signing_key: Any, options: dict[str, Any]) -> None:

@@ -38,6 +38,7 @@ from safemodel.errors import (
     BundleFormatError,
     BundleNotFoundError,
     GoldenMismatchError,
+    IncompatibleEnvironmentError,
     IntegrityError,
     InvalidArgument,
     SafeModelError,
@@ -387,11 +388,11 @@ class BundleStore:
         """
         check_alias(alias)
         target = self.resolve(name, version)
-        fingerprint = self._verify_for(
-            name, target, alias, f"Refused to promote {name}=={target} to {alias!r}")
+        refusal = f"Refused to promote {name}=={target} to {alias!r}"
+        fingerprint = self._verify_for(name, target, alias, refusal)
         folder = self._folder(name)
         with holding(folder):
-            self._check_unchanged(name, target, fingerprint)
+            self._check_unchanged(name, target, fingerprint, refusal)
             current = _history.read_aliases(folder).get(alias)
             if current == (target, fingerprint):
                 return None
@@ -426,12 +427,12 @@ class BundleStore:
         check_alias(alias)
         for _ in range(_ROLLBACK_ATTEMPTS):
             current, previous = self._rollback_plan(name, alias)
-            fingerprint = self._verify_for(
-                name, previous, alias, f"Refused to roll {alias!r} of {name} back to {previous}")
+            refusal = f"Refused to roll {alias!r} of {name} back to {previous}"
+            fingerprint = self._verify_for(name, previous, alias, refusal)
             with holding(self._folder(name)):
                 if self._rollback_plan(name, alias) != (current, previous):
                     continue  # another process moved the alias meanwhile; plan again
-                self._check_unchanged(name, previous, fingerprint)
+                self._check_unchanged(name, previous, fingerprint, refusal)
                 entry = new_entry("rollback", alias, current, previous, fingerprint)
                 _history.record(self._folder(name), entry)
             logger.info("%s: %r rolled back %s -> %s", name, alias, current, previous)
@@ -478,38 +479,38 @@ class BundleStore:
         return fingerprint
 
     def _load(self, name: str, version: Version, *, verify: bool,
-              signature: str | None = None) -> Loaded:
+              sidecar: bytes | None) -> Loaded:
         """Read the file once; check path, history, hashes and signer; then unpickle.
 
-        ``signature``: the :meth:`_signature_seen` the caller keys the result by; a
-        ``.sig`` that changed since is refused (the caller tries again), so a bundle is
-        never cached under a signature other than the one it was checked with.
+        ``sidecar``: in a store that keeps sidecars, the ``.sig`` as the caller read it
+        (:meth:`_sidecar_now`) and keys the result by. It is verified here as given,
+        never read again: see :meth:`_cached` for why.
         """
         path = self._file(name, version)
         expected = Expected(name=name, version=str(version),
                             fingerprint=self._put_fingerprint(name, version))
         data = read_file(path)
-        sidecar = None
         if self._sidecar:
-            sidecar = sidecars.verified_sidecar(path, data, self._load_options)
-            if signature is not None and _digest(sidecar) != signature:
-                raise StoreError(f"{str(sidecar_path(path))!r} changed while {str(path)!r} "
-                                 "was being loaded; try again.", name=name,
-                                 version=str(version))
+            sidecars.check(path, data, sidecar, self._load_options)
         # path=: the bundle re-reads its pickle from the file when saved, keeping no copy.
         return load_bytes(data, source=str(path), verify=verify, quiet=not verify,
-                          expected=expected, sidecar=sidecar, path=path,
-                          **self._load_options)
+                          expected=expected, sidecar=sidecar if self._sidecar else None,
+                          path=path, **self._load_options)
 
-    def _signature_seen(self, path: Path) -> str | None:
-        """The SHA-256 of ``path``'s ``.sig`` now (``"none"`` when absent), in a store
-        that keeps sidecars; else ``None``. Part of the cache key, so a bundle whose
-        ``.sig`` changed (replaced, removed) is checked again, never served from the cache.
-        """
+    def _sidecar_now(self, path: Path) -> bytes | None:
+        """The content of ``path``'s ``.sig`` now, in a store that keeps sidecars
+        (``None`` when absent, or when the store keeps none): read once per lookup."""
         if not self._sidecar:
             return None
-        content = read_sidecar_file(sidecar_path(path))
-        return "none" if content is None else _digest(content)
+        return read_sidecar_file(sidecar_path(path))
+
+    def _cache_key(self, fingerprint: str, sidecar: bytes | None) -> str:
+        """A bundle's key in the cache: its fingerprint, with the SHA-256 of the ``.sig``
+        it was checked with, so a bundle whose ``.sig`` changed (replaced, removed) is
+        checked again, never served from the cache."""
+        if not self._sidecar:
+            return fingerprint
+        return f"{fingerprint} sig:{'none' if sidecar is None else _digest(sidecar)}"
 
     def _put_fingerprint(self, name: str, version: Version) -> str:
         """The fingerprint the history recorded when ``name==version`` was put."""
@@ -525,11 +526,16 @@ class BundleStore:
 
     def _cached(self, name: str, version: Version, path: Path,
                 fingerprint: str) -> ModelBundle:
-        signature = self._signature_seen(path)
+        # One read of the .sig serves both the key and the check. The bytes hashed for
+        # the key must be the bytes verified: with two reads, a .sig swapped between
+        # them (a forged or untrusted one read for the key, a good one verified) would
+        # leave the bundle cached under the bad one's digest, and every later lookup
+        # that finds the bad .sig would be served from the cache unchecked.
+        sidecar = self._sidecar_now(path)
 
         def load_file(verified_before: bool) -> ModelBundle:
             bundle = self._load(name, version, verify=not verified_before,
-                                signature=signature).bundle
+                                sidecar=sidecar).bundle
             if verified_before:
                 logger.debug("%s reloaded; golden outputs were verified earlier for "
                              "fingerprint %s", path, fingerprint)
@@ -538,17 +544,18 @@ class BundleStore:
                                  f"(expected fingerprint {fingerprint}); try again.")
             return bundle
 
-        return self._cache.get(_cache_key(fingerprint, signature), load_file)
+        return self._cache.get(self._cache_key(fingerprint, sidecar), load_file)
 
     def _verify_for(self, name: str, target: Version, alias: str, what: str) -> str:
         """Load and verify ``target`` now, whatever the cache says; its fingerprint."""
         current = self.aliases(name).get(alias)
         state = (f"{alias!r} still points at {current}" if current is not None
                  else f"{alias!r} stays unset")
-        signature = self._signature_seen(self._file(name, target))
         try:
-            loaded = self._load(name, target, verify=True, signature=signature)
-        except (GoldenMismatchError, IntegrityError, BundleFormatError) as exc:
+            sidecar = self._sidecar_now(self._file(name, target))  # one read, as in _cached
+            loaded = self._load(name, target, verify=True, sidecar=sidecar)
+        except (GoldenMismatchError, IntegrityError, BundleFormatError,
+                IncompatibleEnvironmentError, StoreError) as exc:
             raise _refused(exc, what, state) from exc
         if not loaded.trust.trusted:
             raise UntrustedBundleError(
@@ -557,16 +564,17 @@ class BundleStore:
                 "put a bundle you signed.", signer=loaded.trust.signer,
                 member="signature.json", expected="a signature by a trusted key",
                 found=loaded.trust.signer)
-        self._cache.put(_cache_key(loaded.bundle.fingerprint, signature), loaded.bundle)
+        self._cache.put(self._cache_key(loaded.bundle.fingerprint, sidecar), loaded.bundle)
         return loaded.bundle.fingerprint
 
-    def _check_unchanged(self, name: str, version: Version, fingerprint: str) -> None:
+    def _check_unchanged(self, name: str, version: Version, fingerprint: str,
+                         what: str) -> None:
         found = self._fingerprint(self._file(name, version))
         if found != fingerprint:
-            raise StoreError(f"{name}=={version} changed on disk during verification "
-                             f"(verified {fingerprint}, now {found}); nothing was changed. "
-                             "Versions are immutable: put new content as a new version.",
-                             name=name, version=str(version))
+            raise StoreError(f"{what}; nothing was changed. {name}=={version} changed on "
+                             f"disk during verification (verified {fingerprint}, now "
+                             f"{found}). Versions are immutable: put new content as a new "
+                             "version.", name=name, version=str(version))
 
     def _rollback_plan(self, name: str, alias: str) -> tuple[Version, Version]:
         current = self.aliases(name).get(alias)
@@ -617,11 +625,6 @@ def _digest(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def _cache_key(fingerprint: str, signature: str | None) -> str:
-    """A bundle's key in the cache: its fingerprint, with the ``.sig`` it was checked with."""
-    return fingerprint if signature is None else f"{fingerprint} sig:{signature}"
-
-
 def _refused(exc: SafeModelError, what: str, state: str) -> SafeModelError:
     """``exc`` again (same type and context), its message prefixed with the refusal."""
     text = str(exc)
@@ -634,4 +637,11 @@ def _refused(exc: SafeModelError, what: str, state: str) -> SafeModelError:
                                     member=exc.member, expected=exc.expected, found=exc.found)
     if isinstance(exc, IntegrityError | BundleFormatError):
         return type(exc)(message, member=exc.member, expected=exc.expected, found=exc.found)
+    if isinstance(exc, IncompatibleEnvironmentError):
+        return IncompatibleEnvironmentError(message, bundle=exc.bundle, diff=exc.diff,
+                                            stage=exc.stage, cause=exc.cause,
+                                            requirements=exc.requirements)
+    if isinstance(exc, StoreError):  # a file gone, or copied in without a put
+        return type(exc)(message, name=exc.name, version=exc.version, alias=exc.alias,
+                         known=exc.known)
     return exc
