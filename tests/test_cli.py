@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import shlex
+import shutil
 import subprocess
 import sys
 import types
@@ -423,6 +424,21 @@ def test_store_commands_on_five_names_by_six_versions(
         code, _, err = run(capsys, "store", root, *argv)
         assert code == EXIT_USAGE
         assert message in one_line_error(err)
+
+    # A target found wanting by the store itself while it is verified (a file copied in
+    # without a put, a file gone) is a refusal too: exit 1, as the exit-code table says.
+    copied = root / "dream" / "versions" / "1.0.1.safemodel"
+    shutil.copyfile(root / "dream" / "versions" / "1.2.0.safemodel", copied)
+    code, out, err = run(capsys, "store", root, "promote", "dream", "1.0.1", "--json")
+    assert code == EXIT_FAILED
+    assert json.loads(out)["refused"] is True
+    assert "records no put" in one_line_error(err)
+    copied.unlink()
+    run(capsys, "store", root, "promote", "dream", "1.10.0", "--alias", "staging")
+    (root / "dream" / "versions" / "1.0.0.safemodel").unlink()
+    code, _, err = run(capsys, "store", root, "rollback", "dream", "--alias", "staging")
+    assert code == EXIT_FAILED
+    assert "Refused to roll 'staging' of dream back to 1.0.0" in one_line_error(err)
 
 
 # ------------------------------------------------------------------ demo

@@ -326,6 +326,8 @@ def test_a_store_error_met_while_verifying_is_a_refusal_like_the_others(
         "Refused to promote gentoo==1.0.1 to 'production'; 'production' still points at "
         "1.0.0. ")
     assert (caught.value.name, caught.value.version) == ("gentoo", "1.0.1")
+    assert caught.value.refused  # the CLI exits 1 on it, as on every refusal
+    assert pickle.loads(pickle.dumps(caught.value)).refused
     copied.unlink()
     store.promote("gentoo", "1.2.0")
     store.path("gentoo", "1.0.0").unlink()
@@ -579,6 +581,7 @@ def test_store_errors_carry_what_was_asked_and_what_is_there(store: BundleStore)
         assert str(error) == error.args[0]              # the message, not a KeyError repr
         for attribute, value in context.items():
             assert getattr(error, attribute) == value, (attribute, error)
+        assert not error.refused  # a lookup that found nothing refuses nothing
         again = pickle.loads(pickle.dumps(error))
         assert type(again) is type(error)
         assert str(again) == str(error)

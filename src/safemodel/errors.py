@@ -484,6 +484,9 @@ class StoreError(SafeModelError, LookupError):
         The alias concerned.
     known : list of str or None
         What the store holds instead (names, versions or aliases), when that helps.
+    refused : bool
+        Whether the error refused a promotion or rollback (a check of the target
+        failed, so the alias did not move), rather than a lookup that found nothing.
     """
 
     def __init__(
@@ -494,16 +497,18 @@ class StoreError(SafeModelError, LookupError):
         version: str | None = None,
         alias: str | None = None,
         known: Sequence[str] | None = None,
+        refused: bool = False,
     ) -> None:
         super().__init__(message)
         self.name = name
         self.version = version
         self.alias = alias
         self.known = None if known is None else [str(k) for k in known]
+        self.refused = refused
 
     def __reduce__(self) -> tuple[Any, ...]:
         context = {"name": self.name, "version": self.version, "alias": self.alias,
-                   "known": self.known}
+                   "known": self.known, "refused": self.refused}
         return (_rebuild_keyword_error, (type(self), str(self), context))
 
     def __str__(self) -> str:

@@ -23,6 +23,7 @@ from safemodel.errors import (
     GoldenMismatchError,
     IncompatibleEnvironmentError,
     IntegrityError,
+    StoreError,
 )
 
 __all__ = ["register"]
@@ -153,6 +154,10 @@ def _cmd_store_promote(args: argparse.Namespace) -> int:
     except (GoldenMismatchError, IntegrityError, BundleFormatError,
             IncompatibleEnvironmentError) as exc:
         raise failed(exc, args, refused=True) from exc
+    except StoreError as exc:  # a target found wanting while verified: a refusal too
+        if not exc.refused:
+            raise
+        raise failed(exc, args, refused=True) from exc
     if entry is None:
         target = store.aliases(args.name)[args.alias]
         result: dict[str, Any] = {"changed": False, "alias": args.alias, "to": str(target)}
@@ -175,6 +180,10 @@ def _cmd_store_rollback(args: argparse.Namespace) -> int:
         entry = store.rollback(args.name, alias=args.alias)
     except (GoldenMismatchError, IntegrityError, BundleFormatError,
             IncompatibleEnvironmentError) as exc:
+        raise failed(exc, args, refused=True) from exc
+    except StoreError as exc:  # a target found wanting while verified: a refusal too
+        if not exc.refused:
+            raise
         raise failed(exc, args, refused=True) from exc
     if args.json:
         say_json({"changed": True, **entry.to_dict()})

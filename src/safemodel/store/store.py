@@ -574,7 +574,7 @@ class BundleStore:
             raise StoreError(f"{what}; nothing was changed. {name}=={version} changed on "
                              f"disk during verification (verified {fingerprint}, now "
                              f"{found}). Versions are immutable: put new content as a new "
-                             "version.", name=name, version=str(version))
+                             "version.", name=name, version=str(version), refused=True)
 
     def _rollback_plan(self, name: str, alias: str) -> tuple[Version, Version]:
         current = self.aliases(name).get(alias)
@@ -643,5 +643,5 @@ def _refused(exc: SafeModelError, what: str, state: str) -> SafeModelError:
                                             requirements=exc.requirements)
     if isinstance(exc, StoreError):  # a file gone, or copied in without a put
         return type(exc)(message, name=exc.name, version=exc.version, alias=exc.alias,
-                         known=exc.known)
+                         known=exc.known, refused=True)
     return exc
