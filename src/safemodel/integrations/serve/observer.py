@@ -177,7 +177,7 @@ def _observe(group: list[_Batch]) -> None:
             first.monitor.observe(frame, scores=scores)
             return
         except Exception:  # each batch alone then says which one fails
-            pass
+            pass  # (a failed observe adds nothing: counts are added at its very end)
     for batch in group:
         try:
             batch.monitor.observe(batch.frame, scores=batch.scores)
