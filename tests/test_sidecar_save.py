@@ -531,7 +531,7 @@ def _same_model(bundle: sm.ModelBundle, version: str) -> sm.ModelBundle:
 def test_bundle_commands_require_sidecars_with_sidecar_flag(
     lr_bundle: sm.ModelBundle, hgb_bundle: sm.ModelBundle,
     penguins: tuple[pd.DataFrame, pd.Series], tmp_path: Path,
-    capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``inspect``, ``verify``, ``diff`` and ``drift`` take ``--sidecar`` as the store
     actions do: on files, and on a store's versions with ``--store``."""
@@ -552,6 +552,17 @@ def test_bundle_commands_require_sidecars_with_sidecar_flag(
         "path": f"{signed}.sig", "ok": True, "key_id": own, "key_type": "ecdsa-p256",
         "label": "your own key", "source": "own key",
         "signer": f"{own[:16]} (your own key, ecdsa-p256, from own key)"}
+    # One read of the bundle: what is described is what the .sig was checked over.
+    from safemodel.io import archive
+
+    reads: list[str] = []
+    real_read = archive.read_file
+    monkeypatch.setattr(archive, "read_file",
+                        lambda path, *a: (reads.append(str(path)), real_read(path, *a))[1])
+    code, out, err = _cli(capsys, "inspect", signed, "--sidecar")
+    assert code == EXIT_OK, err
+    assert reads == [str(signed)]
+    monkeypatch.setattr(archive, "read_file", real_read)
     code, out, err = _cli(capsys, "inspect", plain, "--sidecar", "--json")
     assert code == EXIT_FAILED  # described all the same, then the failed check
     assert json.loads(out)["sidecar"]["ok"] is False

@@ -68,11 +68,14 @@ def register(subparsers: Subparsers) -> None:
 # ------------------------------------------------------------------ inspect
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from safemodel.io.archive import inspect
+    from safemodel.io.archive import inspect, inspect_bytes, read_file
 
     path = locate(args, args.bundle)
-    info = inspect(path)
-    sidecar = _sidecar_check(path) if args.sidecar else None
+    if args.sidecar:  # one read: the bytes described are the bytes the .sig is checked over
+        data = read_file(path, "inspect")
+        info, sidecar = inspect_bytes(data, path), _sidecar_check(path, data)
+    else:
+        info, sidecar = inspect(path), None
     if args.json:
         say_json(info.to_dict() if sidecar is None else {**info.to_dict(), "sidecar": sidecar})
     else:
@@ -83,19 +86,15 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _sidecar_check(path: Path) -> dict[str, Any]:
-    """``<path>.sig`` checked over the file with the keys trusted here; never unpickles.
-
-    The file is read again for this (``inspect`` reads what it describes itself): a
-    description, not a load, which checks everything once more on the bytes it unpickles.
-    """
-    from safemodel.io.archive import read_file
+def _sidecar_check(path: Path, data: bytes) -> dict[str, Any]:
+    """``<path>.sig`` checked over ``data`` (the file's bytes) with the keys trusted
+    here; never unpickles."""
     from safemodel.io.keys import trusted_keys
     from safemodel.io.model_signing import read_sidecar_file, require_sidecar, sidecar_path
 
     sig = sidecar_path(path)
     try:
-        signer = require_sidecar(read_file(path, "inspect"), read_sidecar_file(sig), sig,
+        signer = require_sidecar(data, read_sidecar_file(sig), sig,
                                  trusted_keys(), why="--sidecar requires a model signing "
                                  "signature", fix="sign the file (`safemodel sidecar sign "
                                  "PATH`), or inspect it without --sidecar")

@@ -67,9 +67,9 @@ from safemodel.io.upgrade import (
 )
 from safemodel.io.zipbytes import DAMAGED_NEXT_STEP, ZipReader, ZipWriter
 
-__all__ = ["Environment", "Expected", "Loaded", "check_integrity", "inspect", "load",
-           "load_bytes", "load_unverified", "read_file", "recorded_fingerprint", "save",
-           "signed_parts"]
+__all__ = ["Environment", "Expected", "Loaded", "check_integrity", "inspect", "inspect_bytes",
+           "load", "load_bytes", "load_unverified", "read_file", "recorded_fingerprint",
+           "save", "signed_parts"]
 
 logger = logging.getLogger("safemodel")
 
@@ -749,7 +749,16 @@ def inspect(path: str | PathLike[str]) -> BundleInfo:
     BundleFormatError, IntegrityError
         As :func:`load`, but for the estimator's hash.
     """
-    archive = _read(path, "inspect", unverified=(ESTIMATOR,))
+    return _describe(_read(path, "inspect", unverified=(ESTIMATOR,)), path)
+
+
+def inspect_bytes(data: bytes, path: str | PathLike[str]) -> BundleInfo:
+    """:func:`inspect` of ``data``, the bytes of ``path`` as the caller read them (to
+    describe the very bytes it checked a sidecar signature over)."""
+    return _describe(_parse(data, repr(str(path)), {ESTIMATOR}), path)
+
+
+def _describe(archive: _Archive, path: str | PathLike[str]) -> BundleInfo:
     m = archive.manifest
     try:
         decision = decide_trust(archive.manifest_bytes, archive.signature, source=str(path))
