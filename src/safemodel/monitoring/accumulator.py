@@ -465,21 +465,35 @@ def _moment_tests(reference: Moments, sums: FloatArray) -> list[DriftTest]:
         return []
     out: list[DriftTest] = []
     variance = reference.variance * big_n / (big_n - 1)
-    skew, kurtosis = reference.skewness, reference.kurtosis
+    skew = reference.skewness
     if n >= max(_MEAN_ROWS, math.ceil(_MEAN_ROWS_PER_SKEW2 * skew**2)):
         z, p, d = mean_test(reference.mean, variance, big_n, reference.mean + s1 / n, n)
         out.append(DriftTest("mean", z, p, "standardized_mean_difference", d))
-    two_point = kurtosis - 1.0 - skew**2 < _TWO_POINT_MARGIN
-    needed = max(_VARIANCE_ROWS, math.ceil(_VARIANCE_ROWS_PER_KURTOSIS * kurtosis))
-    if not two_point and n >= needed:
+    needed = _variance_rows(reference)
+    if needed is not None and n >= needed:
         batch_variance = max(s2 - s1 * s1 / n, 0.0) / (n - 1)
-        # The reference kurtosis is itself an estimate (standard error about
-        # sqrt(24 / N) for normal data, more with heavy tails): its upper bound keeps a
-        # small reference from understating how much a variance varies.
-        cautious = kurtosis + 2.0 * math.sqrt(24.0 / big_n)
-        stat, p, ratio = variance_test(variance, big_n, cautious, batch_variance, n)
+        stat, p, ratio = variance_test(
+            variance, big_n, _variance_kurtosis(reference), batch_variance, n
+        )
         out.append(DriftTest("variance", stat, p, "variance_ratio", ratio))
     return out
+
+
+def _variance_rows(reference: Moments) -> int | None:
+    """Fewest batch values the variance test needs against ``reference``; ``None`` when
+    it never runs (a (near) two-point column)."""
+    kurtosis, skew = reference.kurtosis, reference.skewness
+    if kurtosis - 1.0 - skew**2 < _TWO_POINT_MARGIN:
+        return None
+    return max(_VARIANCE_ROWS, math.ceil(_VARIANCE_ROWS_PER_KURTOSIS * kurtosis))
+
+
+def _variance_kurtosis(reference: Moments) -> float:
+    """The kurtosis the variance test assumes: the reference's, at an upper bound."""
+    # The reference kurtosis is itself an estimate (standard error about
+    # sqrt(24 / N) for normal data, more with heavy tails): its upper bound keeps a
+    # small reference from understating how much a variance varies.
+    return reference.kurtosis + 2.0 * math.sqrt(24.0 / reference.count)
 
 
 def _assess(
