@@ -9,8 +9,10 @@ it with fixed seeds, through the accumulator's own moment tests.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -131,3 +133,19 @@ def test_drift_runs_the_variance_test_where_it_holds() -> None:
     names = {c: {t.name for t in r.tests} for c, r in drift(small, batch).features.items()}
     assert "variance" not in names["normal"]
     assert "mean" in names["normal"]
+
+
+def test_the_calibration_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    # A smoke test of benchmarks/variance_calibration.py (no rate asserted): it imports
+    # the accumulator's private run conditions, which a refactor could rename.
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "variance_calibration.py"
+    spec = importlib.util.spec_from_file_location("_variance_calibration", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--quick", "--sizes", "200", "--columns", "normal", "t(5)"]) == 0
+    out = capsys.readouterr().out
+    assert "| normal (" in out
+    assert "| t(5) (" in out
+    assert "| off |" in out
