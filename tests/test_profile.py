@@ -450,8 +450,9 @@ def test_a_profile_written_by_the_previous_release_loads_without_moments(
     names = {t.name for r in report.results for t in r.tests}
     assert names.isdisjoint({"mean", "variance"})
     assert "body_mass_g" in report.alerts
-    assert {t.name for t in drift(current, shifted).features["body_mass_g"].tests} >= {
-        "mean", "variance"}  # fmt: skip
+    names = {t.name for t in drift(current, shifted).features["body_mass_g"].tests}
+    assert "mean" in names
+    assert "variance" not in names  # needs 2,000 reference rows; penguins has 342
 
 
 @pytest.mark.parametrize(
