@@ -604,7 +604,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{' (--quick: a smoke test, not numbers to quote)' if args.quick else ''}."
                       " Ratios are medians of per-round ratios to the baseline measured in "
                       "the same round (interquartile range in parentheses); times are "
-                      "medians. Candidates ran interleaved in one process after a warm-up."),
+                      "medians. Candidates ran interleaved in one process after a warm-up, each "
+                      "round in a shuffled order (seeded)."),
         ("Machine", "\n".join(f"- {k}: {v}" for k, v in machine(peers))),
         ("Budget", budget_table(subjects, scoring, loads, many)),
         ("Scoring", "`predict_proba` on a DataFrame of penguins rows (drawn with "

@@ -31,16 +31,16 @@ Dask, a local cluster of 2 single-threaded worker processes:
   holding it, as safemodel ships its bytes) on the clean input;
 - **safemodel, clean input** and **safemodel, policy input**: ``safemodel.dask.score``.
 
-The candidates of an engine run in turn, interleaved (``_timing.interleave``: each is
-run once first, which starts the workers and, for safemodel, loads and verifies the
-bundle there), and each round's times are divided by the plain job's time of the same
-round; the tables give the median of those ratios and their spread, for wall time and
-for CPU time. CPU time is that of this process and every process under it (the Spark
-JVM and its Python workers, the Dask nannies and workers), read with ``psutil``
-around each call: on a machine shared with other jobs, wall time measures the other
-jobs as much as the candidates, CPU time mostly the candidates. Afterwards the
-written outputs of safemodel on the policy input are compared, exactly, with
-single-process ``bundle.predict_proba``, and their ``policy_counts`` with the
+The candidates of an engine run interleaved, each round in a shuffled order
+(``_timing.interleave``: each is run once first, which starts the workers and, for
+safemodel, loads and verifies the bundle there), and each round's times are divided by
+the plain job's time of the same round; the tables give the median of those ratios and
+their spread, for wall time and for CPU time. CPU time is that of this process and every
+process under it (the Spark JVM and its Python workers, the Dask nannies and workers),
+read with ``psutil`` around each call: on a machine shared with other jobs, wall time
+measures the other jobs as much as the candidates, CPU time mostly the candidates.
+Afterwards the written outputs of safemodel on the policy input are compared, exactly,
+with single-process ``bundle.predict_proba``, and their ``policy_counts`` with the
 single-process report. Nothing here asserts a time.
 """
 
