@@ -446,11 +446,15 @@ def test_a_rejected_value_says_which_policy_setting_would_accept_it(
     assert str(info.value).endswith("(extra_columns='drop').")
 
 
-@pytest.mark.parametrize("change", [{}, {"island": "Atlantis"}, {"island": None},
-                                    {"sex": None}, {"sex": "unknown"}])
+@pytest.mark.parametrize(("change", "acted"), [
+    ({}, False), ({"island": "Atlantis"}, True), ({"island": None}, True),
+    # sex and the measurements had missing values in training: a missing one is
+    # expected, not acted on.
+    ({"sex": None}, False), ({"sex": "unknown"}, True),
+    ({"bill_length_mm": float("nan")}, False)])
 def test_one_row_is_prepared_as_it_is_within_a_batch(
         lr_bundle: sm.ModelBundle, penguins: tuple[pd.DataFrame, pd.Series],
-        change: dict) -> None:
+        change: dict, acted: bool) -> None:
     """Issue 18: one row takes its own fast path; the policy acts on it exactly as on
     the same row in a batch."""
     row = penguins[0].iloc[[0]].reset_index(drop=True)
@@ -461,5 +465,22 @@ def test_one_row_is_prepared_as_it_is_within_a_batch(
     pd.testing.assert_frame_equal(one.frame, two.frame.iloc[:1], check_exact=True)
     assert {c: {a: 2 * n for a, n in acts.items()} for c, acts in one.report.counts().items()
             } == two.report.counts()
-    # sex had missing values in training: a missing one is expected, not acted on.
-    assert bool(one.report.counts()) == (change not in ({}, {"sex": None}))
+    assert bool(one.report.counts()) == acted
+
+
+@pytest.mark.parametrize("change", [{"bill_length_mm": float("inf")},
+                                    {"body_mass_g": -float("inf")}])
+def test_one_infinite_value_is_refused_as_within_a_batch(
+        lr_bundle: sm.ModelBundle, penguins: tuple[pd.DataFrame, pd.Series],
+        change: dict) -> None:
+    """The one-row fast path reads the scalar: an infinity training never held is
+    refused there as in a batch (the contract records a finite range)."""
+    row = penguins[0].iloc[[0]].reset_index(drop=True)
+    for column, value in change.items():
+        row[column] = pd.array([value], dtype=row[column].dtype)
+    failures = []
+    for frame in (row, pd.concat([row, row], ignore_index=True)):
+        with pytest.raises(sm.ContractViolation) as info:
+            lr_bundle.prepare(frame)
+        failures.append({(f.column, f.check, f.row) for f in info.value.failures if f.row == 0})
+    assert failures[0] == failures[1] == {(next(iter(change)), "non_finite", 0)}

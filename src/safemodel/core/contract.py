@@ -113,6 +113,11 @@ class ColumnSpec:
         """The allowed categories as a set, for membership tests."""
         return None if self.categories is None else frozenset(self.categories)
 
+    @cached_property
+    def infinite_bound(self) -> bool:
+        """Whether the observed range reaches an infinity (training data held one)."""
+        return any(isinstance(v, float) and math.isinf(v) for v in (self.minimum, self.maximum))
+
     def to_dict(self) -> dict[str, Any]:
         if self.custom_checks:
             raise SafeModelError(
