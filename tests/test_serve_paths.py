@@ -298,3 +298,26 @@ def test_batches_left_out_of_a_join_keep_their_order(lr_bundle: sm.ModelBundle) 
     observer.stop()
     assert joined.seen == [0, 2, 4, 6, 8, 10]
     assert other.seen == [1, 3, 5, 7, 9, 11]
+
+
+def test_batches_that_cannot_be_compared_are_observed_alone(
+        lr_bundle: sm.ModelBundle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure while deciding what to join loses no batch and stalls no flush."""
+    import numpy as np
+
+    from safemodel.integrations.serve import observer as observer_module
+
+    def cannot_compare(batch: Any) -> Any:
+        raise TypeError("columns that do not compare")
+
+    monkeypatch.setattr(observer_module, "_join_key", cannot_compare)
+    monitor = sm.Monitor(lr_bundle)
+    observer = DriftObserver()
+    blocker = _held(observer)
+    frame = pd.DataFrame([{"island": "Dream", "sex": "male", "year": 2008}])
+    for _ in range(5):
+        assert observer.submit(monitor, frame, np.full((1, 3), 1 / 3))
+    blocker.release.set()
+    assert observer.flush(10)
+    observer.stop()
+    assert monitor.rows_observed == 5

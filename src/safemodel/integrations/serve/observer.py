@@ -129,7 +129,10 @@ class DriftObserver:
                                for _ in range(min(_SCAN, len(self._batches)))]
             # Outside the lock (comparing dtypes takes ~50 us a batch): submit never
             # waits for it. The batches not joined go back to the front, in order.
-            group, kept = self._join(first, waiting)
+            try:
+                group, kept = self._join(first, waiting)
+            except Exception:  # frames that cannot be compared: none is joined, none lost
+                group, kept = [first], waiting
             with self._cond:
                 self._batches.extendleft(reversed(kept))
                 self._waiting_rows -= sum(b.rows for b in group)
