@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +115,21 @@ def _cmd_store_versions(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _refusals(args: argparse.Namespace) -> Iterator[None]:
+    """A promotion or rollback refused by a check is a failed check (exit 1): the
+    check's own errors, and a store error met while verifying the target."""
+    try:
+        yield
+    except (GoldenMismatchError, IntegrityError, BundleFormatError,
+            IncompatibleEnvironmentError) as exc:
+        raise failed(exc, args, refused=True) from exc
+    except StoreError as exc:
+        if not exc.refused:  # a lookup that found nothing: a usage error (exit 2)
+            raise
+        raise failed(exc, args, refused=True) from exc
+
+
 def _cmd_store_get(args: argparse.Namespace) -> int:
     store = open_store(args.root, **load_options(args))
     try:
@@ -149,15 +166,8 @@ def _cmd_store_put(args: argparse.Namespace) -> int:
 
 def _cmd_store_promote(args: argparse.Namespace) -> int:
     store = open_store(args.root, **load_options(args))
-    try:
+    with _refusals(args):
         entry = store.promote(args.name, args.version, alias=args.alias)
-    except (GoldenMismatchError, IntegrityError, BundleFormatError,
-            IncompatibleEnvironmentError) as exc:
-        raise failed(exc, args, refused=True) from exc
-    except StoreError as exc:  # a target found wanting while verified: a refusal too
-        if not exc.refused:
-            raise
-        raise failed(exc, args, refused=True) from exc
     if entry is None:
         target = store.aliases(args.name)[args.alias]
         result: dict[str, Any] = {"changed": False, "alias": args.alias, "to": str(target)}
@@ -176,15 +186,8 @@ def _cmd_store_promote(args: argparse.Namespace) -> int:
 
 def _cmd_store_rollback(args: argparse.Namespace) -> int:
     store = open_store(args.root, **load_options(args))
-    try:
+    with _refusals(args):
         entry = store.rollback(args.name, alias=args.alias)
-    except (GoldenMismatchError, IntegrityError, BundleFormatError,
-            IncompatibleEnvironmentError) as exc:
-        raise failed(exc, args, refused=True) from exc
-    except StoreError as exc:  # a target found wanting while verified: a refusal too
-        if not exc.refused:
-            raise
-        raise failed(exc, args, refused=True) from exc
     if args.json:
         say_json({"changed": True, **entry.to_dict()})
     else:
