@@ -310,7 +310,7 @@ def test_batches_that_cannot_be_compared_are_observed_alone(
     def cannot_compare(batch: Any) -> Any:
         raise TypeError("columns that do not compare")
 
-    monkeypatch.setattr(observer_module, "_join_key", cannot_compare)
+    monkeypatch.setattr(observer_module._Batch, "join_key", property(cannot_compare))
     monitor = sm.Monitor(lr_bundle)
     observer = DriftObserver()
     blocker = _held(observer)

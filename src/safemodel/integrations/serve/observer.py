@@ -25,6 +25,7 @@ import threading
 import weakref
 from collections import deque
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,19 @@ class _Batch:
     frame: Any
     scores: Any
     rows: int
+
+    @cached_property
+    def join_key(self) -> tuple[Any, ...]:
+        """What batches must share to be observed as one frame with the same counts
+        (computed once: a batch left out of one join is looked at again by the next)."""
+        scores = self.scores
+        if isinstance(scores, np.ndarray):
+            shape: Any = (scores.dtype, scores.shape[1:])
+        elif isinstance(scores, dict) and not scores:
+            shape = "inputs only"
+        else:
+            shape = object()  # anything else is observed alone
+        return tuple(self.frame.columns), tuple(self.frame.dtypes), shape
 
 
 class DriftObserver:
@@ -146,27 +160,15 @@ class DriftObserver:
     def _join(self, first: _Batch, waiting: list[_Batch]) -> tuple[list[_Batch], list[_Batch]]:
         """The batches of ``waiting`` that can be observed with ``first``, and the others."""
         group, kept, rows = [first], [], first.rows
-        key = _join_key(first) if waiting else None
         for batch in waiting:
             if (batch.monitor is first.monitor and rows + batch.rows <= self.batch_rows
-                    and isinstance(batch.frame, pd.DataFrame) and _join_key(batch) == key):
+                    and isinstance(batch.frame, pd.DataFrame)
+                    and batch.join_key == first.join_key):
                 group.append(batch)
                 rows += batch.rows
             else:
                 kept.append(batch)
         return group, kept
-
-
-def _join_key(batch: _Batch) -> tuple[Any, ...]:
-    """What batches must share to be observed as one frame with the same counts."""
-    frame, scores = batch.frame, batch.scores
-    if isinstance(scores, np.ndarray):
-        shape: Any = (scores.dtype, scores.shape[1:])
-    elif isinstance(scores, dict) and not scores:
-        shape = "inputs only"
-    else:
-        shape = object()  # anything else is observed alone
-    return tuple(frame.columns), tuple(frame.dtypes), shape
 
 
 def _observe(group: list[_Batch]) -> None:
