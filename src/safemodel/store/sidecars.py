@@ -66,10 +66,8 @@ def check(path: Path, data: bytes, content: bytes | None,
 
     Raises
     ------
-    IntegrityError
-        The sidecar is missing, malformed, forged, or signs other bytes.
-    UntrustedBundleError
-        The sidecar's key is not trusted here.
+    IntegrityError, UntrustedBundleError
+        As :func:`~safemodel.io.model_signing.require_sidecar`.
     """
     require_sidecar(data, content, sidecar_path(path),
                     trusted_keys(options.get("trusted_keys")),
