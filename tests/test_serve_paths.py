@@ -149,6 +149,9 @@ def test_observer_takes_one_batch_of_any_size_and_survives_a_failing_one() -> No
     observer.stop()
     with pytest.raises(ValueError, match="capacity"):
         DriftObserver(capacity=0)
+    for bad in (0, True, 2.5):
+        with pytest.raises(ValueError, match="batch_rows"):
+            DriftObserver(batch_rows=bad)  # type: ignore[arg-type]
 
 
 def test_a_read_of_drift_includes_every_answered_batch(
